@@ -1,0 +1,63 @@
+// Bus: the registry of topics and the factory of producers and consumers.
+// It owns no thread. Handles keep the bus's memory alive: closing the bus
+// makes every handle's next call fail with Errc::closed, and the memory goes
+// with the last handle.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ringbus/consumer.hpp"
+#include "ringbus/options.hpp"
+#include "ringbus/producer.hpp"
+#include "ringbus/status.hpp"
+
+namespace ringbus {
+
+namespace detail {
+class BusCore;
+}
+
+// What a topic looks like from outside (a snapshot).
+struct TopicInfo {
+  std::string name;
+  TopicOptions options;
+  std::uint64_t oldest_offset = 0; // first record still held
+  std::uint64_t end_offset = 0;    // offset the next record will get
+  bool has_producer = false;
+};
+
+class Bus {
+ public:
+  // An in-memory bus.
+  Bus();
+  Bus(Bus&&) noexcept;
+  Bus& operator=(Bus&&) noexcept;
+  Bus(const Bus&) = delete;
+  Bus& operator=(const Bus&) = delete;
+  ~Bus(); // closes the bus
+
+  // Creates a topic; errors name the option and its limit, or say the name is taken.
+  Status create_topic(std::string_view name, const TopicOptions& options = {});
+  [[nodiscard]] bool has_topic(std::string_view name) const;
+  [[nodiscard]] std::vector<std::string> topic_names() const;
+  [[nodiscard]] Result<TopicInfo> describe(std::string_view name) const;
+
+  // The topic's one producer; Errc::producer_exists until the open one is closed.
+  Result<Producer> producer(std::string_view topic);
+  Result<Consumer> consumer(const ConsumerOptions& options);
+  Result<Consumer> consumer(std::string_view topic, StartPosition start = StartPosition::earliest);
+
+  void close() noexcept;
+  [[nodiscard]] bool is_open() const noexcept;
+
+ private:
+  std::shared_ptr<detail::BusCore> core_;
+};
+
+// Which heap the library's own allocations use: "mimalloc" or "system".
+std::string_view heap_backend() noexcept;
+
+} // namespace ringbus

@@ -1,0 +1,70 @@
+// Consumer: a reader with its own offset in each topic it subscribes to.
+// Every consumer sees every record (fan-out). poll() hands out zero-copy
+// views, valid until the next poll on the same consumer; a consumer is used
+// by one thread at a time.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "ringbus/options.hpp"
+#include "ringbus/records.hpp"
+#include "ringbus/status.hpp"
+
+namespace ringbus {
+
+namespace detail {
+class BusCore;
+struct ConsumerState;
+} // namespace detail
+
+class Consumer {
+ public:
+  Consumer() noexcept = default; // not open; every call says closed
+  Consumer(Consumer&& other) noexcept;
+  Consumer& operator=(Consumer&& other) noexcept;
+  Consumer(const Consumer&) = delete;
+  Consumer& operator=(const Consumer&) = delete;
+  ~Consumer();
+
+  // Up to max_records records from the subscribed topics, fair across topics
+  // (each poll starts at the next topic and splits the budget). Waits up to
+  // timeout (by the wait strategy) when nothing is there; zero means no wait.
+  // Records from the previous poll become invalid.
+  Result<Records> poll(std::size_t max_records = SIZE_MAX,
+                       std::chrono::nanoseconds timeout = std::chrono::nanoseconds::zero()) noexcept;
+
+  // Starts reading a topic (cold path: may allocate).
+  Status subscribe(std::string_view topic, StartPosition start = StartPosition::earliest);
+  Status unsubscribe(std::string_view topic);
+  [[nodiscard]] std::size_t subscription_count() const noexcept;
+
+  // The next poll delivers `offset` onward. Errors name the held range when
+  // the offset is older than the oldest record held or past the end.
+  Status seek(std::string_view topic, std::uint64_t offset) noexcept;
+  Status seek_to_beginning(std::string_view topic) noexcept;
+  Status seek_to_end(std::string_view topic) noexcept;
+  Status seek_to_beginning() noexcept; // every subscribed topic
+  Status seek_to_end() noexcept;       // every subscribed topic
+
+  // Offset of the next record this consumer will get from topic.
+  Result<std::uint64_t> position(std::string_view topic) const noexcept;
+  // Records published to topic that this consumer has not been given yet.
+  Result<std::uint64_t> lag(std::string_view topic) const noexcept;
+  // Records of topic lost to lapping since subscribe (overwrite topics).
+  Result<std::uint64_t> lost(std::string_view topic) const noexcept;
+
+  // Releases the reader slots: the producer is no longer held back by this consumer.
+  Status close() noexcept;
+  [[nodiscard]] bool is_open() const noexcept { return state_ != nullptr; }
+
+ private:
+  friend class Bus;
+  explicit Consumer(detail::ConsumerState* state) noexcept : state_(state) {}
+  detail::ConsumerState* state_ = nullptr;
+};
+
+} // namespace ringbus

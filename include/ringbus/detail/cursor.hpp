@@ -1,0 +1,113 @@
+// A consumer's read position in one topic, and the inline walk that turns the
+// published frames past it into a Chunk of zero-copy records.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "ringbus/detail/config.hpp"
+#include "ringbus/detail/frame_layout.hpp"
+#include "ringbus/detail/log.hpp"
+#include "ringbus/records.hpp"
+
+namespace ringbus::detail {
+
+struct Cursor {
+  Log* log = nullptr;
+  int slot = -1;
+  std::uint64_t pos = 0;        // frame the next record is in
+  std::uint32_t skip = 0;       // records of that frame already delivered
+  std::uint64_t offset = 0;     // next offset to deliver (Kafka's position)
+  std::uint64_t skip_until = 0; // after a seek: records below are not delivered
+  std::uint64_t cached_tail = 0;
+  std::uint64_t released = 0; // last value stored to the slot's position
+  // overwrite policy: published frames are copied here, validated, then read.
+  std::byte* staging = nullptr;
+  std::uint64_t stage_begin = 0;
+  std::uint64_t stage_end = 0;
+  std::uint64_t lost = 0; // records lost to lapping, in total
+};
+
+// Walks frames from c.pos up to `limit` (a published position) through
+// `at(pos)` addresses, adding up to `budget` records to chunk. Pads are
+// skipped; records below c.skip_until are passed over.
+template <class AddressOf>
+RINGBUS_ALWAYS_INLINE std::uint64_t walk_frames(Cursor& c, std::uint64_t limit, std::uint64_t budget, Chunk& chunk,
+                                                AddressOf at) noexcept {
+  std::uint64_t p = c.pos;
+  std::uint32_t skip = c.skip;
+  std::uint64_t taken = 0;
+  while (p < limit && taken < budget) {
+    const std::byte* f = at(p);
+    std::uint64_t word0;
+    std::memcpy(&word0, f, sizeof word0);
+    const std::uint32_t length = word0_length(word0);
+    if (RINGBUS_UNLIKELY(word0_type(word0) != frame_type::data)) {
+      p += length; // pad frame: runs to the segment end
+      skip = 0;
+      continue;
+    }
+    std::uint32_t count;
+    std::uint64_t base;
+    std::memcpy(&count, f + offsetof(FrameHeader, record_count), sizeof count);
+    std::memcpy(&base, f + offsetof(FrameHeader, base_offset), sizeof base);
+    const std::uint64_t frame_bytes = align_up(length, frame_alignment);
+    if (RINGBUS_UNLIKELY(base + skip < c.skip_until)) {
+      if (base + count <= c.skip_until) {
+        p += frame_bytes;
+        skip = 0;
+        continue;
+      }
+      skip = static_cast<std::uint32_t>(c.skip_until - base);
+    }
+    if (chunk.count == 0 && taken == 0) {
+      chunk.frame = f;
+      chunk.first_skip = skip;
+    }
+    const std::uint64_t n = std::min<std::uint64_t>(count - skip, budget - taken);
+    taken += n;
+    c.offset = base + skip + n;
+    if (skip + n == count) {
+      p += frame_bytes;
+      skip = 0;
+    } else {
+      skip += static_cast<std::uint32_t>(n);
+    }
+  }
+  c.pos = p;
+  c.skip = skip;
+  chunk.count += taken;
+  return taken;
+}
+
+// Block policy: frames are read in place in the ring.
+RINGBUS_ALWAYS_INLINE std::uint64_t take_in_place(Cursor& c, std::uint64_t budget, Chunk& chunk) noexcept {
+  Log& log = *c.log;
+  if (c.pos >= c.cached_tail) {
+    c.cached_tail = log.tail_acquire(); // (C) pairs with (B)
+    if (c.pos >= c.cached_tail) return 0;
+  }
+  chunk.wrap_begin = log.ring();
+  chunk.wrap_end = log.ring() + log.capacity();
+  return walk_frames(c, c.cached_tail, budget, chunk, [&log](std::uint64_t p) { return log.ring_at(p); });
+}
+
+// Overwrite policy: copies the next published run of frames into staging and
+// validates it (see refill in cursor.cpp); may report a gap.
+bool refill(Cursor& c, Gap& gap) noexcept;
+
+RINGBUS_ALWAYS_INLINE std::uint64_t take_copied(Cursor& c, std::uint64_t budget, Chunk& chunk, bool may_refill,
+                                                Gap& gap) noexcept {
+  if (c.pos >= c.stage_end) {
+    if (!may_refill || !refill(c, gap)) return 0;
+  }
+  chunk.wrap_begin = c.staging;
+  chunk.wrap_end = nullptr; // a staged run never wraps
+  const std::byte* base = c.staging;
+  const std::uint64_t begin = c.stage_begin;
+  return walk_frames(c, c.stage_end, budget, chunk, [base, begin](std::uint64_t p) { return base + (p - begin); });
+}
+
+} // namespace ringbus::detail

@@ -1,0 +1,85 @@
+// The bytes of a frame, the unit the log is written in. Same layout in memory
+// and (later) on disk. Little-endian, every frame 8-byte aligned, padded to 8,
+// and never straddling a segment end.
+//
+// A DATA frame is a batch of records (Kafka's RecordBatch, in spirit):
+//
+//   0       4     5     6          8              12             16
+//   +-------+-----+-----+----------+--------------+--------------+
+//   |length |type |flags| reserved | record_count | checksum     |
+//   +-------+-----+-----+----------+--------------+--------------+
+//   16                              24                            32
+//   +-------------------------------+-----------------------------+
+//   | base_offset (u64)             | base_timestamp (i64, ns)    |
+//   +-------------------------------+-----------------------------+
+//   32 body ... (length - 32 bytes), then zero padding to 8
+//
+//   length       header + body bytes, without the padding. The frame occupies
+//                align_up(length, 8) bytes of the segment.
+//   type         frame_type::data or frame_type::pad
+//   flags        frame_flags::packed: the body is record_count values of
+//                (length - 32) / record_count bytes each; no keys, no headers,
+//                every timestamp equals base_timestamp. The compact form for
+//                fixed-size records: 8 B values cost 8 B each plus one header.
+//                Without it, each record is encoded as:
+//                  varint  rest       bytes of this record after this varint
+//                  zigzag  ts_delta   timestamp - base_timestamp
+//                  varint  key_len,   key bytes
+//                  varint  value_len, value bytes
+//                  varint  header_count, then per header:
+//                    varint name_len, name, varint value_len, value
+//   record_count records in the batch, >= 1; offsets are base_offset + i
+//   checksum     CRC32C of bytes [16, length) for persistent topics; 0 in memory
+//
+// A PAD frame fills the tail of a segment so that no frame straddles its end:
+// only its first 8 bytes are written (length = bytes to the segment end,
+// type = pad). Readers skip it; it holds no record.
+//
+// Invariant: a DATA frame's length <= segment_bytes, and
+//   record_count >= 1, base_offset(next frame) = base_offset + record_count.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace ringbus::detail {
+
+enum class frame_type : std::uint8_t { none = 0, data = 1, pad = 2 };
+
+namespace frame_flags {
+inline constexpr std::uint8_t packed = 0x01;
+} // namespace frame_flags
+
+struct FrameHeader {
+  std::uint32_t length;
+  std::uint8_t type;
+  std::uint8_t flags;
+  std::uint16_t reserved;
+  std::uint32_t record_count;
+  std::uint32_t checksum;
+  std::uint64_t base_offset;
+  std::int64_t base_timestamp;
+};
+
+inline constexpr std::size_t frame_header_bytes = 32;
+inline constexpr std::size_t pad_frame_min_bytes = 8;
+
+static_assert(sizeof(FrameHeader) == frame_header_bytes);
+static_assert(offsetof(FrameHeader, length) == 0);
+static_assert(offsetof(FrameHeader, type) == 4);
+static_assert(offsetof(FrameHeader, flags) == 5);
+static_assert(offsetof(FrameHeader, reserved) == 6);
+static_assert(offsetof(FrameHeader, record_count) == 8);
+static_assert(offsetof(FrameHeader, checksum) == 12);
+static_assert(offsetof(FrameHeader, base_offset) == 16);
+static_assert(offsetof(FrameHeader, base_timestamp) == 24);
+
+// The first 8 bytes of a frame as one word: length | type << 32 | flags << 40.
+constexpr std::uint64_t frame_word0(std::uint32_t length, frame_type type, std::uint8_t flags) noexcept {
+  return std::uint64_t{length} | (std::uint64_t{static_cast<std::uint8_t>(type)} << 32) | (std::uint64_t{flags} << 40);
+}
+constexpr std::uint32_t word0_length(std::uint64_t w) noexcept { return static_cast<std::uint32_t>(w); }
+constexpr frame_type word0_type(std::uint64_t w) noexcept { return static_cast<frame_type>((w >> 32) & 0xff); }
+constexpr std::uint8_t word0_flags(std::uint64_t w) noexcept { return static_cast<std::uint8_t>(w >> 40); }
+
+} // namespace ringbus::detail

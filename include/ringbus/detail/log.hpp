@@ -1,0 +1,277 @@
+// The log of one topic: a ring of segments in one mapping, one writer, many
+// readers. The hot path (reserve, publish, read) is inline here; rolls,
+// registration, seeks and sleeping live in src/detail/log.cpp.
+//
+// Positions are byte positions in the unbounded log; the ring byte of position
+// p is ring[p & (capacity - 1)]. Segment k is [k*S, (k+1)*S) with S =
+// segment_bytes; frames never straddle a segment end (a pad frame fills the
+// tail), so every segment start is a frame boundary.
+//
+// Invariants (C = capacity = S * segment_count):
+//   head <= every active reader's position <= tail <= writer.pos
+//   writer.pos <= head + C                    (block policy; overwrite moves head)
+//   head = max(0, end of writer's segment - C) and head % S == 0
+//   bytes in [head, tail) are whole, published frames of the current lap.
+//
+// Who writes what, and which accesses pair (the letters are used at each site):
+//
+//   producer (one thread)                    consumer (each)
+//   ---------------------------------------  -----------------------------------------
+//   write frame bytes (plain stores)
+//   (B) tail.store(release)  ------------->  (C) tail.load(acquire), then read frames
+//                                            ... done with views of [old, new)
+//   (A) slot.position.load(seq_cst)  <-----  (D) slot.position.store(release)
+//       on roll: overwrite the old lap only
+//       when every active reader is past it
+//   (H) head.store(seq_cst) then (A) scan    (R) registration: position.store(seq_cst),
+//       of reader slots: a Dekker pair with       state.store(seq_cst), then head.load
+//       (R), so a reader that registers at        (seq_cst); retry if head moved. Either
+//       an old head is either seen by the         the producer sees the new reader or
+//       producer or sees the new head.            the reader sees the new head.
+//
+//   overwrite policy: the producer never reads reader slots. It stores
+//   (E) head.store(release) before it overwrites a segment, then writes frames
+//   with release stores; a reader copies frames with acquire loads and then
+//   rereads (F) head.load(acquire): if the head passed the copied bytes, the copy
+//   may be torn and is thrown away (a seqlock on the head; no fences needed:
+//   a copied word from the new lap synchronizes with its release store, which
+//   follows the head store, so the reread sees the new head).
+//
+//   blocking wait: the producer's publish is (B') tail.store(seq_cst) then
+//   sleepers.load(seq_cst); a sleeping consumer does sleepers.fetch_add(seq_cst)
+//   then tail.load(seq_cst) before futex_wait: a Dekker pair, so either the
+//   consumer sees the data or the producer sees the sleeper and rings its doorbell.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <ctime>
+#include <span>
+#include <string_view>
+
+#include "ringbus/detail/config.hpp"
+#include "ringbus/detail/frame.hpp"
+#include "ringbus/detail/frame_layout.hpp"
+#include "ringbus/detail/memory.hpp"
+#include "ringbus/detail/segment.hpp"
+#include "ringbus/options.hpp"
+#include "ringbus/status.hpp"
+
+namespace ringbus::detail {
+
+inline constexpr std::uint64_t no_reader = UINT64_MAX;
+
+enum slot_state : std::uint32_t { slot_free = 0, slot_claimed = 1, slot_active = 2 };
+
+struct alignas(cache_line) ReaderSlot {
+  // First byte position its consumer may still read. (D) release by the
+  // consumer; (A) seq_cst load by the producer's roll.
+  std::atomic<std::uint64_t> position{0};
+  std::atomic<std::uint32_t> state{slot_free};
+  // 1 while the consumer may be asleep on *wake_target (blocking wait).
+  std::atomic<std::uint32_t> sleeping{0};
+  // Futex word of the consumer that holds this slot (when it is the first
+  // topic of that consumer).
+  std::atomic<std::uint32_t> doorbell{0};
+  // The doorbell that consumer sleeps on: this slot's or one in another
+  // topic's slot. Slots live as long as the bus, so it never dangles.
+  std::atomic<std::atomic<std::uint32_t>*> wake_target{nullptr};
+};
+
+struct alignas(cache_line) PublishedCursor {
+  // (B) release by the producer: every frame below it is whole.
+  std::atomic<std::uint64_t> tail{0};
+  // Next offset after the published frames. Relaxed: a statistic for lag();
+  // frame visibility comes from tail.
+  std::atomic<std::uint64_t> end_offset{0};
+};
+
+// State owned by the topic's one open producer. Handed from one producer to
+// the next through Log::writer_open (acquire on open, release on close).
+struct WriterState {
+  std::uint64_t pos = 0;         // next byte to write; [published, pos) is unpublished
+  std::uint64_t published = 0;   // last value stored to tail
+  std::uint64_t next_offset = 0; // offset of the next record
+  std::uint64_t segment_end = 0; // end of the segment the writer owns
+  std::uint64_t cached_min_reader = 0;
+  std::byte* scratch = nullptr; // overwrite policy: frames are built here
+  bool claim_open = false;
+  std::uint64_t claim_id = 0; // identifies the open claim
+  std::uint64_t claim_frame_bytes = 0;
+  std::uint32_t claim_count = 0;
+};
+
+class Log {
+ public:
+  Log(std::string_view name, const TopicOptions& options, RingMapping mapping);
+  ~Log();
+  Log(const Log&) = delete;
+  Log& operator=(const Log&) = delete;
+
+  [[nodiscard]] std::string_view name() const noexcept { return {name_.data(), name_.size()}; }
+  [[nodiscard]] const TopicOptions& options() const noexcept { return options_; }
+  [[nodiscard]] std::uint64_t capacity() const noexcept { return capacity_; }
+  [[nodiscard]] std::uint64_t segment_bytes() const noexcept { return segment_bytes_; }
+  [[nodiscard]] bool overwrite() const noexcept { return overwrite_; }
+  [[nodiscard]] bool blocking() const noexcept { return blocking_; }
+  [[nodiscard]] const std::byte* ring() const noexcept { return ring_; }
+  [[nodiscard]] std::byte* ring_at(std::uint64_t pos) const noexcept { return ring_ + (pos & mask_); }
+  [[nodiscard]] std::uint64_t segment_start(std::uint64_t pos) const noexcept { return pos & ~(segment_bytes_ - 1); }
+  // Largest value a single-record frame may carry (key + value + encoding).
+  [[nodiscard]] std::uint64_t max_frame_bytes() const noexcept { return segment_bytes_; }
+
+  // --- closing -------------------------------------------------------------
+  void close() noexcept { closed_.store(true, std::memory_order_release); } // pairs with closed()
+  [[nodiscard]] bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+
+  // --- producer side ---------------------------------------------------------
+  // Takes the single-writer token; false if a producer is open.
+  bool open_writer() noexcept;
+  void close_writer() noexcept;
+  [[nodiscard]] bool has_writer() const noexcept { return writer_open_.load(std::memory_order_relaxed) != 0; }
+  WriterState& writer() noexcept { return writer_; }
+
+  // Where the next frame of frame_bytes (8-aligned, <= segment) is to be built,
+  // rolling to the next segment when it does not fit. nullptr with err set
+  // when it cannot (would_block, closed).
+  RINGBUS_ALWAYS_INLINE std::byte* reserve(std::size_t frame_bytes, bool wait, Errc& err) noexcept {
+    if (RINGBUS_UNLIKELY(writer_.pos + frame_bytes > writer_.segment_end)) {
+      if (!roll(wait, err)) return nullptr;
+    }
+    return overwrite_ ? writer_.scratch : ring_at(writer_.pos);
+  }
+
+  // Accepts the frame built at the reserved place (not yet visible to readers).
+  RINGBUS_ALWAYS_INLINE void advance(std::size_t frame_bytes, std::uint32_t records) noexcept {
+    if (overwrite_) copy_release(ring_at(writer_.pos), writer_.scratch, frame_bytes);
+    writer_.pos += frame_bytes;
+    writer_.next_offset += records;
+  }
+
+  // Makes every accepted frame visible with one store.
+  RINGBUS_ALWAYS_INLINE void publish() noexcept {
+    writer_.published = writer_.pos;
+    published_.end_offset.store(writer_.next_offset, std::memory_order_relaxed);
+    if (!blocking_) {
+      published_.tail.store(writer_.pos, std::memory_order_release); // (B) pairs with (C)
+    } else {
+      published_.tail.store(writer_.pos, std::memory_order_seq_cst); // (B') pairs with sleeper's tail load
+      if (sleepers_.load(std::memory_order_seq_cst) != 0) wake_sleepers();
+    }
+  }
+
+  // Forgets accepted but unpublished frames (a refused batch).
+  void rollback(std::uint64_t pos, std::uint64_t next_offset, std::uint64_t segment_end) noexcept {
+    writer_.pos = pos;
+    writer_.next_offset = next_offset;
+    writer_.segment_end = segment_end;
+  }
+
+  // --- reader side -----------------------------------------------------------
+  [[nodiscard]] std::uint64_t tail_acquire() const noexcept {
+    return published_.tail.load(std::memory_order_acquire); // (C) pairs with (B)
+  }
+  [[nodiscard]] std::uint64_t tail_for_sleeper() const noexcept {
+    return published_.tail.load(std::memory_order_seq_cst); // pairs with (B') in publish
+  }
+  [[nodiscard]] std::uint64_t head_acquire() const noexcept {
+    return head_.load(std::memory_order_acquire); // (F) pairs with (E)
+  }
+  [[nodiscard]] std::uint64_t end_offset() const noexcept {
+    return published_.end_offset.load(std::memory_order_relaxed); // statistic, see PublishedCursor
+  }
+
+  // The head and the offset of its first record, taken consistently (the
+  // seqlock readers' side: acquire loads, then the sequence reread).
+  void read_head(std::uint64_t& pos, std::uint64_t& offset) const noexcept;
+
+  // Claims a reader slot and registers it at the current head (R). Returns the
+  // slot index or -1 when all slots are taken.
+  int register_reader() noexcept;
+  void unregister_reader(int slot) noexcept;
+  ReaderSlot& slot(int index) noexcept { return slots_[index]; }
+  // Moves an active slot back to the current head with the (R) protocol, so
+  // that everything from the head on stays readable. Returns the head and the
+  // offset of its first record.
+  void protect_from_head(int slot, std::uint64_t& pos, std::uint64_t& offset) noexcept;
+
+  // Finds where to scan from to reach offset `target`: the last published
+  // segment at or after `from` (a segment start >= head) whose first offset
+  // <= target. Reads frame headers with acquire loads and validates them
+  // against the head (overwrite topics). Sets segment and its first offset
+  // (first = target when nothing is published there yet); false when the
+  // head passed `from` meanwhile (the caller retries from the new head).
+  bool segment_for_offset(std::uint64_t target, std::uint64_t from, std::uint64_t& segment,
+                          std::uint64_t& first) const noexcept;
+
+  // Blocking wait support.
+  std::atomic<std::uint32_t>& sleepers() noexcept { return sleepers_; }
+  void wake_sleepers() noexcept;
+
+  // Word copies that are data-race free against a concurrent overwrite
+  // (overwrite policy): release stores by the producer, acquire loads by readers.
+  static void copy_release(std::byte* dst, const std::byte* src, std::size_t bytes) noexcept {
+    for (std::size_t i = 0; i < bytes; i += 8) {
+      std::uint64_t word;
+      std::memcpy(&word, src + i, 8);
+      std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(dst + i))
+          .store(word, std::memory_order_release); // (E') pairs with copy_acquire
+    }
+  }
+  static void copy_acquire(std::byte* dst, const std::byte* src, std::size_t bytes) noexcept {
+    for (std::size_t i = 0; i < bytes; i += 8) {
+      const std::uint64_t word =
+          std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(const_cast<std::byte*>(src + i)))
+              .load(std::memory_order_acquire); // pairs with copy_release
+      std::memcpy(dst + i, &word, 8);
+    }
+  }
+  static std::uint64_t load_word_acquire(const std::byte* p) noexcept {
+    return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(const_cast<std::byte*>(p)))
+        .load(std::memory_order_acquire);
+  }
+
+ private:
+  bool roll(bool wait, Errc& err) noexcept;
+  void store_head(std::uint64_t pos) noexcept;
+  std::uint64_t min_reader_position() const noexcept;
+
+  HeapString name_;
+  TopicOptions options_;
+  RingMapping mapping_;
+  std::byte* ring_;
+  std::uint64_t capacity_;
+  std::uint64_t mask_;
+  std::uint64_t segment_bytes_;
+  bool overwrite_;
+  bool blocking_;
+  ReaderSlot* slots_;
+  std::size_t slot_count_;
+
+  alignas(cache_line) PublishedCursor published_;
+  // (H)/(E): oldest byte position still held, and the offset of its first
+  // record. Written by the producer on roll under a seqlock (head_seq_ odd
+  // while writing), so a reader can take the pair consistently: see read_head.
+  alignas(cache_line) std::atomic<std::uint64_t> head_{0};
+  std::atomic<std::uint64_t> head_offset_{0};
+  std::atomic<std::uint64_t> head_seq_{0};
+  // Consumers asleep in a blocking wait on this topic.
+  alignas(cache_line) std::atomic<std::uint32_t> sleepers_{0};
+  // Slots ever used: the producer scans [0, slots_used).
+  alignas(cache_line) std::atomic<std::uint32_t> slots_used_{0};
+  // Single-writer token: 1 while a producer is open. CAS 0->1 acquire, store 0 release.
+  std::atomic<std::uint32_t> writer_open_{0};
+  std::atomic<bool> closed_{false};
+  alignas(cache_line) WriterState writer_;
+};
+
+// Wall-clock time in ns since the epoch (vDSO; no system call with the TSC clock).
+inline std::int64_t wall_clock_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+} // namespace ringbus::detail

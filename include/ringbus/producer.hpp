@@ -1,0 +1,200 @@
+// Producer: the one writer of a topic. Appends are inline, take no lock, make
+// no system call (the clock is read through the vDSO) and allocate nothing.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <type_traits>
+
+#include "ringbus/detail/config.hpp"
+#include "ringbus/detail/frame.hpp"
+#include "ringbus/detail/log.hpp"
+#include "ringbus/record.hpp"
+#include "ringbus/status.hpp"
+
+namespace ringbus {
+
+namespace detail {
+class BusCore;
+}
+
+class Producer;
+
+// Space inside the ring for one frame, to serialize into in place; then
+// commit() publishes it (one release store) or abort() forgets it. While a
+// claim is open its producer refuses other appends. Destroying an open claim
+// aborts it; closing the producer aborts its open claim. Like its producer, a
+// claim is used by one thread.
+class Claim {
+ public:
+  Claim() = default;
+  Claim(Claim&& other) noexcept;
+  Claim& operator=(Claim&& other) noexcept;
+  Claim(const Claim&) = delete;
+  Claim& operator=(const Claim&) = delete;
+  ~Claim() { abort(); }
+
+  // Key bytes to fill (empty for value-only and batch claims).
+  [[nodiscard]] std::span<std::byte> key() const noexcept { return key_; }
+  // Value bytes to fill; for claim_values, count() values back to back.
+  [[nodiscard]] std::span<std::byte> value() const noexcept { return value_; }
+  template <class T>
+  [[nodiscard]] std::span<T> values() const noexcept {
+    static_assert(std::is_trivially_copyable_v<T> && alignof(T) <= detail::frame_alignment);
+    return {reinterpret_cast<T*>(value_.data()), value_.size() / sizeof(T)};
+  }
+  [[nodiscard]] std::uint32_t count() const noexcept { return count_; }
+  void set_timestamp(std::int64_t ns) noexcept { timestamp_ = ns; }
+  [[nodiscard]] bool is_open() const noexcept { return log_ != nullptr; }
+
+  // Publishes the records; returns the offset of the first.
+  Result<std::uint64_t> commit() noexcept;
+  void abort() noexcept;
+
+ private:
+  friend class Producer;
+  [[nodiscard]] bool still_owned() const noexcept;
+  detail::Log* log_ = nullptr;
+  std::uint64_t claim_id_ = 0;
+  bool wall_clock_ = true;
+  std::byte* frame_ = nullptr;
+  std::uint32_t length_ = 0;
+  std::uint32_t count_ = 0;
+  std::uint8_t flags_ = 0;
+  std::int64_t timestamp_ = timestamp_now;
+  std::span<std::byte> key_;
+  std::span<std::byte> value_;
+};
+
+class Producer {
+ public:
+  Producer() noexcept = default; // not open; every call says closed
+  Producer(Producer&& other) noexcept;
+  Producer& operator=(Producer&& other) noexcept;
+  Producer(const Producer&) = delete;
+  Producer& operator=(const Producer&) = delete;
+  ~Producer();
+
+  // Appends one record; waits for room under the block policy. Returns its offset.
+  Result<std::uint64_t> append(ByteView value) noexcept {
+    return append_one(Message{ByteView(), value, timestamp_now, {}}, true);
+  }
+  Result<std::uint64_t> append(ByteView key, ByteView value) noexcept {
+    return append_one(Message{key, value, timestamp_now, {}}, true);
+  }
+  Result<std::uint64_t> append(const Message& m) noexcept { return append_one(m, true); }
+  // Same, but never waits: Errc::would_block when the slowest consumer holds the room.
+  Result<std::uint64_t> try_append(ByteView value) noexcept {
+    return append_one(Message{ByteView(), value, timestamp_now, {}}, false);
+  }
+  Result<std::uint64_t> try_append(ByteView key, ByteView value) noexcept {
+    return append_one(Message{key, value, timestamp_now, {}}, false);
+  }
+  Result<std::uint64_t> try_append(const Message& m) noexcept { return append_one(m, false); }
+
+  // Appends all messages and publishes them with one store; returns the first
+  // offset. All or nothing: a refused batch leaves nothing behind. A batch may
+  // be at most batch_limit_bytes() encoded.
+  Result<std::uint64_t> append_batch(std::span<const Message> messages) noexcept { return append_many(messages, true); }
+  Result<std::uint64_t> try_append_batch(std::span<const Message> messages) noexcept {
+    return append_many(messages, false);
+  }
+
+  // Appends fixed-size values (no keys, one timestamp) in the packed form:
+  // the fastest way in. One store publishes them all.
+  template <class T>
+  Result<std::uint64_t> append_values(std::span<const T> values, std::int64_t timestamp_ns = timestamp_now) noexcept {
+    static_assert(std::is_trivially_copyable_v<T>, "append_values needs trivially copyable values");
+    return append_packed(values.data(), sizeof(T), values.size(), timestamp_ns, true);
+  }
+  template <class T>
+  Result<std::uint64_t> try_append_values(std::span<const T> values,
+                                          std::int64_t timestamp_ns = timestamp_now) noexcept {
+    static_assert(std::is_trivially_copyable_v<T>, "append_values needs trivially copyable values");
+    return append_packed(values.data(), sizeof(T), values.size(), timestamp_ns, false);
+  }
+  // The untyped form: count values of value_bytes each, back to back at data.
+  Result<std::uint64_t> append_values(const void* data, std::size_t value_bytes, std::size_t count,
+                                      std::int64_t timestamp_ns = timestamp_now) noexcept {
+    return append_packed(data, value_bytes, count, timestamp_ns, true);
+  }
+
+  // Zero copy: room for one record with key_bytes of key and value_bytes of
+  // value, inside the ring (block policy) to fill before commit().
+  Result<Claim> claim(std::size_t value_bytes, std::size_t key_bytes = 0) noexcept {
+    return claim_frame(value_bytes, key_bytes, 1, true);
+  }
+  Result<Claim> try_claim(std::size_t value_bytes, std::size_t key_bytes = 0) noexcept {
+    return claim_frame(value_bytes, key_bytes, 1, false);
+  }
+  // Zero copy batch: room for count values of value_bytes each (packed form),
+  // published by one commit(). count * value_bytes must fit one segment.
+  Result<Claim> claim_values(std::size_t value_bytes, std::size_t count) noexcept {
+    return claim_frame(value_bytes, 0, count, true);
+  }
+  Result<Claim> try_claim_values(std::size_t value_bytes, std::size_t count) noexcept {
+    return claim_frame(value_bytes, 0, count, false);
+  }
+
+  // Releases the single-writer token; another producer may then open.
+  Status close() noexcept;
+  [[nodiscard]] bool is_open() const noexcept { return log_ != nullptr; }
+  [[nodiscard]] std::string_view topic() const noexcept;
+  // Offset the next appended record will get.
+  [[nodiscard]] std::uint64_t next_offset() const noexcept;
+  // Largest single record value (without key or headers) that fits a segment.
+  [[nodiscard]] std::size_t max_value_bytes() const noexcept;
+  // Largest encoded batch: (ring capacity - one segment) / 2.
+  [[nodiscard]] std::size_t batch_limit_bytes() const noexcept;
+
+ private:
+  friend class Bus;
+  friend class Claim;
+  Producer(std::shared_ptr<detail::BusCore> core, detail::Log* log) noexcept;
+
+  RINGBUS_ALWAYS_INLINE std::int64_t stamp() const noexcept { return wall_clock_ ? detail::wall_clock_ns() : 0; }
+
+  RINGBUS_ALWAYS_INLINE Result<std::uint64_t> append_one(const Message& m, bool wait) noexcept {
+    detail::Log* const log = log_;
+    if (RINGBUS_UNLIKELY(log == nullptr || log->writer().claim_open || log->closed())) return refusal();
+    const bool packed = detail::packable(m);
+    const std::size_t length = detail::frame_header_bytes + (packed ? m.value.size() : detail::record_body_bytes(m, 0));
+    const std::size_t frame_bytes = detail::align_up(length, detail::frame_alignment);
+    if (RINGBUS_UNLIKELY(frame_bytes > log->segment_bytes())) return too_large(length, m);
+    const std::int64_t ts = m.timestamp_ns != timestamp_now ? m.timestamp_ns : stamp();
+    Errc err = Errc::ok;
+    std::byte* const p = log->reserve(frame_bytes, wait, err);
+    if (RINGBUS_UNLIKELY(p == nullptr)) return failure(err);
+    const std::uint64_t offset = log->writer().next_offset;
+    detail::write_header(p, static_cast<std::uint32_t>(length), packed ? detail::frame_flags::packed : 0, 1, offset,
+                         ts);
+    if (packed) {
+      if (!m.value.empty()) std::memcpy(p + detail::frame_header_bytes, m.value.data(), m.value.size());
+    } else {
+      detail::encode_record(p + detail::frame_header_bytes, m, 0);
+    }
+    detail::zero_padding(p, length);
+    log->advance(frame_bytes, 1);
+    log->publish();
+    return offset;
+  }
+
+  Result<std::uint64_t> append_many(std::span<const Message> messages, bool wait) noexcept;
+  Result<std::uint64_t> append_packed(const void* data, std::size_t value_bytes, std::size_t count,
+                                      std::int64_t timestamp_ns, bool wait) noexcept;
+  Result<Claim> claim_frame(std::size_t value_bytes, std::size_t key_bytes, std::size_t count, bool wait) noexcept;
+
+  // Cold error builders (out of line so the hot path stays small).
+  RINGBUS_NOINLINE Status refusal() const noexcept;
+  RINGBUS_NOINLINE Status too_large(std::size_t frame_length, const Message& m) const noexcept;
+  RINGBUS_NOINLINE Status failure(Errc err) const noexcept;
+
+  std::shared_ptr<detail::BusCore> core_;
+  detail::Log* log_ = nullptr;
+  bool wall_clock_ = true;
+};
+
+} // namespace ringbus

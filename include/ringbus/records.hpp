@@ -1,0 +1,167 @@
+// Records: what one poll returns. A range of Record views decoded lazily from
+// the frames in place (zero copy), valid until the consumer's next poll, plus
+// the gaps an overwrite topic's lapped consumer was told about.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <iterator>
+#include <span>
+#include <string_view>
+
+#include "ringbus/detail/config.hpp"
+#include "ringbus/detail/frame.hpp"
+#include "ringbus/detail/frame_layout.hpp"
+#include "ringbus/record.hpp"
+
+namespace ringbus {
+
+// Records an overwrite topic's consumer lost because the producer lapped it:
+// offsets [first_lost, first_lost + count) were never delivered; delivery
+// resumed at first_lost + count, the oldest record still held.
+struct Gap {
+  std::string_view topic;
+  std::uint64_t first_lost = 0;
+  std::uint64_t count = 0;
+};
+
+namespace detail {
+
+// A run of records of one topic: `count` records starting at record
+// `first_skip` of the frame at `frame`. Frames are walked in place; when the
+// walk reaches wrap_end (the ring's end) it continues at wrap_begin.
+struct Chunk {
+  std::string_view topic;
+  const std::byte* frame = nullptr;
+  const std::byte* wrap_begin = nullptr;
+  const std::byte* wrap_end = nullptr;
+  std::uint32_t first_skip = 0;
+  std::uint64_t count = 0;
+};
+
+} // namespace detail
+
+class Records {
+ public:
+  class iterator {
+   public:
+    using value_type = Record;
+    using difference_type = std::ptrdiff_t;
+    using reference = const Record&;
+    using pointer = const Record*;
+    using iterator_category = std::forward_iterator_tag;
+
+    iterator() = default;
+    iterator(const detail::Chunk* chunk, const detail::Chunk* chunks_end, std::uint64_t total) noexcept
+        : chunk_(chunk), chunks_end_(chunks_end), left_total_(total) {
+      if (left_total_ != 0) enter_chunk();
+    }
+    const Record& operator*() const noexcept { return current_; }
+    const Record* operator->() const noexcept { return &current_; }
+    RINGBUS_ALWAYS_INLINE iterator& operator++() noexcept {
+      if (--left_total_ == 0) return *this;
+      if (--left_in_chunk_ == 0) {
+        ++chunk_;
+        enter_chunk();
+        return *this;
+      }
+      if (++index_ < frame_count_) {
+        ++current_.offset;
+        if (packed_) {
+          current_.value = ByteView(current_.value.data() + value_size_, value_size_);
+        } else {
+          cursor_ = detail::decode_record(cursor_, frame_end_, base_ts_, current_);
+        }
+        return *this;
+      }
+      next_frame(frame_ + detail::align_up(frame_length_, detail::frame_alignment), 0);
+      return *this;
+    }
+    iterator operator++(int) noexcept {
+      iterator old = *this;
+      ++*this;
+      return old;
+    }
+    bool operator==(const iterator& other) const noexcept { return left_total_ == other.left_total_; }
+
+   private:
+    void enter_chunk() noexcept {
+      while (chunk_->count == 0) ++chunk_;
+      left_in_chunk_ = chunk_->count;
+      current_.topic = chunk_->topic;
+      next_frame(chunk_->frame, chunk_->first_skip);
+    }
+    // Loads the first data frame at or after p and positions on its record `skip`.
+    RINGBUS_ALWAYS_INLINE void next_frame(const std::byte* p, std::uint32_t skip) noexcept {
+      for (;;) {
+        if (p == chunk_->wrap_end) p = chunk_->wrap_begin;
+        std::uint64_t word0;
+        std::memcpy(&word0, p, sizeof word0);
+        if (detail::word0_type(word0) == detail::frame_type::data) {
+          frame_length_ = detail::word0_length(word0);
+          packed_ = (detail::word0_flags(word0) & detail::frame_flags::packed) != 0;
+          break;
+        }
+        p += detail::word0_length(word0); // pad: to the segment end
+      }
+      detail::FrameHeader h;
+      std::memcpy(&h, p, sizeof h);
+      frame_ = p;
+      frame_end_ = p + frame_length_;
+      frame_count_ = h.record_count;
+      base_ts_ = h.base_timestamp;
+      index_ = skip;
+      current_.offset = h.base_offset + skip;
+      const std::byte* body = p + detail::frame_header_bytes;
+      if (packed_) {
+        value_size_ = static_cast<std::uint32_t>((frame_length_ - detail::frame_header_bytes) / frame_count_);
+        current_.timestamp_ns = base_ts_;
+        current_.key = ByteView();
+        current_.headers = HeadersView();
+        current_.value = ByteView(body + std::size_t{skip} * value_size_, value_size_);
+      } else {
+        for (std::uint32_t i = 0; i < skip && body != nullptr; ++i) body = detail::skip_record(body, frame_end_);
+        cursor_ = detail::decode_record(body, frame_end_, base_ts_, current_);
+      }
+    }
+
+    const detail::Chunk* chunk_ = nullptr;
+    const detail::Chunk* chunks_end_ = nullptr;
+    std::uint64_t left_total_ = 0;
+    std::uint64_t left_in_chunk_ = 0;
+    const std::byte* frame_ = nullptr;
+    const std::byte* frame_end_ = nullptr;
+    const std::byte* cursor_ = nullptr; // next general-form record
+    std::uint32_t frame_length_ = 0;
+    std::uint32_t frame_count_ = 0;
+    std::uint32_t index_ = 0;
+    std::uint32_t value_size_ = 0;
+    std::int64_t base_ts_ = 0;
+    bool packed_ = false;
+    Record current_;
+  };
+
+  Records() = default;
+  Records(std::span<const detail::Chunk> chunks, std::uint64_t total, std::span<const Gap> gaps) noexcept
+      : chunks_(chunks), total_(total), gaps_(gaps) {}
+
+  [[nodiscard]] iterator begin() const noexcept { return {chunks_.data(), chunks_.data() + chunks_.size(), total_}; }
+  [[nodiscard]] iterator end() const noexcept { return {}; }
+  [[nodiscard]] std::size_t size() const noexcept { return static_cast<std::size_t>(total_); }
+  [[nodiscard]] bool empty() const noexcept { return total_ == 0; }
+  // Records lost to lapping (overwrite topics) since the previous poll, per topic.
+  [[nodiscard]] std::span<const Gap> gaps() const noexcept { return gaps_; }
+  [[nodiscard]] std::uint64_t lost() const noexcept {
+    std::uint64_t n = 0;
+    for (const Gap& g : gaps_) n += g.count;
+    return n;
+  }
+
+ private:
+  std::span<const detail::Chunk> chunks_;
+  std::uint64_t total_ = 0;
+  std::span<const Gap> gaps_;
+};
+
+} // namespace ringbus

@@ -1,0 +1,10 @@
+// Everything a ringbus user needs.
+#pragma once
+
+#include "ringbus/bus.hpp"
+#include "ringbus/consumer.hpp"
+#include "ringbus/options.hpp"
+#include "ringbus/producer.hpp"
+#include "ringbus/record.hpp"
+#include "ringbus/records.hpp"
+#include "ringbus/status.hpp"

@@ -1,0 +1,123 @@
+#include "ringbus/bus.hpp"
+
+#include <string>
+
+#include "detail/bus_core.hpp"
+#include "detail/consumer_state.hpp"
+
+namespace ringbus {
+
+namespace {
+Status bus_closed() { return Status(Errc::closed, "bus is closed"); }
+Status no_topic(std::string_view name) {
+  return Status(Errc::topic_not_found, "topic '" + std::string(name) + "' does not exist");
+}
+} // namespace
+
+Bus::Bus() : core_(std::allocate_shared<detail::BusCore>(detail::HeapAllocator<detail::BusCore>())) {}
+Bus::Bus(Bus&&) noexcept = default;
+Bus& Bus::operator=(Bus&& other) noexcept {
+  if (this != &other) {
+    close();
+    core_ = std::move(other.core_);
+  }
+  return *this;
+}
+Bus::~Bus() { close(); }
+
+void Bus::close() noexcept {
+  if (!core_) return;
+  std::lock_guard lock(core_->mutex);
+  core_->closed.store(true, std::memory_order_release); // pairs with the handles' acquire loads
+  for (auto& [name, log] : core_->registry) log->close();
+}
+
+bool Bus::is_open() const noexcept { return core_ && !core_->closed.load(std::memory_order_acquire); }
+
+Status Bus::create_topic(std::string_view name, const TopicOptions& options) {
+  if (!is_open()) return bus_closed();
+  if (Status st = validate_topic_name(name); !st.ok()) return st;
+  if (Status st = options.validate(); !st.ok()) {
+    return Status(st.code(), "topic '" + std::string(name) + "': " + std::string(st.message()));
+  }
+  std::lock_guard lock(core_->mutex);
+  if (core_->registry.find(name) != core_->registry.end()) {
+    return Status(Errc::topic_exists, "topic '" + std::string(name) + "' already exists");
+  }
+  Result<detail::RingMapping> mapping =
+      detail::RingMapping::anonymous(options.capacity_bytes(), options.huge_pages, options.prefault);
+  if (!mapping.ok()) {
+    return Status(mapping.code(), "topic '" + std::string(name) + "': " + std::string(mapping.message()));
+  }
+  try {
+    detail::BusCore::LogPtr log(detail::heap_new<detail::Log>(name, options, std::move(*mapping)));
+    core_->registry.emplace(detail::HeapString(name), std::move(log));
+  } catch (const std::bad_alloc&) {
+    return Status(Errc::out_of_memory, "topic '" + std::string(name) + "': out of memory");
+  }
+  return {};
+}
+
+bool Bus::has_topic(std::string_view name) const { return core_ && core_->find(name) != nullptr; }
+
+std::vector<std::string> Bus::topic_names() const {
+  std::vector<std::string> names;
+  if (!core_) return names;
+  std::lock_guard lock(core_->mutex);
+  for (const auto& [name, log] : core_->registry) names.emplace_back(name.data(), name.size());
+  return names;
+}
+
+Result<TopicInfo> Bus::describe(std::string_view name) const {
+  if (!core_) return bus_closed();
+  detail::Log* log = core_->find(name);
+  if (log == nullptr) return no_topic(name);
+  TopicInfo info;
+  info.name = std::string(name);
+  info.options = log->options();
+  std::uint64_t head = 0;
+  log->read_head(head, info.oldest_offset);
+  info.end_offset = log->end_offset();
+  info.has_producer = log->has_writer();
+  return info;
+}
+
+Result<Producer> Bus::producer(std::string_view topic) {
+  if (!is_open()) return bus_closed();
+  detail::Log* log = core_->find(topic);
+  if (log == nullptr) return no_topic(topic);
+  if (!log->open_writer()) {
+    return Status(Errc::producer_exists,
+                  "topic '" + std::string(topic) + "' already has its one producer; close it before opening another");
+  }
+  return Producer(core_, log);
+}
+
+Result<Consumer> Bus::consumer(const ConsumerOptions& options) {
+  if (!is_open()) return bus_closed();
+  Consumer consumer;
+  try {
+    auto* state = detail::heap_new<detail::ConsumerState>();
+    state->core = core_;
+    state->override_wait = options.override_wait;
+    state->wait = options.wait;
+    consumer = Consumer(state);
+  } catch (const std::bad_alloc&) {
+    return Status(Errc::out_of_memory, "creating a consumer ran out of memory");
+  }
+  for (const std::string& topic : options.topics) {
+    if (Status st = consumer.subscribe(topic, options.start); !st.ok()) return st;
+  }
+  return consumer;
+}
+
+Result<Consumer> Bus::consumer(std::string_view topic, StartPosition start) {
+  ConsumerOptions options;
+  options.topics.emplace_back(topic);
+  options.start = start;
+  return consumer(options);
+}
+
+std::string_view heap_backend() noexcept { return detail::heap_backend(); }
+
+} // namespace ringbus

@@ -1,0 +1,344 @@
+#include "ringbus/consumer.hpp"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "detail/bus_core.hpp"
+#include "detail/consumer_state.hpp"
+#include "platform/platform.hpp"
+#include "ringbus/detail/wait.hpp"
+
+namespace ringbus {
+
+namespace {
+
+using detail::ConsumerState;
+using detail::Cursor;
+
+Status closed_status() { return Status(Errc::closed, "consumer is closed"); }
+Status bus_closed_status() { return Status(Errc::closed, "bus is closed"); }
+
+Status not_subscribed(std::string_view topic) {
+  return Status(Errc::not_subscribed, "consumer is not subscribed to topic '" + std::string(topic) + "'");
+}
+
+// (D) release: this consumer is done with every byte below c.pos; pairs with
+// (A) in the producer's roll.
+void release_position(Cursor& c) noexcept {
+  if (c.released == c.pos) return;
+  c.log->slot(c.slot).position.store(c.pos, std::memory_order_release);
+  c.released = c.pos;
+}
+
+std::uint64_t take(Cursor& c, std::uint64_t budget, detail::Chunk& chunk, Gap& gap) noexcept {
+  if (c.log->overwrite()) return detail::take_copied(c, budget, chunk, chunk.count == 0, gap);
+  return detail::take_in_place(c, budget, chunk);
+}
+
+// One pass over the subscriptions, fair: each poll starts at the next topic and
+// gives each topic an equal share first, then what is left to whoever has more.
+std::uint64_t fill(ConsumerState& s, std::uint64_t max_records) noexcept {
+  const std::size_t n = s.cursors.size();
+  s.gap_count = 0;
+  for (std::size_t i = 0; i < n; ++i) s.chunks[i].count = 0;
+  std::uint64_t budget = max_records;
+  const std::size_t start = s.next_first;
+  s.next_first = (s.next_first + 1) % n;
+  const std::uint64_t share = n == 1 ? budget : std::max<std::uint64_t>(1, budget / n);
+  for (int pass = 0; pass < 2 && budget != 0; ++pass) {
+    for (std::size_t k = 0; k < n && budget != 0; ++k) {
+      const std::size_t i = (start + k) % n;
+      Gap gap{s.cursors[i].log->name(), 0, 0};
+      budget -= take(s.cursors[i], pass == 0 ? std::min(share, budget) : budget, s.chunks[i], gap);
+      if (gap.count != 0) s.gaps[s.gap_count++] = gap;
+    }
+    if (n == 1) break;
+  }
+  return max_records - budget;
+}
+
+// Blocking strategy: sleep on our doorbell until a producer rings it (after
+// publishing) or the deadline passes. See the diagram in detail/log.hpp.
+void sleep_until_data(ConsumerState& s, std::int64_t deadline) noexcept {
+  std::atomic<std::uint32_t>* doorbell = s.doorbell;
+  const std::uint32_t seen = doorbell->load(std::memory_order_acquire); // pairs with wake_sleepers' fetch_add
+  for (Cursor& c : s.cursors) {
+    c.log->slot(c.slot).sleeping.store(1, std::memory_order_seq_cst);
+    c.log->sleepers().fetch_add(1, std::memory_order_seq_cst); // Dekker with (B') in publish
+  }
+  bool ready = false;
+  for (Cursor& c : s.cursors) {
+    const std::uint64_t have = c.log->overwrite() ? std::max(c.pos, c.stage_end) : c.pos;
+    if (c.log->tail_for_sleeper() > have) ready = true;
+  }
+  if (!ready && !s.core->closed.load(std::memory_order_acquire)) {
+    const std::int64_t left = deadline - platform::monotonic_ns();
+    if (left > 0) platform::futex_wait(doorbell, seen, left);
+  }
+  for (Cursor& c : s.cursors) {
+    c.log->sleepers().fetch_sub(1, std::memory_order_relaxed);
+    c.log->slot(c.slot).sleeping.store(0, std::memory_order_relaxed);
+  }
+}
+
+void rewire_doorbell(ConsumerState& s) noexcept {
+  if (s.cursors.empty()) {
+    s.doorbell = nullptr;
+    return;
+  }
+  Cursor& first = s.cursors.front();
+  s.doorbell = &first.log->slot(first.slot).doorbell;
+  for (Cursor& c : s.cursors) {
+    c.log->slot(c.slot).wake_target.store(s.doorbell, std::memory_order_release); // read by wake_sleepers
+  }
+}
+
+void drop_cursor(Cursor& c) noexcept {
+  c.log->unregister_reader(c.slot);
+  detail::heap_free(c.staging);
+  c.staging = nullptr;
+}
+
+Cursor* find(ConsumerState& s, std::string_view topic) noexcept {
+  for (Cursor& c : s.cursors) {
+    if (c.log->name() == topic) return &c;
+  }
+  return nullptr;
+}
+
+Status out_of_range(const Cursor& c, std::uint64_t offset, std::uint64_t oldest, std::uint64_t end) {
+  return Status(Errc::invalid_argument, "offset " + std::to_string(offset) + " of topic '" +
+                                            std::string(c.log->name()) + "' is not held: held offsets are [" +
+                                            std::to_string(oldest) + ", " + std::to_string(end) + ")");
+}
+
+// Positions c at the segment that holds offset, to deliver from offset on.
+Status seek_cursor(Cursor& c, std::uint64_t offset) noexcept {
+  detail::Log& log = *c.log;
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    std::uint64_t head = 0;
+    std::uint64_t oldest = 0;
+    if (log.overwrite()) {
+      log.read_head(head, oldest);
+    } else {
+      // Hold everything from the head on while we look (R).
+      log.protect_from_head(c.slot, head, oldest);
+      c.released = head;
+    }
+    const std::uint64_t end = log.end_offset();
+    if (offset > end) return out_of_range(c, offset, oldest, end);
+    std::uint64_t segment = 0;
+    std::uint64_t first = 0;
+    if (!log.segment_for_offset(offset, head, segment, first)) continue; // the head moved: again
+    if (first > offset) return out_of_range(c, offset, first, end);
+    c.pos = segment;
+    c.skip = 0;
+    c.offset = offset;
+    c.skip_until = offset;
+    c.cached_tail = 0;
+    c.stage_begin = c.stage_end = segment;
+    return {};
+  }
+  return Status(Errc::would_block,
+                "seek in topic '" + std::string(log.name()) + "' kept losing the race with the producer lapping it");
+}
+
+Status seek_cursor_to_beginning(Cursor& c) noexcept {
+  detail::Log& log = *c.log;
+  std::uint64_t head = 0;
+  std::uint64_t oldest = 0;
+  if (log.overwrite()) {
+    log.read_head(head, oldest);
+  } else {
+    log.protect_from_head(c.slot, head, oldest);
+    c.released = head;
+  }
+  c.pos = head;
+  c.skip = 0;
+  c.offset = oldest;
+  c.skip_until = oldest;
+  c.cached_tail = 0;
+  c.stage_begin = c.stage_end = head;
+  return {};
+}
+
+Status seek_cursor_to_end(Cursor& c) noexcept { return seek_cursor(c, c.log->end_offset()); }
+
+} // namespace
+
+Consumer::Consumer(Consumer&& other) noexcept : state_(other.state_) { other.state_ = nullptr; }
+
+Consumer& Consumer::operator=(Consumer&& other) noexcept {
+  if (this != &other) {
+    close();
+    state_ = other.state_;
+    other.state_ = nullptr;
+  }
+  return *this;
+}
+
+Consumer::~Consumer() { close(); }
+
+Status Consumer::close() noexcept {
+  if (state_ == nullptr) return closed_status();
+  for (Cursor& c : state_->cursors) drop_cursor(c);
+  detail::heap_delete(state_);
+  state_ = nullptr;
+  return {};
+}
+
+Result<Records> Consumer::poll(std::size_t max_records, std::chrono::nanoseconds timeout) noexcept {
+  ConsumerState* const s = state_;
+  if (RINGBUS_UNLIKELY(s == nullptr)) return closed_status();
+  if (RINGBUS_UNLIKELY(s->core->closed.load(std::memory_order_acquire))) return bus_closed_status();
+  if (RINGBUS_UNLIKELY(s->cursors.empty())) {
+    return Status(Errc::not_subscribed, "consumer has no subscriptions: subscribe() to a topic first");
+  }
+  for (Cursor& c : s->cursors) release_position(c);
+  std::uint64_t total = fill(*s, max_records);
+  if (total == 0 && timeout.count() > 0 && max_records != 0) {
+    const std::int64_t deadline = platform::monotonic_ns() + timeout.count();
+    detail::Waiter waiter(s->wait);
+    for (std::uint32_t round = 1;; ++round) {
+      if (s->wait == WaitStrategy::blocking) {
+        sleep_until_data(*s, deadline);
+      } else {
+        waiter.idle();
+      }
+      total = fill(*s, max_records);
+      if (total != 0 || s->gap_count != 0) break;
+      // The clock is read every round except when spinning (every 64th).
+      if ((s->wait != WaitStrategy::busy_spin || (round & 63) == 0) && platform::monotonic_ns() >= deadline) break;
+      if (s->core->closed.load(std::memory_order_acquire)) return bus_closed_status();
+    }
+  }
+  return Records(std::span<const detail::Chunk>(s->chunks.data(), s->cursors.size()), total,
+                 std::span<const Gap>(s->gaps.data(), s->gap_count));
+}
+
+Status Consumer::subscribe(std::string_view topic, StartPosition start) {
+  ConsumerState* const s = state_;
+  if (s == nullptr) return closed_status();
+  if (s->core->closed.load(std::memory_order_acquire)) return bus_closed_status();
+  detail::Log* log = s->core->find(topic);
+  if (log == nullptr) return Status(Errc::topic_not_found, "topic '" + std::string(topic) + "' does not exist");
+  if (find(*s, topic) != nullptr) {
+    return Status(Errc::invalid_argument, "consumer is already subscribed to topic '" + std::string(topic) + "'");
+  }
+  const WaitStrategy wait = s->override_wait ? s->wait : (s->cursors.empty() ? log->options().wait : s->wait);
+  if (wait == WaitStrategy::blocking && !log->blocking()) {
+    return Status(Errc::invalid_argument, "wait strategy 'blocking' needs topic '" + std::string(topic) +
+                                              "' to be created with TopicOptions::wait = blocking (its producer "
+                                              "then checks for sleepers); it was created with '" +
+                                              std::string(to_string(log->options().wait)) + "'");
+  }
+  for (Cursor& c : s->cursors) {
+    if (wait == WaitStrategy::blocking && !c.log->blocking()) {
+      return Status(Errc::invalid_argument, "wait strategy 'blocking' needs every subscribed topic to be blocking; '" +
+                                                std::string(c.log->name()) + "' is not");
+    }
+  }
+  const int slot = log->register_reader();
+  if (slot < 0) {
+    return Status(Errc::too_many_consumers, "topic '" + std::string(topic) + "' has all its " +
+                                                std::to_string(log->options().max_consumers) +
+                                                " reader slots taken (TopicOptions::max_consumers)");
+  }
+  Cursor c;
+  c.log = log;
+  c.slot = slot;
+  try {
+    if (log->overwrite()) c.staging = static_cast<std::byte*>(detail::heap_allocate(log->segment_bytes(), 64));
+    s->cursors.push_back(c);
+    s->chunks.resize(s->cursors.size());
+    s->gaps.resize(2 * s->cursors.size());
+  } catch (...) {
+    drop_cursor(c);
+    return Status(Errc::out_of_memory, "subscribing to topic '" + std::string(topic) + "' ran out of memory");
+  }
+  Cursor& added = s->cursors.back();
+  s->chunks.back().topic = log->name();
+  s->wait = wait;
+  rewire_doorbell(*s);
+  seek_cursor_to_beginning(added);
+  if (start == StartPosition::latest) return seek_cursor_to_end(added);
+  return {};
+}
+
+Status Consumer::unsubscribe(std::string_view topic) {
+  ConsumerState* const s = state_;
+  if (s == nullptr) return closed_status();
+  Cursor* c = find(*s, topic);
+  if (c == nullptr) return not_subscribed(topic);
+  drop_cursor(*c);
+  s->cursors.erase(s->cursors.begin() + (c - s->cursors.data()));
+  s->chunks.resize(s->cursors.size());
+  for (std::size_t i = 0; i < s->cursors.size(); ++i) s->chunks[i].topic = s->cursors[i].log->name();
+  s->next_first = 0;
+  rewire_doorbell(*s);
+  return {};
+}
+
+std::size_t Consumer::subscription_count() const noexcept { return state_ == nullptr ? 0 : state_->cursors.size(); }
+
+Status Consumer::seek(std::string_view topic, std::uint64_t offset) noexcept {
+  if (state_ == nullptr) return closed_status();
+  Cursor* c = find(*state_, topic);
+  if (c == nullptr) return not_subscribed(topic);
+  return seek_cursor(*c, offset);
+}
+
+Status Consumer::seek_to_beginning(std::string_view topic) noexcept {
+  if (state_ == nullptr) return closed_status();
+  Cursor* c = find(*state_, topic);
+  if (c == nullptr) return not_subscribed(topic);
+  return seek_cursor_to_beginning(*c);
+}
+
+Status Consumer::seek_to_end(std::string_view topic) noexcept {
+  if (state_ == nullptr) return closed_status();
+  Cursor* c = find(*state_, topic);
+  if (c == nullptr) return not_subscribed(topic);
+  return seek_cursor_to_end(*c);
+}
+
+Status Consumer::seek_to_beginning() noexcept {
+  if (state_ == nullptr) return closed_status();
+  for (Cursor& c : state_->cursors) seek_cursor_to_beginning(c);
+  return {};
+}
+
+Status Consumer::seek_to_end() noexcept {
+  if (state_ == nullptr) return closed_status();
+  for (Cursor& c : state_->cursors) {
+    Status st = seek_cursor_to_end(c);
+    if (!st.ok()) return st;
+  }
+  return {};
+}
+
+Result<std::uint64_t> Consumer::position(std::string_view topic) const noexcept {
+  if (state_ == nullptr) return closed_status();
+  Cursor* c = find(*state_, topic);
+  if (c == nullptr) return not_subscribed(topic);
+  return std::max(c->offset, c->skip_until);
+}
+
+Result<std::uint64_t> Consumer::lag(std::string_view topic) const noexcept {
+  if (state_ == nullptr) return closed_status();
+  Cursor* c = find(*state_, topic);
+  if (c == nullptr) return not_subscribed(topic);
+  const std::uint64_t at = std::max(c->offset, c->skip_until);
+  const std::uint64_t end = c->log->end_offset();
+  return end > at ? end - at : 0;
+}
+
+Result<std::uint64_t> Consumer::lost(std::string_view topic) const noexcept {
+  if (state_ == nullptr) return closed_status();
+  Cursor* c = find(*state_, topic);
+  if (c == nullptr) return not_subscribed(topic);
+  return c->lost;
+}
+
+} // namespace ringbus

@@ -1,0 +1,28 @@
+// What a Consumer handle owns: one cursor per subscribed topic and the
+// preallocated arrays a poll fills (so a poll allocates nothing).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "detail/bus_core.hpp"
+#include "ringbus/detail/cursor.hpp"
+#include "ringbus/detail/memory.hpp"
+#include "ringbus/records.hpp"
+
+namespace ringbus::detail {
+
+struct ConsumerState {
+  std::shared_ptr<BusCore> core;
+  bool override_wait = false;
+  WaitStrategy wait = WaitStrategy::backoff;
+  std::vector<Cursor, HeapAllocator<Cursor>> cursors;
+  std::vector<Chunk, HeapAllocator<Chunk>> chunks; // one per cursor, same order
+  std::vector<Gap, HeapAllocator<Gap>> gaps;       // up to two per cursor per poll
+  std::size_t gap_count = 0;
+  std::size_t next_first = 0;                     // fairness: first cursor of the next poll
+  std::atomic<std::uint32_t>* doorbell = nullptr; // blocking wait: where we sleep
+};
+
+} // namespace ringbus::detail

@@ -1,0 +1,230 @@
+// Cold paths of the log: construction, the single-writer token, segment rolls,
+// reader registration, seeks and waking sleepers. The letters refer to the
+// pairing diagram at the top of ringbus/detail/log.hpp.
+#include "ringbus/detail/log.hpp"
+
+#include <algorithm>
+#include <new>
+
+#include "platform/platform.hpp"
+#include "ringbus/detail/wait.hpp"
+
+namespace ringbus::detail {
+
+Log::Log(std::string_view name, const TopicOptions& options, RingMapping mapping)
+    : name_(name),
+      options_(options),
+      mapping_(std::move(mapping)),
+      ring_(mapping_.data()),
+      capacity_(options.capacity_bytes()),
+      mask_(options.capacity_bytes() - 1),
+      segment_bytes_(options.segment_bytes),
+      overwrite_(options.overflow == OverflowPolicy::overwrite),
+      blocking_(options.wait == WaitStrategy::blocking),
+      slots_(nullptr),
+      slot_count_(options.max_consumers) {
+  slots_ = static_cast<ReaderSlot*>(heap_allocate(sizeof(ReaderSlot) * slot_count_, alignof(ReaderSlot)));
+  for (std::size_t i = 0; i < slot_count_; ++i) ::new (&slots_[i]) ReaderSlot();
+  writer_.segment_end = segment_bytes_;
+  if (overwrite_) writer_.scratch = static_cast<std::byte*>(heap_allocate(segment_bytes_, 64));
+}
+
+Log::~Log() {
+  for (std::size_t i = 0; i < slot_count_; ++i) slots_[i].~ReaderSlot();
+  heap_free(slots_);
+  heap_free(writer_.scratch);
+}
+
+bool Log::open_writer() noexcept {
+  std::uint32_t expected = 0;
+  // acquire: takes over WriterState from the previous producer's release in close_writer.
+  return writer_open_.compare_exchange_strong(expected, 1, std::memory_order_acquire, std::memory_order_relaxed);
+}
+
+void Log::close_writer() noexcept {
+  writer_.claim_open = false;
+  writer_open_.store(0, std::memory_order_release); // hands WriterState to the next open_writer
+}
+
+std::uint64_t Log::min_reader_position() const noexcept {
+  std::uint64_t lowest = no_reader;
+  const std::uint32_t used = slots_used_.load(std::memory_order_seq_cst); // (A) see register_reader
+  for (std::uint32_t i = 0; i < used; ++i) {
+    const ReaderSlot& s = slots_[i];
+    if (s.state.load(std::memory_order_seq_cst) != slot_active) continue;  // (A) pairs with (R)
+    lowest = std::min(lowest, s.position.load(std::memory_order_seq_cst)); // (A) pairs with (D), (R)
+  }
+  return lowest;
+}
+
+bool Log::roll(bool wait, Errc& err) noexcept {
+  WriterState& w = writer_;
+  const std::uint64_t next_start = w.segment_end;
+  const std::uint64_t next_end = next_start + segment_bytes_;
+  if (next_end > capacity_) {
+    // Writing [next_start, next_end) overwrites the previous lap's copy of this
+    // segment, [next_start - C, need). Every reader must be at or past need.
+    const std::uint64_t need = next_end - capacity_;
+    // (E)/(H): a reader registering from now on starts at need or is seen by
+    // the scan below. Publishing head before the readers are past it only
+    // makes new readers start later; nothing is overwritten yet.
+    if (head_.load(std::memory_order_relaxed) < need) store_head(need);
+    if (!overwrite_) {
+      Waiter waiter(options_.wait == WaitStrategy::blocking ? WaitStrategy::backoff : options_.wait);
+      for (;;) {
+        w.cached_min_reader = min_reader_position(); // (A), after (H)
+        if (w.cached_min_reader >= need) break;
+        if (closed()) {
+          err = Errc::closed;
+          return false;
+        }
+        if (!wait) {
+          err = Errc::would_block;
+          return false;
+        }
+        waiter.idle();
+      }
+    }
+  }
+  if (w.pos < next_start) {
+    // Pad frame: only its first word. Published with the next tail store.
+    const std::uint64_t word = frame_word0(static_cast<std::uint32_t>(next_start - w.pos), frame_type::pad, 0);
+    std::byte* at = ring_at(w.pos);
+    if (overwrite_) {
+      std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(at))
+          .store(word, std::memory_order_release); // (E') like copy_release
+    } else {
+      std::memcpy(at, &word, sizeof word);
+    }
+  }
+  w.pos = next_start;
+  w.segment_end = next_end;
+  return true;
+}
+
+void Log::store_head(std::uint64_t pos) noexcept {
+  // The first frame of the segment at pos was written by this thread (a
+  // segment start is always a data frame), so a plain read is enough.
+  FrameHeader first;
+  std::memcpy(&first, ring_at(pos), sizeof first);
+  const std::uint64_t seq = head_seq_.load(std::memory_order_relaxed); // only this thread writes it
+  head_seq_.store(seq + 1, std::memory_order_relaxed);                 // odd: pair being written
+  // release: orders the odd sequence before these stores for read_head.
+  head_offset_.store(first.base_offset, std::memory_order_release);
+  // (H) seq_cst pairs with (R) in register_reader; (E) it is also a release
+  // that pairs with (F) in readers of overwrite topics.
+  head_.store(pos, std::memory_order_seq_cst);
+  head_seq_.store(seq + 2, std::memory_order_release); // pairs with read_head's first load
+}
+
+void Log::read_head(std::uint64_t& pos, std::uint64_t& offset) const noexcept {
+  for (;;) {
+    const std::uint64_t before = head_seq_.load(std::memory_order_acquire); // pairs with the even store
+    if ((before & 1) != 0) {
+      cpu_relax();
+      continue;
+    }
+    pos = head_.load(std::memory_order_seq_cst);           // (R) pairs with (H)
+    offset = head_offset_.load(std::memory_order_acquire); // pairs with the release in store_head
+    if (head_seq_.load(std::memory_order_relaxed) == before) return;
+  }
+}
+
+int Log::register_reader() noexcept {
+  int index = -1;
+  for (std::size_t i = 0; i < slot_count_; ++i) {
+    std::uint32_t expected = slot_free;
+    if (slots_[i].state.compare_exchange_strong(expected, slot_claimed, std::memory_order_acq_rel,
+                                                std::memory_order_relaxed)) {
+      index = static_cast<int>(i);
+      break;
+    }
+  }
+  if (index < 0) return -1;
+  // Make the producer's scan cover this slot before we read the head (R).
+  std::uint32_t used = slots_used_.load(std::memory_order_seq_cst);
+  while (used < static_cast<std::uint32_t>(index) + 1 &&
+         !slots_used_.compare_exchange_weak(used, static_cast<std::uint32_t>(index) + 1, std::memory_order_seq_cst,
+                                            std::memory_order_seq_cst)) {
+  }
+  ReaderSlot& s = slots_[index];
+  s.sleeping.store(0, std::memory_order_relaxed);
+  s.wake_target.store(&s.doorbell, std::memory_order_release);                        // read by wake_sleepers (acquire)
+  s.position.store(head_.load(std::memory_order_seq_cst), std::memory_order_seq_cst); // (R)
+  s.state.store(slot_active, std::memory_order_seq_cst);                              // (R) pairs with (A)
+  std::uint64_t pos = 0;
+  std::uint64_t offset = 0;
+  protect_from_head(index, pos, offset);
+  return index;
+}
+
+void Log::protect_from_head(int index, std::uint64_t& pos, std::uint64_t& offset) noexcept {
+  ReaderSlot& s = slots_[index];
+  read_head(pos, offset);
+  for (;;) {
+    s.position.store(pos, std::memory_order_seq_cst);                  // (R)
+    const std::uint64_t again = head_.load(std::memory_order_seq_cst); // (R) pairs with (H)
+    if (again == pos) return;
+    read_head(pos, offset);
+  }
+}
+
+void Log::unregister_reader(int index) noexcept {
+  ReaderSlot& s = slots_[index];
+  s.sleeping.store(0, std::memory_order_relaxed);
+  // release: our reads of the ring happen before the producer reuses the bytes.
+  s.state.store(slot_free, std::memory_order_release);
+}
+
+bool Log::segment_for_offset(std::uint64_t target, std::uint64_t from, std::uint64_t& segment,
+                             std::uint64_t& first) const noexcept {
+  const std::uint64_t tail = tail_acquire(); // (C) pairs with (B)
+  segment = from;
+  first = target;
+  if (tail <= from) return head_acquire() <= from;
+  // Segments from + k*S for k in [0, last] hold published frames of this lap.
+  std::uint64_t lo = 0;
+  std::uint64_t hi = (segment_start(tail - 1) - from) / segment_bytes_;
+  std::uint64_t best = 0;
+  std::uint64_t best_first = 0;
+  bool found = false;
+  while (lo <= hi) {
+    const std::uint64_t mid = lo + (hi - lo) / 2;
+    const std::byte* frame = ring_at(from + mid * segment_bytes_);
+    const std::uint64_t word = load_word_acquire(frame);
+    const std::uint64_t base = load_word_acquire(frame + offsetof(FrameHeader, base_offset));
+    if (word0_type(word) != frame_type::data) return false; // being overwritten
+    if (base <= target || mid == 0) {
+      best = mid;
+      best_first = base;
+      found = true;
+      if (base > target) break; // even the first segment starts after target
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  // (F) after the acquire loads above: if the head has not passed `from`,
+  // every word we read was of the current lap.
+  if (head_acquire() > from) return false;
+  segment = from + best * segment_bytes_;
+  if (found) first = best_first;
+  return true;
+}
+
+void Log::wake_sleepers() noexcept {
+  const std::uint32_t used = slots_used_.load(std::memory_order_acquire);
+  for (std::uint32_t i = 0; i < used; ++i) {
+    ReaderSlot& s = slots_[i];
+    if (s.sleeping.load(std::memory_order_seq_cst) == 0) continue; // pairs with the sleeper's store
+    std::atomic<std::uint32_t>* doorbell = s.wake_target.load(std::memory_order_acquire);
+    if (doorbell == nullptr) continue;
+    doorbell->fetch_add(1, std::memory_order_release); // pairs with the sleeper's doorbell load
+    platform::futex_wake_all(doorbell);
+  }
+}
+
+void thread_yield() noexcept { platform::yield(); }
+void thread_sleep_ns(std::int64_t ns) noexcept { platform::sleep_ns(ns); }
+
+} // namespace ringbus::detail

@@ -1,0 +1,70 @@
+#include "ringbus/options.hpp"
+
+#include <string>
+
+#include "ringbus/detail/config.hpp"
+
+namespace ringbus {
+
+namespace {
+Status bad(std::string message) { return Status(Errc::invalid_argument, std::move(message)); }
+} // namespace
+
+Status TopicOptions::validate() const {
+  if (!detail::is_power_of_two(segment_bytes) || segment_bytes < limits::min_segment_bytes ||
+      segment_bytes > limits::max_segment_bytes) {
+    return bad("segment_bytes " + std::to_string(segment_bytes) + " must be a power of two between " +
+               std::to_string(limits::min_segment_bytes) + " and " + std::to_string(limits::max_segment_bytes));
+  }
+  if (!detail::is_power_of_two(segment_count) || segment_count < limits::min_segment_count) {
+    return bad("segment_count " + std::to_string(segment_count) + " must be a power of two, at least " +
+               std::to_string(limits::min_segment_count));
+  }
+  if (segment_count > limits::max_capacity_bytes / segment_bytes) {
+    return bad("ring capacity segment_bytes * segment_count = " + std::to_string(segment_bytes) + " * " +
+               std::to_string(segment_count) + " exceeds " + std::to_string(limits::max_capacity_bytes) + " bytes");
+  }
+  if (max_consumers == 0 || max_consumers > limits::max_consumers) {
+    return bad("max_consumers " + std::to_string(max_consumers) + " must be between 1 and " +
+               std::to_string(limits::max_consumers));
+  }
+  if (static_cast<unsigned>(overflow) > static_cast<unsigned>(OverflowPolicy::overwrite)) {
+    return bad("overflow policy " + std::to_string(static_cast<unsigned>(overflow)) + " is not block or overwrite");
+  }
+  if (static_cast<unsigned>(wait) > static_cast<unsigned>(WaitStrategy::blocking)) {
+    return bad("wait strategy " + std::to_string(static_cast<unsigned>(wait)) + " is not one of the four");
+  }
+  return {};
+}
+
+Status validate_topic_name(std::string_view name) {
+  if (name.empty()) return bad("topic name is empty (1 to 255 bytes)");
+  if (name.size() > limits::max_topic_name_bytes) {
+    return bad("topic name of " + std::to_string(name.size()) + " bytes exceeds the limit of " +
+               std::to_string(limits::max_topic_name_bytes) + " bytes");
+  }
+  if (name.find('\0') != std::string_view::npos) return bad("topic name contains a NUL byte");
+  if (name.find('/') != std::string_view::npos) {
+    return bad("topic name '" + std::string(name) + "' contains '/' (names are single path components)");
+  }
+  if (name == "." || name.find("..") != std::string_view::npos) {
+    return bad("topic name '" + std::string(name) + "' contains '..' or is '.'");
+  }
+  return {};
+}
+
+std::string_view to_string(OverflowPolicy p) noexcept {
+  return p == OverflowPolicy::block ? "block" : p == OverflowPolicy::overwrite ? "overwrite" : "unknown";
+}
+
+std::string_view to_string(WaitStrategy w) noexcept {
+  switch (w) {
+    case WaitStrategy::busy_spin: return "busy_spin";
+    case WaitStrategy::yield: return "yield";
+    case WaitStrategy::backoff: return "backoff";
+    case WaitStrategy::blocking: return "blocking";
+  }
+  return "unknown";
+}
+
+} // namespace ringbus

@@ -1,0 +1,35 @@
+// Every operating-system call ringbus makes, one contract per line.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "ringbus/status.hpp"
+
+namespace ringbus::platform {
+
+// Maps bytes of zeroed, private, anonymous memory; error names the size and errno.
+Result<void*> map_anonymous(std::size_t bytes);
+// Unmaps what map_anonymous returned; never fails for a valid mapping.
+void unmap(void* address, std::size_t bytes) noexcept;
+// Asks for transparent huge pages on [address, address+bytes); false if refused.
+bool advise_huge_pages(void* address, std::size_t bytes) noexcept;
+// Populates (writes into) every page of [address, address+bytes) now; false if the kernel refused.
+bool prefault(void* address, std::size_t bytes) noexcept;
+// Sleeps while *word == expected, at most timeout_ns (<0: no limit); returns on wake, timeout or signal.
+void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected, std::int64_t timeout_ns) noexcept;
+// Wakes every thread asleep in futex_wait on word.
+void futex_wake_all(std::atomic<std::uint32_t>* word) noexcept;
+// Gives the CPU to another runnable thread.
+void yield() noexcept;
+// Sleeps for ns nanoseconds (or until a signal).
+void sleep_ns(std::int64_t ns) noexcept;
+// Monotonic clock in ns (vDSO).
+std::int64_t monotonic_ns() noexcept;
+// Pins the calling thread to one CPU; false if the CPU does not exist or is not allowed.
+bool pin_current_thread(int cpu) noexcept;
+// CPUs this process may run on.
+int available_cpus() noexcept;
+
+} // namespace ringbus::platform

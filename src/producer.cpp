@@ -1,0 +1,382 @@
+#include "ringbus/producer.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "detail/bus_core.hpp"
+
+namespace ringbus {
+
+namespace {
+
+// Encoded bytes of the messages as one general-form frame body.
+struct BatchShape {
+  bool packed = true;         // every message packable with the same value size and time
+  std::size_t value_size = 0; // when packed
+};
+
+BatchShape shape_of(std::span<const Message> messages) noexcept {
+  BatchShape s;
+  s.value_size = messages.front().value.size();
+  const std::int64_t ts = messages.front().timestamp_ns;
+  for (const Message& m : messages) {
+    if (!detail::packable(m) || m.value.size() != s.value_size || m.timestamp_ns != ts) {
+      s.packed = false;
+      break;
+    }
+  }
+  return s;
+}
+
+} // namespace
+
+Producer::Producer(std::shared_ptr<detail::BusCore> core, detail::Log* log) noexcept
+    : core_(std::move(core)), log_(log), wall_clock_(log->options().timestamps == TimestampSource::wall_clock) {}
+
+Producer::Producer(Producer&& other) noexcept
+    : core_(std::move(other.core_)), log_(other.log_), wall_clock_(other.wall_clock_) {
+  other.log_ = nullptr;
+}
+
+Producer& Producer::operator=(Producer&& other) noexcept {
+  if (this != &other) {
+    close();
+    core_ = std::move(other.core_);
+    log_ = other.log_;
+    wall_clock_ = other.wall_clock_;
+    other.log_ = nullptr;
+  }
+  return *this;
+}
+
+Producer::~Producer() { close(); }
+
+Status Producer::close() noexcept {
+  if (log_ == nullptr) return Status(Errc::closed, "producer is already closed");
+  log_->close_writer();
+  log_ = nullptr;
+  core_.reset();
+  return {};
+}
+
+std::string_view Producer::topic() const noexcept { return log_ != nullptr ? log_->name() : std::string_view(); }
+
+std::uint64_t Producer::next_offset() const noexcept { return log_ != nullptr ? log_->writer().next_offset : 0; }
+
+std::size_t Producer::max_value_bytes() const noexcept {
+  return log_ != nullptr ? log_->segment_bytes() - detail::frame_header_bytes : 0;
+}
+
+std::size_t Producer::batch_limit_bytes() const noexcept {
+  return log_ != nullptr ? (log_->capacity() - log_->segment_bytes()) / 2 : 0;
+}
+
+Status Producer::refusal() const noexcept {
+  if (log_ == nullptr) return Status(Errc::closed, "producer is closed");
+  if (log_->closed()) return Status(Errc::closed, "bus is closed (topic '" + std::string(log_->name()) + "')");
+  return Status(Errc::no_claim, "producer of topic '" + std::string(log_->name()) +
+                                    "' has an open claim: commit() or abort() it first");
+}
+
+Status Producer::too_large(std::size_t frame_length, const Message& m) const noexcept {
+  return Status(Errc::record_too_large, "record of " + std::to_string(frame_length) + " bytes encoded (key " +
+                                            std::to_string(m.key.size()) + " B, value " +
+                                            std::to_string(m.value.size()) + " B, " + std::to_string(m.headers.size()) +
+                                            " headers) does not fit a segment of topic '" + std::string(log_->name()) +
+                                            "' (" + std::to_string(log_->segment_bytes()) + " bytes; largest value " +
+                                            std::to_string(max_value_bytes()) + " bytes)");
+}
+
+Status Producer::failure(Errc err) const noexcept {
+  if (err == Errc::closed) return Status(Errc::closed, "bus is closed (topic '" + std::string(log_->name()) + "')");
+  return Status(err); // would_block: no message, no allocation
+}
+
+Result<std::uint64_t> Producer::append_many(std::span<const Message> messages, bool wait) noexcept {
+  detail::Log* const log = log_;
+  if (log == nullptr || log->writer().claim_open || log->closed()) return refusal();
+  if (messages.empty()) {
+    return Status(Errc::invalid_argument, "append_batch of topic '" + std::string(log->name()) + "' got no messages");
+  }
+  if (messages.size() > UINT32_MAX) {
+    return Status(Errc::invalid_argument,
+                  "batch of " + std::to_string(messages.size()) + " messages exceeds 4294967295 records");
+  }
+  // Same value size, no keys, no headers, one timestamp: the packed form.
+  const BatchShape shape = shape_of(messages);
+  // Check sizes first: all or nothing. (+9: a timestamp delta takes at most
+  // 10 bytes where record_body_bytes counted 1.)
+  std::size_t total = 0;
+  for (const Message& m : messages) {
+    if (m.headers.size() > limits::max_headers) {
+      return Status(Errc::invalid_argument, "record with " + std::to_string(m.headers.size()) +
+                                                " headers exceeds the limit of " + std::to_string(limits::max_headers));
+    }
+    const std::size_t one = detail::frame_header_bytes + detail::record_body_bytes(m, 0) + 9;
+    if (detail::align_up(one, detail::frame_alignment) > log->segment_bytes()) return too_large(one, m);
+    total += one - detail::frame_header_bytes;
+  }
+  if (total > batch_limit_bytes()) {
+    return Status(Errc::record_too_large, "batch of " + std::to_string(total) + " bytes for topic '" +
+                                              std::string(log->name()) + "' exceeds the batch limit of " +
+                                              std::to_string(batch_limit_bytes()) +
+                                              " bytes ((ring capacity - one segment) / 2)");
+  }
+
+  detail::WriterState& w = log->writer();
+  const std::uint64_t saved_pos = w.pos;
+  const std::uint64_t saved_offset = w.next_offset;
+  const std::uint64_t saved_segment_end = w.segment_end;
+  const std::uint64_t first = w.next_offset;
+  const std::int64_t now = stamp();
+  const auto time_of = [now](const Message& m) { return m.timestamp_ns != timestamp_now ? m.timestamp_ns : now; };
+
+  std::size_t i = 0;
+  while (i < messages.size()) {
+    // Fill one frame with as many messages as the current segment holds.
+    const std::int64_t base_ts = time_of(messages[i]);
+    std::size_t room = w.segment_end - w.pos;
+    std::size_t body = 0;
+    std::size_t k = 0;
+    const auto fits = [&](std::size_t r) {
+      body = 0;
+      k = 0;
+      while (i + k < messages.size()) {
+        const std::size_t add = shape.packed
+                                    ? shape.value_size
+                                    : detail::record_body_bytes(messages[i + k], time_of(messages[i + k]) - base_ts);
+        if (detail::frame_header_bytes + body + add > r) break;
+        body += add;
+        ++k;
+      }
+      return k;
+    };
+    if (fits(room) == 0) {
+      // Not even one fits here: roll to the next segment (it always fits there).
+      Errc err = Errc::ok;
+      const std::size_t first_frame = detail::align_up(
+          detail::frame_header_bytes + (shape.packed ? shape.value_size : detail::record_body_bytes(messages[i], 0)),
+          detail::frame_alignment);
+      if (log->reserve(first_frame, wait, err) == nullptr) {
+        log->rollback(saved_pos, saved_offset, saved_segment_end);
+        return failure(err);
+      }
+      room = w.segment_end - w.pos;
+      fits(room);
+    }
+    const std::size_t length = detail::frame_header_bytes + body;
+    const std::size_t frame_bytes = detail::align_up(length, detail::frame_alignment);
+    Errc err = Errc::ok;
+    std::byte* const p = log->reserve(frame_bytes, wait, err); // fits: never rolls here
+    if (p == nullptr) {
+      log->rollback(saved_pos, saved_offset, saved_segment_end);
+      return failure(err);
+    }
+    detail::write_header(p, static_cast<std::uint32_t>(length), shape.packed ? detail::frame_flags::packed : 0,
+                         static_cast<std::uint32_t>(k), w.next_offset, base_ts);
+    std::byte* out = p + detail::frame_header_bytes;
+    for (std::size_t j = 0; j < k; ++j) {
+      const Message& m = messages[i + j];
+      if (shape.packed) {
+        if (shape.value_size != 0) std::memcpy(out, m.value.data(), shape.value_size);
+        out += shape.value_size;
+      } else {
+        out = detail::encode_record(out, m, time_of(m) - base_ts);
+      }
+    }
+    detail::zero_padding(p, length);
+    log->advance(frame_bytes, static_cast<std::uint32_t>(k));
+    i += k;
+  }
+  log->publish();
+  return first;
+}
+
+Result<std::uint64_t> Producer::append_packed(const void* data, std::size_t value_bytes, std::size_t count,
+                                              std::int64_t timestamp_ns, bool wait) noexcept {
+  detail::Log* const log = log_;
+  if (log == nullptr || log->writer().claim_open || log->closed()) return refusal();
+  if (count == 0) {
+    return Status(Errc::invalid_argument, "append_values of topic '" + std::string(log->name()) + "' got no values");
+  }
+  if (detail::frame_header_bytes + value_bytes > log->segment_bytes()) {
+    return too_large(detail::frame_header_bytes + value_bytes,
+                     Message{ByteView(), ByteView(data, value_bytes), timestamp_now, {}});
+  }
+  const std::size_t total = count * value_bytes;
+  if (value_bytes != 0 && total / value_bytes != count) {
+    return Status(Errc::record_too_large, "append_values: count * value size overflows");
+  }
+  if (total > batch_limit_bytes()) {
+    return Status(Errc::record_too_large, "batch of " + std::to_string(total) + " bytes for topic '" +
+                                              std::string(log->name()) + "' exceeds the batch limit of " +
+                                              std::to_string(batch_limit_bytes()) +
+                                              " bytes ((ring capacity - one segment) / 2)");
+  }
+  detail::WriterState& w = log->writer();
+  const std::uint64_t saved_pos = w.pos;
+  const std::uint64_t saved_offset = w.next_offset;
+  const std::uint64_t saved_segment_end = w.segment_end;
+  const std::uint64_t first = w.next_offset;
+  const std::int64_t ts = timestamp_ns != timestamp_now ? timestamp_ns : stamp();
+  const auto* src = static_cast<const std::byte*>(data);
+  // Records per frame are limited by the segment and by the u32 record count.
+  const std::size_t per_segment =
+      value_bytes == 0 ? std::size_t{UINT32_MAX} : (log->segment_bytes() - detail::frame_header_bytes) / value_bytes;
+  std::size_t left = count;
+  while (left != 0) {
+    std::size_t room = w.segment_end - w.pos;
+    std::size_t fit = room < detail::frame_header_bytes + value_bytes
+                          ? 0
+                          : (value_bytes == 0 ? left : (room - detail::frame_header_bytes) / value_bytes);
+    if (fit == 0) fit = per_segment; // reserve below rolls to a fresh segment
+    const std::size_t k = std::min<std::size_t>({left, fit, std::size_t{UINT32_MAX}});
+    const std::size_t length = detail::frame_header_bytes + k * value_bytes;
+    const std::size_t frame_bytes = detail::align_up(length, detail::frame_alignment);
+    Errc err = Errc::ok;
+    std::byte* const p = log->reserve(frame_bytes, wait, err);
+    if (p == nullptr) {
+      log->rollback(saved_pos, saved_offset, saved_segment_end);
+      return failure(err);
+    }
+    detail::write_header(p, static_cast<std::uint32_t>(length), detail::frame_flags::packed,
+                         static_cast<std::uint32_t>(k), w.next_offset, ts);
+    if (k * value_bytes != 0) std::memcpy(p + detail::frame_header_bytes, src, k * value_bytes);
+    detail::zero_padding(p, length);
+    log->advance(frame_bytes, static_cast<std::uint32_t>(k));
+    src += k * value_bytes;
+    left -= k;
+  }
+  log->publish();
+  return first;
+}
+
+Result<Claim> Producer::claim_frame(std::size_t value_bytes, std::size_t key_bytes, std::size_t count,
+                                    bool wait) noexcept {
+  detail::Log* const log = log_;
+  if (log == nullptr || log->writer().claim_open || log->closed()) return refusal();
+  if (count == 0 || count > UINT32_MAX) {
+    return Status(Errc::invalid_argument,
+                  "claim_values count " + std::to_string(count) + " must be between 1 and 4294967295");
+  }
+  const bool packed = key_bytes == 0;
+  std::size_t body = 0;
+  std::size_t key_at = 0;
+  std::size_t value_at = 0;
+  if (packed) {
+    body = count * value_bytes;
+    if (value_bytes != 0 && body / value_bytes != count) body = SIZE_MAX / 2;
+    value_at = detail::frame_header_bytes;
+  } else {
+    // General form, one record, no headers; timestamp delta 0.
+    const std::size_t rest =
+        1 + detail::varint_size(key_bytes) + key_bytes + detail::varint_size(value_bytes) + value_bytes + 1;
+    body = detail::varint_size(rest) + rest;
+    key_at = detail::frame_header_bytes + detail::varint_size(rest) + 1 + detail::varint_size(key_bytes);
+    value_at = key_at + key_bytes + detail::varint_size(value_bytes);
+  }
+  const std::size_t length = detail::frame_header_bytes + body;
+  if (length > log->segment_bytes() || body > SIZE_MAX / 4) {
+    return Status(Errc::record_too_large, "claim of " + std::to_string(length) + " bytes (" + std::to_string(count) +
+                                              " x " + std::to_string(value_bytes) + " B values, key " +
+                                              std::to_string(key_bytes) + " B) does not fit a segment of topic '" +
+                                              std::string(log->name()) + "' (" + std::to_string(log->segment_bytes()) +
+                                              " bytes)");
+  }
+  const std::size_t frame_bytes = detail::align_up(length, detail::frame_alignment);
+  Errc err = Errc::ok;
+  std::byte* const p = log->reserve(frame_bytes, wait, err);
+  if (p == nullptr) return failure(err);
+  if (!packed) {
+    std::byte* q = p + detail::frame_header_bytes;
+    const std::size_t rest_bytes =
+        1 + detail::varint_size(key_bytes) + key_bytes + detail::varint_size(value_bytes) + value_bytes + 1;
+    q = detail::put_varint(q, rest_bytes);
+    q = detail::put_varint(q, 0); // timestamp delta
+    q = detail::put_varint(q, key_bytes);
+    q += key_bytes;
+    q = detail::put_varint(q, value_bytes);
+    q += value_bytes;
+    detail::put_varint(q, 0); // no headers
+  }
+  detail::WriterState& w = log->writer();
+  w.claim_open = true;
+  w.claim_frame_bytes = frame_bytes;
+  w.claim_count = static_cast<std::uint32_t>(count);
+  Claim c;
+  c.log_ = log;
+  c.claim_id_ = ++w.claim_id;
+  c.wall_clock_ = wall_clock_;
+  c.frame_ = p;
+  c.length_ = static_cast<std::uint32_t>(length);
+  c.count_ = static_cast<std::uint32_t>(count);
+  c.flags_ = packed ? detail::frame_flags::packed : 0;
+  c.key_ = std::span<std::byte>(p + key_at, packed ? 0 : key_bytes);
+  c.value_ = std::span<std::byte>(p + value_at, packed ? body : value_bytes);
+  return c;
+}
+
+Claim::Claim(Claim&& other) noexcept
+    : log_(other.log_),
+      claim_id_(other.claim_id_),
+      wall_clock_(other.wall_clock_),
+      frame_(other.frame_),
+      length_(other.length_),
+      count_(other.count_),
+      flags_(other.flags_),
+      timestamp_(other.timestamp_),
+      key_(other.key_),
+      value_(other.value_) {
+  other.log_ = nullptr;
+}
+
+Claim& Claim::operator=(Claim&& other) noexcept {
+  if (this != &other) {
+    abort();
+    log_ = other.log_;
+    claim_id_ = other.claim_id_;
+    wall_clock_ = other.wall_clock_;
+    frame_ = other.frame_;
+    length_ = other.length_;
+    count_ = other.count_;
+    flags_ = other.flags_;
+    timestamp_ = other.timestamp_;
+    key_ = other.key_;
+    value_ = other.value_;
+    other.log_ = nullptr;
+  }
+  return *this;
+}
+
+bool Claim::still_owned() const noexcept {
+  return log_ != nullptr && log_->writer().claim_open && log_->writer().claim_id == claim_id_;
+}
+
+Result<std::uint64_t> Claim::commit() noexcept {
+  if (!still_owned()) {
+    log_ = nullptr;
+    return Status(Errc::no_claim, "claim is not open (committed, aborted, or its producer was closed)");
+  }
+  detail::Log* const log = log_;
+  log_ = nullptr;
+  if (log->closed()) {
+    log->writer().claim_open = false;
+    return Status(Errc::closed, "bus is closed (topic '" + std::string(log->name()) + "')");
+  }
+  detail::WriterState& w = log->writer();
+  const std::uint64_t offset = w.next_offset;
+  const std::int64_t ts = timestamp_ != timestamp_now ? timestamp_ : (wall_clock_ ? detail::wall_clock_ns() : 0);
+  detail::write_header(frame_, length_, flags_, count_, offset, ts);
+  detail::zero_padding(frame_, length_);
+  w.claim_open = false;
+  log->advance(w.claim_frame_bytes, count_);
+  log->publish();
+  return offset;
+}
+
+void Claim::abort() noexcept {
+  if (still_owned()) log_->writer().claim_open = false;
+  log_ = nullptr;
+}
+
+} // namespace ringbus
