@@ -28,7 +28,9 @@ Bus::~Bus() { close(); }
 void Bus::close() noexcept {
   if (!core_) return;
   std::lock_guard lock(core_->mutex);
-  core_->closed.store(true, std::memory_order_release); // pairs with the handles' acquire loads
+  // seq_cst: a Dekker pair with a blocking consumer going to sleep (it sets
+  // `sleeping`, then rereads `closed`); log->close() then rings its doorbell.
+  core_->closed.store(true, std::memory_order_seq_cst);
   for (auto& [name, log] : core_->registry) log->close();
 }
 

@@ -72,7 +72,7 @@ void sleep_until_data(ConsumerState& s, std::int64_t deadline) noexcept {
     const std::uint64_t have = c.log->overwrite() ? std::max(c.pos, c.stage_end) : c.pos;
     if (c.log->tail_for_sleeper() > have) ready = true;
   }
-  if (!ready && !s.core->closed.load(std::memory_order_acquire)) {
+  if (!ready && !s.core->closed.load(std::memory_order_seq_cst)) { // pairs with Bus::close
     const std::int64_t left = deadline - platform::monotonic_ns();
     if (left > 0) platform::futex_wait(doorbell, seen, left);
   }
@@ -113,19 +113,25 @@ Status out_of_range(const Cursor& c, std::uint64_t offset, std::uint64_t oldest,
                                             std::to_string(oldest) + ", " + std::to_string(end) + ")");
 }
 
+// Reads the head and its offset. Under block, first moves c's slot to the head
+// (R) so that nothing from there on is overwritten while c looks; the next
+// poll releases it to wherever c ends up.
+void hold_from_head(Cursor& c, std::uint64_t& head, std::uint64_t& oldest) noexcept {
+  if (c.log->overwrite()) {
+    c.log->read_head(head, oldest);
+  } else {
+    c.log->protect_from_head(c.slot, head, oldest);
+    c.released = head;
+  }
+}
+
 // Positions c at the segment that holds offset, to deliver from offset on.
 Status seek_cursor(Cursor& c, std::uint64_t offset) noexcept {
   detail::Log& log = *c.log;
   for (int attempt = 0; attempt < 1000; ++attempt) {
     std::uint64_t head = 0;
     std::uint64_t oldest = 0;
-    if (log.overwrite()) {
-      log.read_head(head, oldest);
-    } else {
-      // Hold everything from the head on while we look (R).
-      log.protect_from_head(c.slot, head, oldest);
-      c.released = head;
-    }
+    hold_from_head(c, head, oldest);
     const std::uint64_t end = log.end_offset();
     if (offset > end) return out_of_range(c, offset, oldest, end);
     std::uint64_t segment = 0;
@@ -145,15 +151,9 @@ Status seek_cursor(Cursor& c, std::uint64_t offset) noexcept {
 }
 
 Status seek_cursor_to_beginning(Cursor& c) noexcept {
-  detail::Log& log = *c.log;
   std::uint64_t head = 0;
   std::uint64_t oldest = 0;
-  if (log.overwrite()) {
-    log.read_head(head, oldest);
-  } else {
-    log.protect_from_head(c.slot, head, oldest);
-    c.released = head;
-  }
+  hold_from_head(c, head, oldest);
   c.pos = head;
   c.skip = 0;
   c.offset = oldest;
@@ -201,7 +201,9 @@ Result<Records> Consumer::poll(std::size_t max_records, std::chrono::nanoseconds
     const std::int64_t deadline = platform::monotonic_ns() + timeout.count();
     detail::Waiter waiter(s->wait);
     for (std::uint32_t round = 1;; ++round) {
-      if (s->wait == WaitStrategy::blocking) {
+      // blocking: spin and yield a while first (backoff's first phases), so a
+      // consumer that keeps up does not cost its producer a futex wake per publish.
+      if (s->wait == WaitStrategy::blocking && round > detail::Waiter::spin_steps + detail::Waiter::yield_steps) {
         sleep_until_data(*s, deadline);
       } else {
         waiter.idle();

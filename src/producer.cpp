@@ -15,6 +15,17 @@ struct BatchShape {
   std::size_t value_size = 0; // when packed
 };
 
+// The writer's place before a batch, to forget a refused batch (all or nothing:
+// its frames were never published, so readers never saw them).
+struct Checkpoint {
+  explicit Checkpoint(const detail::WriterState& w) noexcept
+      : pos(w.pos), next_offset(w.next_offset), segment_end(w.segment_end) {}
+  void restore(detail::Log& log) const noexcept { log.rollback(pos, next_offset, segment_end); }
+  std::uint64_t pos;
+  std::uint64_t next_offset;
+  std::uint64_t segment_end;
+};
+
 BatchShape shape_of(std::span<const Message> messages) noexcept {
   BatchShape s;
   s.value_size = messages.front().value.size();
@@ -87,6 +98,13 @@ Status Producer::too_large(std::size_t frame_length, const Message& m) const noe
                                             std::to_string(max_value_bytes()) + " bytes)");
 }
 
+Status Producer::batch_too_large(std::size_t total) const noexcept {
+  return Status(Errc::record_too_large, "batch of " + std::to_string(total) + " bytes for topic '" +
+                                            std::string(log_->name()) + "' exceeds the batch limit of " +
+                                            std::to_string(batch_limit_bytes()) +
+                                            " bytes ((ring capacity - one segment) / 2)");
+}
+
 Status Producer::failure(Errc err) const noexcept {
   if (err == Errc::closed) return Status(Errc::closed, "bus is closed (topic '" + std::string(log_->name()) + "')");
   return Status(err); // would_block: no message, no allocation
@@ -116,17 +134,10 @@ Result<std::uint64_t> Producer::append_many(std::span<const Message> messages, b
     if (detail::align_up(one, detail::frame_alignment) > log->segment_bytes()) return too_large(one, m);
     total += one - detail::frame_header_bytes;
   }
-  if (total > batch_limit_bytes()) {
-    return Status(Errc::record_too_large, "batch of " + std::to_string(total) + " bytes for topic '" +
-                                              std::string(log->name()) + "' exceeds the batch limit of " +
-                                              std::to_string(batch_limit_bytes()) +
-                                              " bytes ((ring capacity - one segment) / 2)");
-  }
+  if (total > batch_limit_bytes()) return batch_too_large(total);
 
   detail::WriterState& w = log->writer();
-  const std::uint64_t saved_pos = w.pos;
-  const std::uint64_t saved_offset = w.next_offset;
-  const std::uint64_t saved_segment_end = w.segment_end;
+  const Checkpoint saved(w);
   const std::uint64_t first = w.next_offset;
   const std::int64_t now = stamp();
   const auto time_of = [now](const Message& m) { return m.timestamp_ns != timestamp_now ? m.timestamp_ns : now; };
@@ -158,7 +169,7 @@ Result<std::uint64_t> Producer::append_many(std::span<const Message> messages, b
           detail::frame_header_bytes + (shape.packed ? shape.value_size : detail::record_body_bytes(messages[i], 0)),
           detail::frame_alignment);
       if (log->reserve(first_frame, wait, err) == nullptr) {
-        log->rollback(saved_pos, saved_offset, saved_segment_end);
+        saved.restore(*log);
         return failure(err);
       }
       room = w.segment_end - w.pos;
@@ -169,7 +180,7 @@ Result<std::uint64_t> Producer::append_many(std::span<const Message> messages, b
     Errc err = Errc::ok;
     std::byte* const p = log->reserve(frame_bytes, wait, err); // fits: never rolls here
     if (p == nullptr) {
-      log->rollback(saved_pos, saved_offset, saved_segment_end);
+      saved.restore(*log);
       return failure(err);
     }
     detail::write_header(p, static_cast<std::uint32_t>(length), shape.packed ? detail::frame_flags::packed : 0,
@@ -207,16 +218,9 @@ Result<std::uint64_t> Producer::append_packed(const void* data, std::size_t valu
   if (value_bytes != 0 && total / value_bytes != count) {
     return Status(Errc::record_too_large, "append_values: count * value size overflows");
   }
-  if (total > batch_limit_bytes()) {
-    return Status(Errc::record_too_large, "batch of " + std::to_string(total) + " bytes for topic '" +
-                                              std::string(log->name()) + "' exceeds the batch limit of " +
-                                              std::to_string(batch_limit_bytes()) +
-                                              " bytes ((ring capacity - one segment) / 2)");
-  }
+  if (total > batch_limit_bytes()) return batch_too_large(total);
   detail::WriterState& w = log->writer();
-  const std::uint64_t saved_pos = w.pos;
-  const std::uint64_t saved_offset = w.next_offset;
-  const std::uint64_t saved_segment_end = w.segment_end;
+  const Checkpoint saved(w);
   const std::uint64_t first = w.next_offset;
   const std::int64_t ts = timestamp_ns != timestamp_now ? timestamp_ns : stamp();
   const auto* src = static_cast<const std::byte*>(data);
@@ -236,7 +240,7 @@ Result<std::uint64_t> Producer::append_packed(const void* data, std::size_t valu
     Errc err = Errc::ok;
     std::byte* const p = log->reserve(frame_bytes, wait, err);
     if (p == nullptr) {
-      log->rollback(saved_pos, saved_offset, saved_segment_end);
+      saved.restore(*log);
       return failure(err);
     }
     detail::write_header(p, static_cast<std::uint32_t>(length), detail::frame_flags::packed,

@@ -1,6 +1,7 @@
 #include "ringbus/record.hpp"
 
 #include "ringbus/detail/frame.hpp"
+#include "ringbus/detail/log.hpp"
 
 namespace ringbus {
 
@@ -25,14 +26,13 @@ void HeadersView::iterator::load() noexcept {
   p_ = p + n;
 }
 
-bool HeadersView::find(std::string_view name, ByteView& value_out) const noexcept {
+std::optional<ByteView> HeadersView::find(std::string_view name) const noexcept {
   for (Header h : *this) {
-    if (h.name.str() == name) {
-      value_out = h.value;
-      return true;
-    }
+    if (h.name.str() == name) return h.value;
   }
-  return false;
+  return std::nullopt;
 }
+
+std::int64_t wall_clock_ns() noexcept { return detail::wall_clock_ns(); }
 
 } // namespace ringbus

@@ -191,6 +191,7 @@ class Producer {
   RINGBUS_NOINLINE Status refusal() const noexcept;
   RINGBUS_NOINLINE Status too_large(std::size_t frame_length, const Message& m) const noexcept;
   RINGBUS_NOINLINE Status failure(Errc err) const noexcept;
+  RINGBUS_NOINLINE Status batch_too_large(std::size_t total) const noexcept;
 
   std::shared_ptr<detail::BusCore> core_;
   detail::Log* log_ = nullptr;

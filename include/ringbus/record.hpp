@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -33,12 +34,13 @@ class ByteView {
   [[nodiscard]] constexpr bool empty() const noexcept { return size_ == 0; }
   [[nodiscard]] std::string_view str() const noexcept { return {reinterpret_cast<const char*>(data_), size_}; }
   [[nodiscard]] std::span<const std::byte> span() const noexcept { return {data_, size_}; }
-  // Reads a trivially copyable T from the first sizeof(T) bytes (size must match).
+  // The bytes as a trivially copyable T; empty when the size is not sizeof(T).
   template <class T>
-  [[nodiscard]] T as() const noexcept {
+  [[nodiscard]] std::optional<T> as() const noexcept {
     static_assert(std::is_trivially_copyable_v<T>);
-    T out{};
-    std::memcpy(&out, data_, sizeof(T) < size_ ? sizeof(T) : size_);
+    if (size_ != sizeof(T)) return std::nullopt;
+    T out;
+    std::memcpy(&out, data_, sizeof(T));
     return out;
   }
   friend bool operator==(ByteView a, ByteView b) noexcept {
@@ -64,6 +66,10 @@ struct Header {
 
 // "Take the time at append" (the topic's TimestampSource decides).
 inline constexpr std::int64_t timestamp_now = INT64_MIN;
+
+// The clock record timestamps are taken from: CLOCK_REALTIME in ns since the
+// epoch (std::chrono::system_clock on Linux), read through the vDSO.
+std::int64_t wall_clock_ns() noexcept;
 
 // A record as the producer gives it.
 struct Message {
@@ -112,8 +118,8 @@ class HeadersView {
   [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
   [[nodiscard]] iterator begin() const noexcept { return {p_, end_, count_}; }
   [[nodiscard]] iterator end() const noexcept { return {}; }
-  // The value of the first header with this name, or an empty optional-like view.
-  [[nodiscard]] bool find(std::string_view name, ByteView& value_out) const noexcept;
+  // The value of the first header with this name.
+  [[nodiscard]] std::optional<ByteView> find(std::string_view name) const noexcept;
 
  private:
   const std::byte* p_ = nullptr;

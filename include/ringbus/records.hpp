@@ -53,8 +53,7 @@ class Records {
     using iterator_category = std::forward_iterator_tag;
 
     iterator() = default;
-    iterator(const detail::Chunk* chunk, const detail::Chunk* chunks_end, std::uint64_t total) noexcept
-        : chunk_(chunk), chunks_end_(chunks_end), left_total_(total) {
+    iterator(const detail::Chunk* chunk, std::uint64_t total) noexcept : chunk_(chunk), left_total_(total) {
       if (left_total_ != 0) enter_chunk();
     }
     const Record& operator*() const noexcept { return current_; }
@@ -126,8 +125,7 @@ class Records {
       }
     }
 
-    const detail::Chunk* chunk_ = nullptr;
-    const detail::Chunk* chunks_end_ = nullptr;
+    const detail::Chunk* chunk_ = nullptr; // chunks with records remain while left_total_ > 0
     std::uint64_t left_total_ = 0;
     std::uint64_t left_in_chunk_ = 0;
     const std::byte* frame_ = nullptr;
@@ -146,7 +144,7 @@ class Records {
   Records(std::span<const detail::Chunk> chunks, std::uint64_t total, std::span<const Gap> gaps) noexcept
       : chunks_(chunks), total_(total), gaps_(gaps) {}
 
-  [[nodiscard]] iterator begin() const noexcept { return {chunks_.data(), chunks_.data() + chunks_.size(), total_}; }
+  [[nodiscard]] iterator begin() const noexcept { return {chunks_.data(), total_}; }
   [[nodiscard]] iterator end() const noexcept { return {}; }
   [[nodiscard]] std::size_t size() const noexcept { return static_cast<std::size_t>(total_); }
   [[nodiscard]] bool empty() const noexcept { return total_ == 0; }

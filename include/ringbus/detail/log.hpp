@@ -83,8 +83,10 @@ struct alignas(cache_line) ReaderSlot {
 struct alignas(cache_line) PublishedCursor {
   // (B) release by the producer: every frame below it is whole.
   std::atomic<std::uint64_t> tail{0};
-  // Next offset after the published frames. Relaxed: a statistic for lag();
-  // frame visibility comes from tail.
+  // Next offset after the published frames, stored just before tail. Frame
+  // visibility comes from tail; this is for lag(), seek_to_end and range checks.
+  // release/acquire so that a thread that learned an offset through other
+  // synchronization also sees an end_offset past it.
   std::atomic<std::uint64_t> end_offset{0};
 };
 
@@ -123,7 +125,11 @@ class Log {
   [[nodiscard]] std::uint64_t max_frame_bytes() const noexcept { return segment_bytes_; }
 
   // --- closing -------------------------------------------------------------
-  void close() noexcept { closed_.store(true, std::memory_order_release); } // pairs with closed()
+  // Refuses further appends and wakes consumers asleep in a blocking wait.
+  void close() noexcept {
+    closed_.store(true, std::memory_order_seq_cst); // pairs with closed() and the sleeper's recheck
+    wake_sleepers();
+  }
   [[nodiscard]] bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
 
   // --- producer side ---------------------------------------------------------
@@ -153,7 +159,7 @@ class Log {
   // Makes every accepted frame visible with one store.
   RINGBUS_ALWAYS_INLINE void publish() noexcept {
     writer_.published = writer_.pos;
-    published_.end_offset.store(writer_.next_offset, std::memory_order_relaxed);
+    published_.end_offset.store(writer_.next_offset, std::memory_order_release); // pairs with end_offset()
     if (!blocking_) {
       published_.tail.store(writer_.pos, std::memory_order_release); // (B) pairs with (C)
     } else {
@@ -180,7 +186,7 @@ class Log {
     return head_.load(std::memory_order_acquire); // (F) pairs with (E)
   }
   [[nodiscard]] std::uint64_t end_offset() const noexcept {
-    return published_.end_offset.load(std::memory_order_relaxed); // statistic, see PublishedCursor
+    return published_.end_offset.load(std::memory_order_acquire); // pairs with publish()
   }
 
   // The head and the offset of its first record, taken consistently (the

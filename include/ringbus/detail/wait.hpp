@@ -39,9 +39,10 @@ class Waiter {
   }
   [[nodiscard]] WaitStrategy strategy() const noexcept { return strategy_; }
 
+  static constexpr std::uint32_t spin_steps = 256; // backoff: pause this many times,
+  static constexpr std::uint32_t yield_steps = 64; // then yield this many, then sleep
+
  private:
-  static constexpr std::uint32_t spin_steps = 256;
-  static constexpr std::uint32_t yield_steps = 64;
   void backoff() noexcept {
     if (step_ < spin_steps) {
       cpu_relax();

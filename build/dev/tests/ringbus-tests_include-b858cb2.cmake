@@ -1,5 +1,0 @@
-if(EXISTS "/work/main/build/dev/tests/ringbus-tests_tests-b858cb2.cmake")
-  include("/work/main/build/dev/tests/ringbus-tests_tests-b858cb2.cmake")
-else()
-  add_test(ringbus-tests_NOT_BUILT-b858cb2 ringbus-tests_NOT_BUILT-b858cb2)
-endif()
