@@ -71,7 +71,7 @@ std::vector<std::string> Bus::topic_names() const {
 }
 
 Result<TopicInfo> Bus::describe(std::string_view name) const {
-  if (!core_) return bus_closed();
+  if (!is_open()) return bus_closed();
   detail::Log* log = core_->find(name);
   if (log == nullptr) return no_topic(name);
   TopicInfo info;

@@ -17,6 +17,14 @@ using detail::ConsumerState;
 using detail::Cursor;
 
 Status closed_status() { return Status(Errc::closed, "consumer is closed"); }
+
+// Null when the consumer can serve a call; else why not (closed consumer or bus).
+const ConsumerState* usable(const ConsumerState* s) noexcept {
+  return s != nullptr && !s->core->closed.load(std::memory_order_acquire) ? s : nullptr;
+}
+Status unusable(const ConsumerState* s) {
+  return s == nullptr ? closed_status() : Status(Errc::closed, "bus is closed");
+}
 Status bus_closed_status() { return Status(Errc::closed, "bus is closed"); }
 
 Status not_subscribed(std::string_view topic) {
@@ -181,7 +189,7 @@ Consumer& Consumer::operator=(Consumer&& other) noexcept {
 Consumer::~Consumer() { close(); }
 
 Status Consumer::close() noexcept {
-  if (state_ == nullptr) return closed_status();
+  if (state_ == nullptr) return closed_status(); // works on a closed bus too: frees the slots
   for (Cursor& c : state_->cursors) drop_cursor(c);
   detail::heap_delete(state_);
   state_ = nullptr;
@@ -270,7 +278,7 @@ Status Consumer::subscribe(std::string_view topic, StartPosition start) {
 
 Status Consumer::unsubscribe(std::string_view topic) {
   ConsumerState* const s = state_;
-  if (s == nullptr) return closed_status();
+  if (usable(s) == nullptr) return unusable(s);
   Cursor* c = find(*s, topic);
   if (c == nullptr) return not_subscribed(topic);
   drop_cursor(*c);
@@ -285,34 +293,34 @@ Status Consumer::unsubscribe(std::string_view topic) {
 std::size_t Consumer::subscription_count() const noexcept { return state_ == nullptr ? 0 : state_->cursors.size(); }
 
 Status Consumer::seek(std::string_view topic, std::uint64_t offset) noexcept {
-  if (state_ == nullptr) return closed_status();
+  if (usable(state_) == nullptr) return unusable(state_);
   Cursor* c = find(*state_, topic);
   if (c == nullptr) return not_subscribed(topic);
   return seek_cursor(*c, offset);
 }
 
 Status Consumer::seek_to_beginning(std::string_view topic) noexcept {
-  if (state_ == nullptr) return closed_status();
+  if (usable(state_) == nullptr) return unusable(state_);
   Cursor* c = find(*state_, topic);
   if (c == nullptr) return not_subscribed(topic);
   return seek_cursor_to_beginning(*c);
 }
 
 Status Consumer::seek_to_end(std::string_view topic) noexcept {
-  if (state_ == nullptr) return closed_status();
+  if (usable(state_) == nullptr) return unusable(state_);
   Cursor* c = find(*state_, topic);
   if (c == nullptr) return not_subscribed(topic);
   return seek_cursor_to_end(*c);
 }
 
 Status Consumer::seek_to_beginning() noexcept {
-  if (state_ == nullptr) return closed_status();
+  if (usable(state_) == nullptr) return unusable(state_);
   for (Cursor& c : state_->cursors) seek_cursor_to_beginning(c);
   return {};
 }
 
 Status Consumer::seek_to_end() noexcept {
-  if (state_ == nullptr) return closed_status();
+  if (usable(state_) == nullptr) return unusable(state_);
   for (Cursor& c : state_->cursors) {
     Status st = seek_cursor_to_end(c);
     if (!st.ok()) return st;
@@ -321,14 +329,14 @@ Status Consumer::seek_to_end() noexcept {
 }
 
 Result<std::uint64_t> Consumer::position(std::string_view topic) const noexcept {
-  if (state_ == nullptr) return closed_status();
+  if (usable(state_) == nullptr) return unusable(state_);
   Cursor* c = find(*state_, topic);
   if (c == nullptr) return not_subscribed(topic);
   return std::max(c->offset, c->skip_until);
 }
 
 Result<std::uint64_t> Consumer::lag(std::string_view topic) const noexcept {
-  if (state_ == nullptr) return closed_status();
+  if (usable(state_) == nullptr) return unusable(state_);
   Cursor* c = find(*state_, topic);
   if (c == nullptr) return not_subscribed(topic);
   const std::uint64_t at = std::max(c->offset, c->skip_until);
@@ -337,7 +345,7 @@ Result<std::uint64_t> Consumer::lag(std::string_view topic) const noexcept {
 }
 
 Result<std::uint64_t> Consumer::lost(std::string_view topic) const noexcept {
-  if (state_ == nullptr) return closed_status();
+  if (usable(state_) == nullptr) return unusable(state_);
   Cursor* c = find(*state_, topic);
   if (c == nullptr) return not_subscribed(topic);
   return c->lost;

@@ -12,6 +12,7 @@ namespace {
 // Encoded bytes of the messages as one general-form frame body.
 struct BatchShape {
   bool packed = true;         // every message packable with the same value size and time
+  bool one_time = true;       // every message has the same timestamp
   std::size_t value_size = 0; // when packed
 };
 
@@ -31,11 +32,10 @@ BatchShape shape_of(std::span<const Message> messages) noexcept {
   s.value_size = messages.front().value.size();
   const std::int64_t ts = messages.front().timestamp_ns;
   for (const Message& m : messages) {
-    if (!detail::packable(m) || m.value.size() != s.value_size || m.timestamp_ns != ts) {
-      s.packed = false;
-      break;
-    }
+    if (m.timestamp_ns != ts) s.one_time = false;
+    if (!detail::packable(m) || m.value.size() != s.value_size) s.packed = false;
   }
+  s.packed = s.packed && s.one_time;
   return s;
 }
 
@@ -64,6 +64,7 @@ Producer::~Producer() { close(); }
 
 Status Producer::close() noexcept {
   if (log_ == nullptr) return Status(Errc::closed, "producer is already closed");
+  if (Claim* open = log_->writer().open_claim; open != nullptr) open->log_ = nullptr; // aborted: inert
   log_->close_writer();
   log_ = nullptr;
   core_.reset();
@@ -90,6 +91,10 @@ Status Producer::refusal() const noexcept {
 }
 
 Status Producer::too_large(std::size_t frame_length, const Message& m) const noexcept {
+  if (m.headers.size() > limits::max_headers) {
+    return Status(Errc::invalid_argument, "record with " + std::to_string(m.headers.size()) +
+                                              " headers exceeds the limit of " + std::to_string(limits::max_headers));
+  }
   return Status(Errc::record_too_large, "record of " + std::to_string(frame_length) + " bytes encoded (key " +
                                             std::to_string(m.key.size()) + " B, value " +
                                             std::to_string(m.value.size()) + " B, " + std::to_string(m.headers.size()) +
@@ -112,7 +117,7 @@ Status Producer::failure(Errc err) const noexcept {
 
 Result<std::uint64_t> Producer::append_many(std::span<const Message> messages, bool wait) noexcept {
   detail::Log* const log = log_;
-  if (log == nullptr || log->writer().claim_open || log->closed()) return refusal();
+  if (log == nullptr || log->writer().open_claim != nullptr || log->closed()) return refusal();
   if (messages.empty()) {
     return Status(Errc::invalid_argument, "append_batch of topic '" + std::string(log->name()) + "' got no messages");
   }
@@ -130,7 +135,9 @@ Result<std::uint64_t> Producer::append_many(std::span<const Message> messages, b
       return Status(Errc::invalid_argument, "record with " + std::to_string(m.headers.size()) +
                                                 " headers exceeds the limit of " + std::to_string(limits::max_headers));
     }
-    const std::size_t one = detail::frame_header_bytes + detail::record_body_bytes(m, 0) + 9;
+    const std::size_t one =
+        detail::frame_header_bytes +
+        (shape.packed ? m.value.size() : detail::record_body_bytes(m, 0) + (shape.one_time ? 0 : 9));
     if (detail::align_up(one, detail::frame_alignment) > log->segment_bytes()) return too_large(one, m);
     total += one - detail::frame_header_bytes;
   }
@@ -146,6 +153,10 @@ Result<std::uint64_t> Producer::append_many(std::span<const Message> messages, b
   while (i < messages.size()) {
     // Fill one frame with as many messages as the current segment holds.
     const std::int64_t base_ts = time_of(messages[i]);
+    // Wrapping difference: any two int64 timestamps round-trip through zigzag.
+    const auto delta = [base_ts](std::int64_t t) {
+      return static_cast<std::int64_t>(static_cast<std::uint64_t>(t) - static_cast<std::uint64_t>(base_ts));
+    };
     std::size_t room = w.segment_end - w.pos;
     std::size_t body = 0;
     std::size_t k = 0;
@@ -155,7 +166,7 @@ Result<std::uint64_t> Producer::append_many(std::span<const Message> messages, b
       while (i + k < messages.size()) {
         const std::size_t add = shape.packed
                                     ? shape.value_size
-                                    : detail::record_body_bytes(messages[i + k], time_of(messages[i + k]) - base_ts);
+                                    : detail::record_body_bytes(messages[i + k], delta(time_of(messages[i + k])));
         if (detail::frame_header_bytes + body + add > r) break;
         body += add;
         ++k;
@@ -192,7 +203,7 @@ Result<std::uint64_t> Producer::append_many(std::span<const Message> messages, b
         if (shape.value_size != 0) std::memcpy(out, m.value.data(), shape.value_size);
         out += shape.value_size;
       } else {
-        out = detail::encode_record(out, m, time_of(m) - base_ts);
+        out = detail::encode_record(out, m, delta(time_of(m)));
       }
     }
     detail::zero_padding(p, length);
@@ -206,7 +217,7 @@ Result<std::uint64_t> Producer::append_many(std::span<const Message> messages, b
 Result<std::uint64_t> Producer::append_packed(const void* data, std::size_t value_bytes, std::size_t count,
                                               std::int64_t timestamp_ns, bool wait) noexcept {
   detail::Log* const log = log_;
-  if (log == nullptr || log->writer().claim_open || log->closed()) return refusal();
+  if (log == nullptr || log->writer().open_claim != nullptr || log->closed()) return refusal();
   if (count == 0) {
     return Status(Errc::invalid_argument, "append_values of topic '" + std::string(log->name()) + "' got no values");
   }
@@ -258,7 +269,7 @@ Result<std::uint64_t> Producer::append_packed(const void* data, std::size_t valu
 Result<Claim> Producer::claim_frame(std::size_t value_bytes, std::size_t key_bytes, std::size_t count,
                                     bool wait) noexcept {
   detail::Log* const log = log_;
-  if (log == nullptr || log->writer().claim_open || log->closed()) return refusal();
+  if (log == nullptr || log->writer().open_claim != nullptr || log->closed()) return refusal();
   if (count == 0 || count > UINT32_MAX) {
     return Status(Errc::invalid_argument,
                   "claim_values count " + std::to_string(count) + " must be between 1 and 4294967295");
@@ -304,12 +315,10 @@ Result<Claim> Producer::claim_frame(std::size_t value_bytes, std::size_t key_byt
     detail::put_varint(q, 0); // no headers
   }
   detail::WriterState& w = log->writer();
-  w.claim_open = true;
   w.claim_frame_bytes = frame_bytes;
-  w.claim_count = static_cast<std::uint32_t>(count);
   Claim c;
   c.log_ = log;
-  c.claim_id_ = ++w.claim_id;
+  w.open_claim = &c; // follows the claim through its moves
   c.wall_clock_ = wall_clock_;
   c.frame_ = p;
   c.length_ = static_cast<std::uint32_t>(length);
@@ -322,7 +331,6 @@ Result<Claim> Producer::claim_frame(std::size_t value_bytes, std::size_t key_byt
 
 Claim::Claim(Claim&& other) noexcept
     : log_(other.log_),
-      claim_id_(other.claim_id_),
       wall_clock_(other.wall_clock_),
       frame_(other.frame_),
       length_(other.length_),
@@ -332,13 +340,13 @@ Claim::Claim(Claim&& other) noexcept
       key_(other.key_),
       value_(other.value_) {
   other.log_ = nullptr;
+  if (log_ != nullptr && log_->writer().open_claim == &other) log_->writer().open_claim = this;
 }
 
 Claim& Claim::operator=(Claim&& other) noexcept {
   if (this != &other) {
     abort();
     log_ = other.log_;
-    claim_id_ = other.claim_id_;
     wall_clock_ = other.wall_clock_;
     frame_ = other.frame_;
     length_ = other.length_;
@@ -348,23 +356,19 @@ Claim& Claim::operator=(Claim&& other) noexcept {
     key_ = other.key_;
     value_ = other.value_;
     other.log_ = nullptr;
+    if (log_ != nullptr && log_->writer().open_claim == &other) log_->writer().open_claim = this;
   }
   return *this;
 }
 
-bool Claim::still_owned() const noexcept {
-  return log_ != nullptr && log_->writer().claim_open && log_->writer().claim_id == claim_id_;
-}
-
 Result<std::uint64_t> Claim::commit() noexcept {
-  if (!still_owned()) {
-    log_ = nullptr;
+  if (log_ == nullptr) {
     return Status(Errc::no_claim, "claim is not open (committed, aborted, or its producer was closed)");
   }
   detail::Log* const log = log_;
   log_ = nullptr;
   if (log->closed()) {
-    log->writer().claim_open = false;
+    log->writer().open_claim = nullptr;
     return Status(Errc::closed, "bus is closed (topic '" + std::string(log->name()) + "')");
   }
   detail::WriterState& w = log->writer();
@@ -372,14 +376,15 @@ Result<std::uint64_t> Claim::commit() noexcept {
   const std::int64_t ts = timestamp_ != timestamp_now ? timestamp_ : (wall_clock_ ? detail::wall_clock_ns() : 0);
   detail::write_header(frame_, length_, flags_, count_, offset, ts);
   detail::zero_padding(frame_, length_);
-  w.claim_open = false;
+  w.open_claim = nullptr;
   log->advance(w.claim_frame_bytes, count_);
   log->publish();
   return offset;
 }
 
 void Claim::abort() noexcept {
-  if (still_owned()) log_->writer().claim_open = false;
+  if (log_ == nullptr) return;
+  if (log_->writer().open_claim == this) log_->writer().open_claim = nullptr;
   log_ = nullptr;
 }
 

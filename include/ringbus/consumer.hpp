@@ -30,10 +30,13 @@ class Consumer {
   Consumer& operator=(const Consumer&) = delete;
   ~Consumer();
 
-  // Up to max_records records from the subscribed topics, fair across topics
-  // (each poll starts at the next topic and splits the budget). Waits up to
-  // timeout (by the wait strategy) when nothing is there; zero means no wait.
-  // Records from the previous poll become invalid.
+  // Up to max_records records from the subscribed topics, fair across topics:
+  // each poll starts one topic later and first gives every topic
+  // max(1, max_records / topics), then what is left in the same order. Waits up
+  // to timeout (by the wait strategy) when nothing is there; zero means no
+  // wait. Records from the previous poll become invalid (so do they on
+  // subscribe/unsubscribe). From an overwrite topic a poll returns at most one
+  // segment's worth of records (what it copied and validated at once).
   Result<Records> poll(std::size_t max_records = SIZE_MAX,
                        std::chrono::nanoseconds timeout = std::chrono::nanoseconds::zero()) noexcept;
 

@@ -56,9 +56,7 @@ class Claim {
 
  private:
   friend class Producer;
-  [[nodiscard]] bool still_owned() const noexcept;
-  detail::Log* log_ = nullptr;
-  std::uint64_t claim_id_ = 0;
+  detail::Log* log_ = nullptr; // null once committed, aborted or its producer closed
   bool wall_clock_ = true;
   std::byte* frame_ = nullptr;
   std::uint32_t length_ = 0;
@@ -159,11 +157,13 @@ class Producer {
 
   RINGBUS_ALWAYS_INLINE Result<std::uint64_t> append_one(const Message& m, bool wait) noexcept {
     detail::Log* const log = log_;
-    if (RINGBUS_UNLIKELY(log == nullptr || log->writer().claim_open || log->closed())) return refusal();
+    if (RINGBUS_UNLIKELY(log == nullptr || log->writer().open_claim != nullptr || log->closed())) return refusal();
     const bool packed = detail::packable(m);
     const std::size_t length = detail::frame_header_bytes + (packed ? m.value.size() : detail::record_body_bytes(m, 0));
     const std::size_t frame_bytes = detail::align_up(length, detail::frame_alignment);
-    if (RINGBUS_UNLIKELY(frame_bytes > log->segment_bytes())) return too_large(length, m);
+    if (RINGBUS_UNLIKELY(frame_bytes > log->segment_bytes() || m.headers.size() > limits::max_headers)) {
+      return too_large(length, m);
+    }
     const std::int64_t ts = m.timestamp_ns != timestamp_now ? m.timestamp_ns : stamp();
     Errc err = Errc::ok;
     std::byte* const p = log->reserve(frame_bytes, wait, err);

@@ -42,7 +42,7 @@ bool Log::open_writer() noexcept {
 }
 
 void Log::close_writer() noexcept {
-  writer_.claim_open = false;
+  writer_.open_claim = nullptr;
   writer_open_.store(0, std::memory_order_release); // hands WriterState to the next open_writer
 }
 
@@ -65,25 +65,11 @@ bool Log::roll(bool wait, Errc& err) noexcept {
     // Writing [next_start, next_end) overwrites the previous lap's copy of this
     // segment, [next_start - C, need). Every reader must be at or past need.
     const std::uint64_t need = next_end - capacity_;
-    // (E)/(H): a reader registering from now on starts at need or is seen by
-    // the scan below. Publishing head before the readers are past it only
-    // makes new readers start later; nothing is overwritten yet.
-    if (head_.load(std::memory_order_relaxed) < need) store_head(need);
-    if (!overwrite_) {
-      Waiter waiter(options_.wait == WaitStrategy::blocking ? WaitStrategy::backoff : options_.wait);
-      for (;;) {
-        w.cached_min_reader = min_reader_position(); // (A), after (H)
-        if (w.cached_min_reader >= need) break;
-        if (closed()) {
-          err = Errc::closed;
-          return false;
-        }
-        if (!wait) {
-          err = Errc::would_block;
-          return false;
-        }
-        waiter.idle();
-      }
+    if (overwrite_) {
+      // (E): invalidates the old lap before a byte of it is overwritten.
+      if (head_.load(std::memory_order_relaxed) < need) store_head(need, offset_at_segment(need));
+    } else if (!reclaim(need, wait, err)) {
+      return false;
     }
   }
   if (w.pos < next_start) {
@@ -102,15 +88,11 @@ bool Log::roll(bool wait, Errc& err) noexcept {
   return true;
 }
 
-void Log::store_head(std::uint64_t pos) noexcept {
-  // The first frame of the segment at pos was written by this thread (a
-  // segment start is always a data frame), so a plain read is enough.
-  FrameHeader first;
-  std::memcpy(&first, ring_at(pos), sizeof first);
+void Log::store_head(std::uint64_t pos, std::uint64_t offset) noexcept {
   const std::uint64_t seq = head_seq_.load(std::memory_order_relaxed); // only this thread writes it
   head_seq_.store(seq + 1, std::memory_order_relaxed);                 // odd: pair being written
   // release: orders the odd sequence before these stores for read_head.
-  head_offset_.store(first.base_offset, std::memory_order_release);
+  head_offset_.store(offset, std::memory_order_release);
   // (H) seq_cst pairs with (R) in register_reader; (E) it is also a release
   // that pairs with (F) in readers of overwrite topics.
   head_.store(pos, std::memory_order_seq_cst);
@@ -128,6 +110,46 @@ void Log::read_head(std::uint64_t& pos, std::uint64_t& offset) const noexcept {
     offset = head_offset_.load(std::memory_order_acquire); // pairs with the release in store_head
     if (head_seq_.load(std::memory_order_relaxed) == before) return;
   }
+}
+
+bool Log::reclaim(std::uint64_t need, bool wait, Errc& err) noexcept {
+  WriterState& w = writer_;
+  Waiter waiter(options_.wait == WaitStrategy::blocking ? WaitStrategy::backoff : options_.wait);
+  const auto wait_for_readers = [&]() {
+    for (;;) {
+      w.cached_min_reader = min_reader_position(); // (A)
+      if (w.cached_min_reader >= need) return true;
+      if (closed()) {
+        err = Errc::closed;
+        return false;
+      }
+      if (!wait) {
+        err = Errc::would_block;
+        return false;
+      }
+      waiter.idle();
+    }
+  };
+  // Every reader we can see must be past the old lap first: a refused roll
+  // leaves the head (and so the range of offsets held) as it was.
+  if (!wait_for_readers()) return false;
+  const std::uint64_t old_head = head_.load(std::memory_order_relaxed); // only this thread writes it
+  if (old_head >= need) return true;
+  const std::uint64_t old_offset = head_offset_.load(std::memory_order_relaxed);
+  // (H) then (A) again: a reader that registered at the old head after our
+  // first scan is either seen now or has seen the new head (Dekker with (R)).
+  store_head(need, offset_at_segment(need));
+  if (wait_for_readers()) return true;
+  // Refused: nothing was overwritten, so the old head is still true.
+  store_head(old_head, old_offset);
+  return false;
+}
+
+std::uint64_t Log::offset_at_segment(std::uint64_t pos) const noexcept {
+  // A segment start is always a data frame, written by this thread: a plain read is enough.
+  FrameHeader first;
+  std::memcpy(&first, ring_at(pos), sizeof first);
+  return first.base_offset;
 }
 
 int Log::register_reader() noexcept {
@@ -160,9 +182,12 @@ int Log::register_reader() noexcept {
 
 void Log::protect_from_head(int index, std::uint64_t& pos, std::uint64_t& offset) noexcept {
   ReaderSlot& s = slots_[index];
+  // Only this consumer writes its slot. Never move it forward here: the bytes
+  // it holds may be unread (a refused seek must not release them).
+  const std::uint64_t held = s.position.load(std::memory_order_relaxed);
   read_head(pos, offset);
   for (;;) {
-    s.position.store(pos, std::memory_order_seq_cst);                  // (R)
+    s.position.store(std::min(pos, held), std::memory_order_seq_cst);  // (R)
     const std::uint64_t again = head_.load(std::memory_order_seq_cst); // (R) pairs with (H)
     if (again == pos) return;
     read_head(pos, offset);

@@ -124,7 +124,8 @@ inline const std::byte* decode_record(const std::byte* p, const std::byte* end, 
   const std::byte* const next = p + rest;
   std::uint64_t v = 0;
   if ((p = get_varint(p, next, v)) == nullptr) return nullptr;
-  out.timestamp_ns = base_ts + unzigzag(v);
+  out.timestamp_ns = static_cast<std::int64_t>(static_cast<std::uint64_t>(base_ts) +
+                                               static_cast<std::uint64_t>(unzigzag(v))); // wraps like the encoder
   if ((p = get_varint(p, next, v)) == nullptr || v > static_cast<std::uint64_t>(next - p)) return nullptr;
   out.key = ByteView(p, static_cast<std::size_t>(v));
   p += v;

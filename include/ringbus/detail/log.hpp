@@ -23,11 +23,14 @@
 //   (A) slot.position.load(seq_cst)  <-----  (D) slot.position.store(release)
 //       on roll: overwrite the old lap only
 //       when every active reader is past it
+//   (A) scan: every reader past the old lap?
 //   (H) head.store(seq_cst) then (A) scan    (R) registration: position.store(seq_cst),
-//       of reader slots: a Dekker pair with       state.store(seq_cst), then head.load
-//       (R), so a reader that registers at        (seq_cst); retry if head moved. Either
-//       an old head is either seen by the         the producer sees the new reader or
-//       producer or sees the new head.            the reader sees the new head.
+//       again: a Dekker pair with (R), so a       state.store(seq_cst), then head.load
+//       reader that registers at an old head      (seq_cst); retry if head moved. Either
+//       is either seen by the producer or sees    the producer sees the new reader or
+//       the new head. (A refused roll puts        the reader sees the new head. A slot
+//       the old head back: nothing was            only moves back to the head, never
+//       overwritten.)                             forward past bytes it holds.
 //
 //   overwrite policy: the producer never reads reader slots. It stores
 //   (E) head.store(release) before it overwrites a segment, then writes frames
@@ -58,6 +61,10 @@
 #include "ringbus/detail/segment.hpp"
 #include "ringbus/options.hpp"
 #include "ringbus/status.hpp"
+
+namespace ringbus {
+class Claim;
+}
 
 namespace ringbus::detail {
 
@@ -99,10 +106,8 @@ struct WriterState {
   std::uint64_t segment_end = 0; // end of the segment the writer owns
   std::uint64_t cached_min_reader = 0;
   std::byte* scratch = nullptr; // overwrite policy: frames are built here
-  bool claim_open = false;
-  std::uint64_t claim_id = 0; // identifies the open claim
+  Claim* open_claim = nullptr;  // the producer's one open claim, if any
   std::uint64_t claim_frame_bytes = 0;
-  std::uint32_t claim_count = 0;
 };
 
 class Log {
@@ -241,7 +246,10 @@ class Log {
 
  private:
   bool roll(bool wait, Errc& err) noexcept;
-  void store_head(std::uint64_t pos) noexcept;
+  // Block policy: waits until every reader is at or past need, then moves the head there.
+  bool reclaim(std::uint64_t need, bool wait, Errc& err) noexcept;
+  void store_head(std::uint64_t pos, std::uint64_t offset) noexcept;
+  std::uint64_t offset_at_segment(std::uint64_t pos) const noexcept;
   std::uint64_t min_reader_position() const noexcept;
 
   HeapString name_;

@@ -1,0 +1,967 @@
+// Consumer: polling, fan-out, fairness across topics, seek and replay,
+// position/lag/lost, the overwrite policy's gaps, and wait strategies.
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ringbus/consumer.hpp"
+#include "test_support.hpp"
+
+using ringbus::Bus;
+using ringbus::Consumer;
+using ringbus::ConsumerOptions;
+using ringbus::Errc;
+using ringbus::Gap;
+using ringbus::Header;
+using ringbus::Message;
+using ringbus::OverflowPolicy;
+using ringbus::Producer;
+using ringbus::Record;
+using ringbus::Records;
+using ringbus::StartPosition;
+using ringbus::TopicOptions;
+using ringbus::WaitStrategy;
+using ringbus::test::append_numbered;
+using ringbus::test::contains;
+using ringbus::test::drain;
+using ringbus::test::even_value_bytes;
+using ringbus::test::msg;
+using ringbus::test::OwnedRecord;
+using ringbus::test::poll_once;
+using ringbus::test::records_per_small_segment;
+using ringbus::test::small_ring;
+using ringbus::test::str;
+using ringbus::test::value_for;
+
+namespace {
+
+constexpr std::uint64_t per_segment = records_per_small_segment; // 64-byte frames, 64 per 4 KiB
+
+// Appends `count` even-sized records; when the ring is full (block policy)
+// lets `reader` catch up and retries.
+void append_draining(Producer& p, Consumer& reader, std::uint64_t count) {
+  for (std::uint64_t i = 0; i < count; ++i) {
+    const std::uint64_t offset = p.next_offset();
+    auto r = p.try_append(value_for(offset, even_value_bytes));
+    if (r.code() == Errc::would_block) {
+      drain(reader);
+      r = p.try_append(value_for(offset, even_value_bytes));
+    }
+    REQUIRE_MESSAGE(r.ok(), r.message());
+    REQUIRE(*r == offset);
+  }
+}
+
+// Checks that records are consecutive offsets from `first` with the values append_numbered wrote.
+void check_run(const std::vector<OwnedRecord>& got, std::uint64_t first, std::uint64_t count) {
+  REQUIRE(got.size() == count);
+  for (std::uint64_t i = 0; i < count; ++i) {
+    CAPTURE(i);
+    CHECK(got[i].offset == first + i);
+    CHECK(got[i].value == value_for(first + i, even_value_bytes));
+  }
+}
+
+std::size_t count_topic(const std::vector<OwnedRecord>& got, std::string_view topic) {
+  std::size_t n = 0;
+  for (const OwnedRecord& r : got) n += r.topic == topic ? 1 : 0;
+  return n;
+}
+
+TopicOptions waiting(WaitStrategy wait) {
+  TopicOptions o = small_ring();
+  o.wait = wait;
+  return o;
+}
+
+} // namespace
+
+TEST_SUITE("consumer") {
+  // --- polling --------------------------------------------------------------------------
+
+  TEST_CASE("consumer_from_earliest_sees_every_record_in_order") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring(4)).ok());
+    auto p = bus.producer("t").value();
+    append_numbered(p, 100);
+    auto c = bus.consumer("t", StartPosition::earliest).value();
+    check_run(drain(c), 0, 100);
+  }
+
+  TEST_CASE("consumer_from_latest_sees_only_records_appended_after_it_subscribed") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring(4)).ok());
+    auto p = bus.producer("t").value();
+    append_numbered(p, 30);
+    auto c = bus.consumer("t", StartPosition::latest).value();
+    CHECK(c.position("t").value() == 30);
+    CHECK(poll_once(c).empty());
+    append_numbered(p, 5);
+    check_run(drain(c), 30, 5);
+  }
+
+  TEST_CASE("every_consumer_sees_every_record") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring(4)).ok());
+    auto p = bus.producer("t").value();
+    auto c1 = bus.consumer("t").value();
+    auto c2 = bus.consumer("t").value();
+    append_numbered(p, 50);
+    auto c3 = bus.consumer("t").value();
+    check_run(drain(c1), 0, 50);
+    check_run(drain(c2), 0, 50);
+    check_run(drain(c3), 0, 50);
+  }
+
+  TEST_CASE("poll_returns_at_most_max_records_and_resumes_where_it_stopped") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring(4)).ok());
+    auto p = bus.producer("t").value();
+    auto c = bus.consumer("t").value();
+    append_numbered(p, 20);
+    std::vector<Message> batch; // one frame of ten records: polls stop inside it
+    std::vector<std::string> values;
+    for (std::uint64_t i = 20; i < 30; ++i) values.push_back(value_for(i, even_value_bytes));
+    for (const std::string& v : values) batch.push_back(msg("", v, 1));
+    REQUIRE(p.append_batch(batch).value() == 20);
+
+    std::vector<OwnedRecord> all;
+    for (;;) {
+      std::vector<OwnedRecord> got = poll_once(c, 3);
+      CHECK(got.size() <= 3);
+      if (got.empty()) break;
+      all.insert(all.end(), got.begin(), got.end());
+    }
+    check_run(all, 0, 30);
+  }
+
+  TEST_CASE("poll_of_zero_records_returns_nothing_and_moves_nothing") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring()).ok());
+    auto p = bus.producer("t").value();
+    auto c = bus.consumer("t").value();
+    append_numbered(p, 5);
+    auto r = c.poll(0, std::chrono::milliseconds(50));
+    REQUIRE(r.ok());
+    CHECK(r->empty());
+    CHECK(r->size() == 0);
+    CHECK(c.position("t").value() == 0);
+    check_run(drain(c), 0, 5);
+  }
+
+  TEST_CASE("records_range_offers_size_iteration_and_arrow_access") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring()).ok());
+    auto p = bus.producer("t").value();
+    auto c = bus.consumer("t").value();
+    REQUIRE(p.append("k0", "v0").ok());
+    REQUIRE(p.append("k1", "v1").ok());
+    auto r = c.poll();
+    REQUIRE(r.ok());
+    CHECK(r->size() == 2);
+    CHECK_FALSE(r->empty());
+    CHECK(r->gaps().empty());
+    CHECK(r->lost() == 0);
+    auto it = r->begin();
+    CHECK(it->offset == 0);
+    CHECK(str(it->key) == "k0");
+    auto old = it++;
+    CHECK(old->offset == 0);
+    CHECK(it->offset == 1);
+    CHECK(str((*it).value) == "v1");
+    ++it;
+    CHECK(it == r->end());
+
+    const Records none;
+    CHECK(none.empty());
+    CHECK(none.begin() == none.end());
+    CHECK(none.lost() == 0);
+  }
+
+  TEST_CASE("views_stay_valid_until_the_next_poll") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring()).ok());
+    auto p = bus.producer("t").value();
+    auto c = bus.consumer("t").value();
+    append_numbered(p, 2 * per_segment);
+    auto first = c.poll();
+    REQUIRE(first.ok());
+    REQUIRE(first->size() == 2 * per_segment);
+    // The producer tries to lap the views we still hold: refused, views intact.
+    for (int attempt = 0; attempt < 3; ++attempt) CHECK(p.try_append("lap").code() == Errc::would_block);
+    check_run(ringbus::test::own_all(*first), 0, 2 * per_segment);
+  }
+
+  // --- fairness across topics ------------------------------------------------------------
+
+  // The documented rule: each poll starts at the next topic in turn and gives
+  // every topic an equal share of max_records (at least one), then what is left
+  // to the topics in the same turn order.
+  TEST_CASE("poll_splits_an_even_budget_equally_between_two_busy_topics") {
+    Bus bus;
+    REQUIRE(bus.create_topic("a", small_ring(4)).ok());
+    REQUIRE(bus.create_topic("b", small_ring(4)).ok());
+    auto pa = bus.producer("a").value();
+    auto pb = bus.producer("b").value();
+    append_numbered(pa, 100);
+    append_numbered(pb, 100);
+    ConsumerOptions o;
+    o.topics = {"a", "b"};
+    auto c = bus.consumer(o).value();
+    std::uint64_t next_a = 0;
+    std::uint64_t next_b = 0;
+    for (int poll = 0; poll < 10; ++poll) {
+      const std::vector<OwnedRecord> got = poll_once(c, 4);
+      CHECK(count_topic(got, "a") == 2);
+      CHECK(count_topic(got, "b") == 2);
+      for (const OwnedRecord& r : got) {
+        std::uint64_t& next = r.topic == "a" ? next_a : next_b;
+        CHECK(r.offset == next);
+        CHECK(r.value == value_for(next, even_value_bytes));
+        ++next;
+      }
+    }
+    CHECK(c.position("a").value() == 20);
+    CHECK(c.position("b").value() == 20);
+  }
+
+  TEST_CASE("poll_of_one_record_alternates_between_two_busy_topics") {
+    Bus bus;
+    REQUIRE(bus.create_topic("a", small_ring(4)).ok());
+    REQUIRE(bus.create_topic("b", small_ring(4)).ok());
+    auto pa = bus.producer("a").value();
+    auto pb = bus.producer("b").value();
+    append_numbered(pa, 50);
+    append_numbered(pb, 50);
+    ConsumerOptions o;
+    o.topics = {"a", "b"};
+    auto c = bus.consumer(o).value();
+    std::string previous;
+    for (int poll = 0; poll < 20; ++poll) {
+      const std::vector<OwnedRecord> got = poll_once(c, 1);
+      REQUIRE(got.size() == 1);
+      CHECK(got[0].topic != previous);
+      previous = got[0].topic;
+    }
+    CHECK(c.position("a").value() == 10);
+    CHECK(c.position("b").value() == 10);
+  }
+
+  TEST_CASE("poll_gives_an_odd_budgets_extra_record_to_each_topic_in_turn") {
+    Bus bus;
+    REQUIRE(bus.create_topic("a", small_ring(4)).ok());
+    REQUIRE(bus.create_topic("b", small_ring(4)).ok());
+    auto pa = bus.producer("a").value();
+    auto pb = bus.producer("b").value();
+    append_numbered(pa, 50);
+    append_numbered(pb, 50);
+    ConsumerOptions o;
+    o.topics = {"a", "b"};
+    auto c = bus.consumer(o).value();
+    std::string previous_bigger;
+    for (int poll = 0; poll < 8; ++poll) {
+      const std::vector<OwnedRecord> got = poll_once(c, 3);
+      REQUIRE(got.size() == 3);
+      const std::size_t a = count_topic(got, "a");
+      const std::size_t b = count_topic(got, "b");
+      CHECK(((a == 2 && b == 1) || (a == 1 && b == 2)));
+      const std::string bigger = a == 2 ? "a" : "b";
+      CHECK(bigger != previous_bigger);
+      previous_bigger = bigger;
+    }
+    CHECK(c.position("a").value() == 12);
+    CHECK(c.position("b").value() == 12);
+  }
+
+  TEST_CASE("an_idle_topic_leaves_the_whole_budget_to_the_busy_one") {
+    Bus bus;
+    REQUIRE(bus.create_topic("busy", small_ring(4)).ok());
+    REQUIRE(bus.create_topic("idle", small_ring(4)).ok());
+    auto p = bus.producer("busy").value();
+    append_numbered(p, 50);
+    ConsumerOptions o;
+    o.topics = {"idle", "busy"};
+    auto c = bus.consumer(o).value();
+    for (int poll = 0; poll < 4; ++poll) {
+      const std::vector<OwnedRecord> got = poll_once(c, 5);
+      CHECK(got.size() == 5);
+      CHECK(count_topic(got, "busy") == 5);
+    }
+  }
+
+  // --- subscriptions --------------------------------------------------------------------
+
+  TEST_CASE("subscribe_adds_a_topic_and_unsubscribe_removes_it") {
+    Bus bus;
+    REQUIRE(bus.create_topic("a", small_ring()).ok());
+    REQUIRE(bus.create_topic("b", small_ring()).ok());
+    auto pa = bus.producer("a").value();
+    auto pb = bus.producer("b").value();
+    append_numbered(pa, 3);
+    append_numbered(pb, 4);
+    auto c = bus.consumer("a").value();
+    CHECK(c.subscription_count() == 1);
+    REQUIRE(c.subscribe("b", StartPosition::latest).ok());
+    CHECK(c.subscription_count() == 2);
+    CHECK(c.position("b").value() == 4);
+    append_numbered(pb, 1);
+    const std::vector<OwnedRecord> got = drain(c);
+    CHECK(count_topic(got, "a") == 3);
+    CHECK(count_topic(got, "b") == 1);
+
+    REQUIRE(c.unsubscribe("a").ok());
+    CHECK(c.subscription_count() == 1);
+    CHECK(c.position("a").code() == Errc::not_subscribed);
+    append_numbered(pa, 2);
+    append_numbered(pb, 2);
+    const std::vector<OwnedRecord> after = drain(c);
+    CHECK(count_topic(after, "a") == 0);
+    CHECK(count_topic(after, "b") == 2);
+
+    REQUIRE(c.subscribe("a").ok()); // again, from the earliest record
+    check_run(drain(c), 0, 5);
+  }
+
+  TEST_CASE("subscribe_to_an_unknown_topic_is_refused_naming_it") {
+    Bus bus;
+    REQUIRE(bus.create_topic("a", small_ring()).ok());
+    auto c = bus.consumer("a").value();
+    auto s = c.subscribe("ghost");
+    CHECK(s.code() == Errc::topic_not_found);
+    CHECK(contains(s.message(), "'ghost'"));
+    CHECK(c.subscription_count() == 1);
+  }
+
+  TEST_CASE("subscribing_twice_to_a_topic_is_refused") {
+    Bus bus;
+    REQUIRE(bus.create_topic("a", small_ring()).ok());
+    auto c = bus.consumer("a").value();
+    auto s = c.subscribe("a");
+    CHECK(s.code() == Errc::invalid_argument);
+    CHECK(contains(s.message(), "already subscribed"));
+    CHECK(contains(s.message(), "'a'"));
+    CHECK(c.subscription_count() == 1);
+  }
+
+  TEST_CASE("subscribe_to_a_topic_with_every_slot_taken_says_too_many_consumers") {
+    Bus bus;
+    TopicOptions o = small_ring();
+    o.max_consumers = 1;
+    REQUIRE(bus.create_topic("full", o).ok());
+    REQUIRE(bus.create_topic("free", small_ring()).ok());
+    auto holder = bus.consumer("full").value();
+    auto c = bus.consumer("free").value();
+    auto s = c.subscribe("full");
+    CHECK(s.code() == Errc::too_many_consumers);
+    CHECK(contains(s.message(), "'full'"));
+    CHECK(contains(s.message(), "1 reader slots"));
+    CHECK(c.subscription_count() == 1);
+    REQUIRE(holder.unsubscribe("full").ok()); // unsubscribing frees the slot
+    CHECK(c.subscribe("full").ok());
+  }
+
+  TEST_CASE("unsubscribe_from_a_topic_not_subscribed_says_not_subscribed") {
+    Bus bus;
+    REQUIRE(bus.create_topic("a", small_ring()).ok());
+    REQUIRE(bus.create_topic("b", small_ring()).ok());
+    auto c = bus.consumer("a").value();
+    auto s = c.unsubscribe("b");
+    CHECK(s.code() == Errc::not_subscribed);
+    CHECK(contains(s.message(), "'b'"));
+  }
+
+  TEST_CASE("poll_without_subscriptions_says_not_subscribed") {
+    Bus bus;
+    REQUIRE(bus.create_topic("a", small_ring()).ok());
+    auto none = bus.consumer(ConsumerOptions{}).value();
+    auto r = none.poll();
+    CHECK(r.code() == Errc::not_subscribed);
+    CHECK(contains(r.message(), "subscribe"));
+    auto c = bus.consumer("a").value();
+    REQUIRE(c.unsubscribe("a").ok());
+    CHECK(c.poll().code() == Errc::not_subscribed);
+    CHECK(c.seek_to_beginning().ok()); // nothing to move
+    CHECK(c.seek_to_end().ok());
+  }
+
+  TEST_CASE("calls_naming_a_topic_not_subscribed_say_not_subscribed") {
+    Bus bus;
+    REQUIRE(bus.create_topic("a", small_ring()).ok());
+    REQUIRE(bus.create_topic("b", small_ring()).ok());
+    auto c = bus.consumer("a").value();
+    CHECK(c.seek("b", 0).code() == Errc::not_subscribed);
+    CHECK(contains(c.seek("b", 0).message(), "'b'"));
+    CHECK(c.seek_to_beginning("b").code() == Errc::not_subscribed);
+    CHECK(c.seek_to_end("b").code() == Errc::not_subscribed);
+    CHECK(c.position("b").code() == Errc::not_subscribed);
+    CHECK(c.lag("b").code() == Errc::not_subscribed);
+    CHECK(c.lost("b").code() == Errc::not_subscribed);
+    CHECK(c.position("nowhere").code() == Errc::not_subscribed);
+  }
+
+  // --- seek and replay -------------------------------------------------------------------
+
+  TEST_CASE("seek_moves_the_next_poll_to_that_offset") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring(4)).ok());
+    auto p = bus.producer("t").value();
+    auto c = bus.consumer("t").value();
+    append_numbered(p, 150); // three segments
+    drain(c);
+    for (std::uint64_t target : {std::uint64_t{37}, std::uint64_t{0}, std::uint64_t{64}, std::uint64_t{149}}) {
+      CAPTURE(target);
+      REQUIRE(c.seek("t", target).ok());
+      CHECK(c.position("t").value() == target);
+      CHECK(c.lag("t").value() == 150 - target);
+      check_run(drain(c), target, 150 - target);
+    }
+  }
+
+  TEST_CASE("seek_into_the_middle_of_a_batch_delivers_from_that_record") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring(4)).ok());
+    auto p = bus.producer("t").value();
+    auto c = bus.consumer("t").value();
+    std::vector<std::string> values;
+    for (std::uint64_t i = 0; i < 10; ++i) values.push_back(value_for(i, even_value_bytes));
+    std::vector<Message> batch;
+    for (const std::string& v : values) batch.push_back(msg("k", v));
+    REQUIRE(p.append_batch(batch).ok()); // one frame
+    REQUIRE(c.seek("t", 4).ok());
+    const std::vector<OwnedRecord> got = drain(c);
+    REQUIRE(got.size() == 6);
+    for (std::uint64_t i = 0; i < 6; ++i) {
+      CHECK(got[i].offset == 4 + i);
+      CHECK(got[i].value == values[4 + i]);
+    }
+  }
+
+  TEST_CASE("seek_to_the_end_offset_waits_for_new_records") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring()).ok());
+    auto p = bus.producer("t").value();
+    auto c = bus.consumer("t").value();
+    append_numbered(p, 10);
+    REQUIRE(c.seek("t", 10).ok());
+    CHECK(c.lag("t").value() == 0);
+    CHECK(poll_once(c).empty());
+    append_numbered(p, 2);
+    check_run(drain(c), 10, 2);
+  }
+
+  TEST_CASE("seek_past_the_end_is_refused_naming_the_held_range") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring()).ok());
+    auto p = bus.producer("t").value();
+    auto c = bus.consumer("t").value();
+    append_numbered(p, 10);
+    REQUIRE(poll_once(c, 4).size() == 4);
+    auto s = c.seek("t", 11);
+    CHECK(s.code() == Errc::invalid_argument);
+    CHECK(contains(s.message(), "offset 11"));
+    CHECK(contains(s.message(), "'t'"));
+    CHECK(contains(s.message(), "[0, 10)"));
+    CHECK(c.position("t").value() == 4); // unchanged
+    check_run(drain(c), 4, 6);
+  }
+
+  TEST_CASE("seek_older_than_the_oldest_held_record_is_refused_naming_the_held_range") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring()).ok());
+    auto p = bus.producer("t").value();
+    auto c = bus.consumer("t").value();
+    append_draining(p, c, 5 * per_segment); // the ring holds segments 3 and 4: offsets [192, 320)
+    drain(c);
+    CHECK(bus.describe("t")->oldest_offset == 3 * per_segment);
+    auto s = c.seek("t", 0);
+    CHECK(s.code() == Errc::invalid_argument);
+    CHECK(contains(s.message(), "offset 0"));
+    CHECK(contains(s.message(), "[192, 320)"));
+    CHECK(c.seek("t", 191).code() == Errc::invalid_argument);
+    CHECK(c.position("t").value() == 320);
+    REQUIRE(c.seek("t", 192).ok());
+    check_run(drain(c), 192, 128);
+  }
+
+  TEST_CASE("refused_seek_keeps_the_consumer_holding_its_unread_records") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring()).ok());
+    auto p = bus.producer("t").value();
+    auto c = bus.consumer("t").value();
+    append_numbered(p, 2 * per_segment); // the ring is full and c has read nothing
+    REQUIRE(p.try_append("lap").code() == Errc::would_block);
+    CHECK(c.seek("t", 1000).code() == Errc::invalid_argument);
+    CHECK(c.position("t").value() == 0);
+    // c still holds offset 0 on: the producer must not overwrite it.
+    CHECK(p.try_append("lap").code() == Errc::would_block);
+    const std::vector<OwnedRecord> got = drain(c);
+    REQUIRE(got.size() >= 2 * per_segment);
+    for (std::uint64_t i = 0; i < 2 * per_segment; ++i) {
+      CAPTURE(i);
+      CHECK(got[i].offset == i);
+      CHECK(got[i].value == value_for(i, even_value_bytes));
+    }
+  }
+
+  TEST_CASE("seeking_back_replays_identical_records") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring(8)).ok());
+    auto p = bus.producer("t").value();
+    auto c = bus.consumer("t").value();
+    const std::array<Header, 2> headers{Header{"h1", "x"}, Header{"h2", ""}};
+    std::vector<std::string> storage;
+    std::vector<std::string> keys;
+    for (std::uint64_t i = 0; i < 120; ++i) storage.push_back(value_for(i, 1 + (i * 37) % 300));
+    for (std::uint64_t i = 0; i < 60; ++i) keys.push_back(i % 2 == 0 ? ringbus::test::key_for(i) : std::string());
+    for (std::uint64_t i = 0; i < 60; ++i) {
+      Message m = msg(keys[i], storage[i]);
+      if (i % 3 == 0) m.headers = headers;
+      REQUIRE(p.append(m).ok());
+    }
+    std::vector<Message> batch;
+    for (std::uint64_t i = 60; i < 90; ++i) batch.push_back(msg("b", storage[i], static_cast<std::int64_t>(i)));
+    REQUIRE(p.append_batch(batch).ok());
+    const std::vector<std::uint32_t> packed(30, 0xabcdef01u);
+    REQUIRE(p.append_values(std::span<const std::uint32_t>(packed)).ok());
+
+    const std::vector<OwnedRecord> original = drain(c);
+    REQUIRE(original.size() == 120);
+    REQUIRE(c.seek_to_beginning("t").ok());
+    CHECK(c.position("t").value() == 0);
+    CHECK(drain(c) == original);
+    REQUIRE(c.seek("t", 75).ok());
+    const std::vector<OwnedRecord> tail = drain(c);
+    CHECK(tail == std::vector<OwnedRecord>(original.begin() + 75, original.end()));
+    REQUIRE(c.seek("t", 0).ok());
+    CHECK(drain(c, 7) == original); // in small polls too
+  }
+
+  TEST_CASE("seek_to_beginning_and_end_move_one_topic_or_all") {
+    Bus bus;
+    REQUIRE(bus.create_topic("a", small_ring()).ok());
+    REQUIRE(bus.create_topic("b", small_ring()).ok());
+    auto pa = bus.producer("a").value();
+    auto pb = bus.producer("b").value();
+    append_numbered(pa, 6);
+    append_numbered(pb, 9);
+    ConsumerOptions o;
+    o.topics = {"a", "b"};
+    auto c = bus.consumer(o).value();
+
+    REQUIRE(c.seek_to_end("a").ok());
+    CHECK(c.position("a").value() == 6);
+    CHECK(c.position("b").value() == 0);
+    REQUIRE(c.seek_to_end().ok());
+    CHECK(c.position("b").value() == 9);
+    CHECK(poll_once(c).empty());
+
+    REQUIRE(c.seek_to_beginning("b").ok());
+    CHECK(c.position("a").value() == 6);
+    CHECK(c.position("b").value() == 0);
+    REQUIRE(c.seek_to_beginning().ok());
+    CHECK(c.position("a").value() == 0);
+    const std::vector<OwnedRecord> got = drain(c);
+    CHECK(count_topic(got, "a") == 6);
+    CHECK(count_topic(got, "b") == 9);
+  }
+
+  // --- position, lag, lost -------------------------------------------------------------------
+
+  TEST_CASE("position_and_lag_follow_polls_and_appends") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring()).ok());
+    auto p = bus.producer("t").value();
+    auto c = bus.consumer("t").value();
+    CHECK(c.position("t").value() == 0);
+    CHECK(c.lag("t").value() == 0);
+    CHECK(c.lost("t").value() == 0);
+    append_numbered(p, 10);
+    CHECK(c.position("t").value() == 0);
+    CHECK(c.lag("t").value() == 10);
+    REQUIRE(poll_once(c, 4).size() == 4);
+    CHECK(c.position("t").value() == 4);
+    CHECK(c.lag("t").value() == 6);
+    drain(c);
+    CHECK(c.position("t").value() == 10);
+    CHECK(c.lag("t").value() == 0);
+    CHECK(c.lost("t").value() == 0); // block topics never lose
+  }
+
+  // --- consumers coming and going ----------------------------------------------------------------
+
+  TEST_CASE("consumers_open_and_close_between_appends") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring(4)).ok());
+    auto p = bus.producer("t").value();
+    append_numbered(p, 5);
+    auto early = bus.consumer("t", StartPosition::earliest).value();
+    append_numbered(p, 5);
+    auto late = bus.consumer("t", StartPosition::latest).value();
+    append_numbered(p, 5);
+    check_run(drain(early), 0, 15);
+    check_run(drain(late), 10, 5);
+    REQUIRE(early.close().ok());
+    auto again = bus.consumer("t").value();
+    append_numbered(p, 5);
+    check_run(drain(again), 0, 20);
+    check_run(drain(late), 15, 5);
+    REQUIRE(late.close().ok());
+    REQUIRE(again.close().ok());
+    append_numbered(p, 5); // no consumers at all: nothing holds the producer
+    auto last = bus.consumer("t").value();
+    check_run(drain(last), 0, 25);
+  }
+
+  TEST_CASE("closed_consumer_no_longer_holds_the_producer_back") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring()).ok());
+    auto p = bus.producer("t").value();
+    auto slow = bus.consumer("t").value();
+    auto fast = bus.consumer("t").value();
+    append_numbered(p, 2 * per_segment);
+    drain(fast);
+    CHECK(p.try_append("x").code() == Errc::would_block); // slow has read nothing
+    REQUIRE(slow.close().ok());
+    CHECK(p.try_append(value_for(128, even_value_bytes)).value() == 128);
+    check_run(drain(fast), 128, 1);
+  }
+
+  TEST_CASE("unsubscribed_consumer_no_longer_holds_the_producer_back") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring()).ok());
+    auto p = bus.producer("t").value();
+    auto slow = bus.consumer("t").value();
+    append_numbered(p, 2 * per_segment);
+    CHECK(p.try_append("x").code() == Errc::would_block);
+    REQUIRE(slow.unsubscribe("t").ok());
+    CHECK(p.try_append("x").value() == 128);
+  }
+
+  TEST_CASE("destroyed_consumer_no_longer_holds_the_producer_back") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring()).ok());
+    auto p = bus.producer("t").value();
+    {
+      auto slow = bus.consumer("t").value();
+      append_numbered(p, 2 * per_segment);
+      CHECK(p.try_append("x").code() == Errc::would_block);
+    }
+    CHECK(p.try_append("x").value() == 128);
+  }
+
+  TEST_CASE("moved_consumer_keeps_its_position_and_its_hold") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring()).ok());
+    auto p = bus.producer("t").value();
+    auto c = bus.consumer("t").value();
+    append_numbered(p, 2 * per_segment);
+    REQUIRE(poll_once(c, 10).size() == 10);
+    Consumer moved(std::move(c));
+    CHECK_FALSE(c.is_open()); // NOLINT(bugprone-use-after-move): the moved-from state is the point
+    CHECK(c.poll().code() == Errc::closed);
+    CHECK(moved.is_open());
+    CHECK(moved.position("t").value() == 10);
+    CHECK(p.try_append("x").code() == Errc::would_block); // still held
+    Consumer assigned;
+    assigned = std::move(moved);
+    check_run(drain(assigned), 10, 2 * per_segment - 10);
+  }
+
+  TEST_CASE("move_assigning_over_an_open_consumer_closes_it") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring()).ok());
+    REQUIRE(bus.create_topic("u", small_ring()).ok());
+    auto p = bus.producer("t").value();
+    auto holder = bus.consumer("t").value();
+    append_numbered(p, 2 * per_segment);
+    CHECK(p.try_append("x").code() == Errc::would_block);
+    holder = bus.consumer("u").value(); // the consumer of t is closed
+    CHECK(p.try_append("x").value() == 128);
+  }
+
+  TEST_CASE("closed_or_default_consumer_says_closed_to_every_call") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring()).ok());
+    Consumer never_opened;
+    auto closed = bus.consumer("t").value();
+    REQUIRE(closed.close().ok());
+    for (Consumer* c : {&never_opened, &closed}) {
+      CHECK_FALSE(c->is_open());
+      CHECK(c->subscription_count() == 0);
+      CHECK(c->poll().code() == Errc::closed);
+      CHECK(c->subscribe("t").code() == Errc::closed);
+      CHECK(c->unsubscribe("t").code() == Errc::closed);
+      CHECK(c->seek("t", 0).code() == Errc::closed);
+      CHECK(c->seek_to_beginning("t").code() == Errc::closed);
+      CHECK(c->seek_to_end("t").code() == Errc::closed);
+      CHECK(c->seek_to_beginning().code() == Errc::closed);
+      CHECK(c->seek_to_end().code() == Errc::closed);
+      CHECK(c->position("t").code() == Errc::closed);
+      CHECK(c->lag("t").code() == Errc::closed);
+      CHECK(c->lost("t").code() == Errc::closed);
+      auto again = c->close();
+      CHECK(again.code() == Errc::closed);
+      CHECK(contains(again.message(), "closed"));
+    }
+  }
+
+  // --- overwrite policy ---------------------------------------------------------------------
+
+  TEST_CASE("lapped_consumer_is_told_exactly_how_many_records_it_lost") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring(2, OverflowPolicy::overwrite)).ok());
+    auto p = bus.producer("t").value();
+    auto c = bus.consumer("t").value();
+    // Five segments of 64 records into a two-segment ring: the ring keeps
+    // segments 3 and 4, so offsets [0, 192) are gone before c reads anything.
+    append_numbered(p, 5 * per_segment);
+    CHECK(bus.describe("t")->oldest_offset == 192);
+    CHECK(c.lag("t").value() == 320);
+
+    auto first = c.poll();
+    REQUIRE(first.ok());
+    REQUIRE(first->gaps().size() == 1);
+    const Gap gap = first->gaps()[0];
+    CHECK(gap.topic == "t");
+    CHECK(gap.first_lost == 0);
+    CHECK(gap.count == 192);
+    CHECK(first->lost() == 192);
+    CHECK(c.lost("t").value() == 192);
+    std::vector<OwnedRecord> all = ringbus::test::own_all(*first); // copied: the next poll ends the views
+    check_run(all, 192, first->size());                            // resumes at the oldest held
+    CHECK_FALSE(all.empty());
+
+    const std::vector<OwnedRecord> rest = drain(c);
+    CHECK(c.lost("t").value() == 192);
+    all.insert(all.end(), rest.begin(), rest.end());
+    check_run(all, 192, 128);
+    CHECK(c.position("t").value() == 320);
+    CHECK(c.lag("t").value() == 0);
+  }
+
+  TEST_CASE("lapped_consumer_keeps_the_records_it_was_given_and_loses_only_the_rest") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring(2, OverflowPolicy::overwrite)).ok());
+    auto p = bus.producer("t").value();
+    auto c = bus.consumer("t").value();
+    append_numbered(p, per_segment);
+    check_run(poll_once(c, 10), 0, 10);
+    // Five more segments: the ring now keeps segments 4 and 5, offsets [256, 384).
+    append_numbered(p, 5 * per_segment);
+    CHECK(bus.describe("t")->oldest_offset == 256);
+
+    std::vector<OwnedRecord> got;
+    std::uint64_t lost = 0;
+    std::uint64_t next = 10;
+    for (;;) {
+      auto r = c.poll();
+      REQUIRE(r.ok());
+      if (r->empty()) break;
+      for (const Gap& g : r->gaps()) {
+        CHECK(g.first_lost == next); // the gap starts exactly where delivery stopped
+        next += g.count;
+        lost += g.count;
+      }
+      for (const Record& rec : *r) {
+        CHECK(rec.offset == next);
+        CHECK(str(rec.value) == value_for(rec.offset, even_value_bytes));
+        ++next;
+      }
+    }
+    // Offsets 10..63 had been copied out by the first poll; 64..255 are lost.
+    CHECK(lost == 256 - 64);
+    CHECK(c.lost("t").value() == 256 - 64);
+    CHECK(next == 384);
+  }
+
+  TEST_CASE("overwrite_views_survive_the_producer_lapping_the_ring") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring(2, OverflowPolicy::overwrite)).ok());
+    auto p = bus.producer("t").value();
+    auto c = bus.consumer("t").value();
+    append_numbered(p, per_segment);
+    auto held = c.poll();
+    REQUIRE(held.ok());
+    REQUIRE(held->size() == per_segment);
+    append_numbered(p, 10 * per_segment); // five laps over the bytes the views came from
+    check_run(ringbus::test::own_all(*held), 0, per_segment);
+  }
+
+  TEST_CASE("consumer_that_keeps_up_with_an_overwrite_topic_loses_nothing") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring(2, OverflowPolicy::overwrite)).ok());
+    auto p = bus.producer("t").value();
+    auto c = bus.consumer("t").value();
+    std::vector<OwnedRecord> all;
+    for (int round = 0; round < 40; ++round) {
+      append_numbered(p, 50);
+      const std::vector<OwnedRecord> got = drain(c);
+      all.insert(all.end(), got.begin(), got.end());
+    }
+    check_run(all, 0, 2000);
+    CHECK(c.lost("t").value() == 0);
+  }
+
+  TEST_CASE("lapped_consumer_never_gets_a_corrupted_record") {
+    Bus bus;
+    TopicOptions o = small_ring(4, OverflowPolicy::overwrite);
+    o.timestamps = ringbus::TimestampSource::none;
+    REQUIRE(bus.create_topic("t", o).ok());
+    auto p = bus.producer("t").value();
+    auto c = bus.consumer("t").value();
+    const std::array<std::size_t, 9> sizes{0, 3, 8, 61, 200, 999, 1500, 2500, 4000};
+    std::uint64_t next = 0;
+    std::uint64_t delivered = 0;
+    std::uint64_t lost = 0;
+    const auto check_poll = [&](std::size_t max) {
+      auto r = c.poll(max);
+      REQUIRE(r.ok());
+      for (const Gap& g : r->gaps()) {
+        CHECK(g.first_lost == next);
+        CHECK(g.count > 0);
+        next += g.count;
+        lost += g.count;
+      }
+      for (const Record& rec : *r) {
+        REQUIRE(rec.offset == next);
+        const std::uint64_t i = rec.offset;
+        CHECK(str(rec.key) == (i % 2 == 0 ? ringbus::test::key_for(i) : std::string()));
+        CHECK(str(rec.value) == value_for(i, sizes[i % sizes.size()]));
+        CHECK(rec.timestamp_ns == static_cast<std::int64_t>(i));
+        ++next;
+        ++delivered;
+      }
+    };
+    for (std::uint64_t i = 0; i < 3000; ++i) {
+      const std::string key = i % 2 == 0 ? ringbus::test::key_for(i) : std::string();
+      const std::string value = value_for(i, sizes[i % sizes.size()]);
+      auto r = p.try_append(msg(key, value, static_cast<std::int64_t>(i)));
+      REQUIRE_MESSAGE(r.ok(), r.message());
+      if (i % 37 == 0) check_poll(1 + i % 11); // a slow, irregular reader
+    }
+    for (int i = 0; i < 20; ++i) check_poll(SIZE_MAX);
+    CHECK(next == 3000);
+    CHECK(delivered + lost == 3000);
+    CHECK(lost > 0); // the reader really was lapped
+    CHECK(c.lost("t").value() == lost);
+  }
+
+  TEST_CASE("seek_on_an_overwrite_topic_refuses_overwritten_offsets_and_reads_held_ones") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring(2, OverflowPolicy::overwrite)).ok());
+    auto p = bus.producer("t").value();
+    auto c = bus.consumer("t").value();
+    append_numbered(p, 5 * per_segment);
+    auto s = c.seek("t", 100);
+    CHECK(s.code() == Errc::invalid_argument);
+    CHECK(contains(s.message(), "[192, 320)"));
+    REQUIRE(c.seek("t", 200).ok());
+    CHECK(c.position("t").value() == 200);
+    check_run(drain(c), 200, 120);
+    CHECK(c.lost("t").value() == 0); // a seek is not a loss
+    REQUIRE(c.seek_to_beginning("t").ok());
+    CHECK(c.position("t").value() == 192);
+    check_run(drain(c), 192, 128);
+  }
+
+  // --- wait strategies ---------------------------------------------------------------------
+
+  TEST_CASE("poll_with_a_timeout_on_an_empty_topic_waits_at_least_the_timeout") {
+    const std::array<WaitStrategy, 4> strategies{WaitStrategy::busy_spin, WaitStrategy::yield, WaitStrategy::backoff,
+                                                 WaitStrategy::blocking};
+    for (WaitStrategy wait : strategies) {
+      CAPTURE(ringbus::to_string(wait));
+      Bus bus;
+      REQUIRE(bus.create_topic("t", waiting(wait)).ok());
+      auto c = bus.consumer("t").value(); // takes the topic's strategy
+      const auto timeout = std::chrono::milliseconds(20);
+      const auto start = std::chrono::steady_clock::now();
+      auto r = c.poll(SIZE_MAX, timeout);
+      const auto elapsed = std::chrono::steady_clock::now() - start;
+      REQUIRE(r.ok());
+      CHECK(r->empty());
+      CHECK(elapsed >= timeout);
+    }
+  }
+
+  TEST_CASE("consumer_overriding_the_wait_strategy_still_waits_at_least_the_timeout") {
+    for (WaitStrategy wait : {WaitStrategy::busy_spin, WaitStrategy::yield, WaitStrategy::backoff}) {
+      CAPTURE(ringbus::to_string(wait));
+      Bus bus;
+      REQUIRE(bus.create_topic("t", waiting(WaitStrategy::blocking)).ok());
+      ConsumerOptions o;
+      o.topics = {"t"};
+      o.override_wait = true;
+      o.wait = wait;
+      auto c = bus.consumer(o).value();
+      const auto timeout = std::chrono::milliseconds(10);
+      const auto start = std::chrono::steady_clock::now();
+      auto r = c.poll(SIZE_MAX, timeout);
+      REQUIRE(r.ok());
+      CHECK(r->empty());
+      CHECK(std::chrono::steady_clock::now() - start >= timeout);
+    }
+  }
+
+  TEST_CASE("poll_with_a_timeout_returns_records_that_are_already_there") {
+    for (WaitStrategy wait :
+         {WaitStrategy::busy_spin, WaitStrategy::yield, WaitStrategy::backoff, WaitStrategy::blocking}) {
+      CAPTURE(ringbus::to_string(wait));
+      Bus bus;
+      REQUIRE(bus.create_topic("t", waiting(wait)).ok());
+      auto p = bus.producer("t").value();
+      auto c = bus.consumer("t").value();
+      append_numbered(p, 3);
+      auto r = c.poll(SIZE_MAX, std::chrono::seconds(30)); // returns at once: there are records
+      REQUIRE(r.ok());
+      check_run(ringbus::test::own_all(*r), 0, 3);
+    }
+  }
+
+  TEST_CASE("blocking_consumer_waits_on_several_blocking_topics") {
+    Bus bus;
+    REQUIRE(bus.create_topic("a", waiting(WaitStrategy::blocking)).ok());
+    REQUIRE(bus.create_topic("b", waiting(WaitStrategy::blocking)).ok());
+    ConsumerOptions o;
+    o.topics = {"a", "b"};
+    auto c = bus.consumer(o).value();
+    const auto timeout = std::chrono::milliseconds(10);
+    const auto start = std::chrono::steady_clock::now();
+    auto r = c.poll(SIZE_MAX, timeout);
+    REQUIRE(r.ok());
+    CHECK(r->empty());
+    CHECK(std::chrono::steady_clock::now() - start >= timeout);
+    auto pb = bus.producer("b").value();
+    append_numbered(pb, 2);
+    auto got = c.poll(SIZE_MAX, std::chrono::seconds(30));
+    REQUIRE(got.ok());
+    CHECK(got->size() == 2);
+  }
+
+  TEST_CASE("blocking_consumer_on_a_non_blocking_topic_is_refused_with_a_clear_message") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", waiting(WaitStrategy::backoff)).ok());
+    ConsumerOptions o;
+    o.topics = {"t"};
+    o.override_wait = true;
+    o.wait = WaitStrategy::blocking;
+    auto c = bus.consumer(o);
+    CHECK(c.code() == Errc::invalid_argument);
+    CHECK(contains(c.message(), "blocking"));
+    CHECK(contains(c.message(), "'t'"));
+    CHECK(contains(c.message(), "TopicOptions::wait"));
+    CHECK(contains(c.message(), "backoff"));
+
+    // A consumer that waits by blocking (it took the strategy of its first
+    // topic) cannot add a topic whose producer never rings.
+    REQUIRE(bus.create_topic("b", waiting(WaitStrategy::blocking)).ok());
+    auto blocking = bus.consumer("b").value();
+    auto s = blocking.subscribe("t");
+    CHECK(s.code() == Errc::invalid_argument);
+    CHECK(contains(s.message(), "'t'"));
+    CHECK(blocking.subscription_count() == 1);
+  }
+
+} // TEST_SUITE
