@@ -16,7 +16,7 @@ namespace detail = ringbus::detail;
 
 namespace {
 
-bool mimalloc_loadable() {
+[[maybe_unused]] bool mimalloc_loadable() {
   void* lib = ::dlopen("libmimalloc.so.2", RTLD_NOW | RTLD_LOCAL);
   if (lib == nullptr) lib = ::dlopen("libmimalloc.so", RTLD_NOW | RTLD_LOCAL);
   const bool ok = lib != nullptr && ::dlsym(lib, "mi_malloc_aligned") != nullptr && ::dlsym(lib, "mi_free") != nullptr;
