@@ -376,7 +376,7 @@ TEST_SUITE("bus") {
   TEST_CASE("heap_backend_is_mimalloc_exactly_when_libmimalloc_can_be_loaded") {
     void* lib = ::dlopen("libmimalloc.so.2", RTLD_NOW | RTLD_LOCAL);
     if (lib == nullptr) lib = ::dlopen("libmimalloc.so", RTLD_NOW | RTLD_LOCAL);
-    const bool present = lib != nullptr && ::dlsym(lib, "mi_malloc_aligned") != nullptr;
+    [[maybe_unused]] const bool present = lib != nullptr && ::dlsym(lib, "mi_malloc_aligned") != nullptr;
 #ifdef RINGBUS_SYSTEM_HEAP
     CHECK(ringbus::heap_backend() == "system"); // sanitizer builds
 #else
