@@ -12,6 +12,9 @@ bool refill(Cursor& c, Gap& gap) noexcept {
     std::uint64_t from = c.pos;
     const bool lapped = from < head;
     if (lapped) from = head; // the oldest segment still held
+    // Descheduled between the two loads, we may see the producer a whole ring
+    // further on in head than in our (older) tail: look again.
+    if (from >= tail) continue;
     const std::uint64_t to = std::min(tail, log.segment_start(from) + log.segment_bytes());
     Log::copy_acquire(c.staging, log.ring_at(from), to - from);
     // (F) again: if the producer started overwriting the copied segment while
