@@ -1,0 +1,38 @@
+// The knobs every impl shares, so that the rows of a scenario differ only in
+// the queue: same capacity, same payload, same batch size, same pinning.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace ringbus::bench {
+
+// Capacity. Every peer gets a fixed ring of 65536 slots, allocated and
+// touched before timing starts. ringbus gets a ring of 65536 * sizeof(payload)
+// bytes: the same payload bytes, i.e. 65536 payloads in its packed form minus
+// one 32-byte frame header per batch (63,550 8 B values at a batch of 256; a
+// record appended alone costs a whole frame, 40 B for an 8 B value, so the
+// append rows hold 13,107 such records). The ring is cut into
+// ringbus_segment_count segments, the library's default count.
+inline constexpr std::size_t peer_slots = 65536;
+inline constexpr std::size_t ringbus_segment_count = 8;
+template <class Payload>
+inline constexpr std::size_t ringbus_ring_bytes = peer_slots * sizeof(Payload);
+
+// Batch size for every batched write: ringbus claim_values, moodycamel
+// try_enqueue_bulk, boost spsc_queue push(T*, n); and the buffer moodycamel's
+// try_dequeue_bulk_from_producer dequeues into. The zero-copy reads (ringbus
+// poll(), boost consume_all) take all there is.
+inline constexpr std::size_t batch_values = 256;
+
+// How much work one run does; --quick shrinks it.
+struct RunConfig {
+  std::uint64_t items_per_iteration = 0; // spsc_*: items moved per timed iteration
+  std::int64_t iterations = 0;           // spsc_*: timed iterations per run
+  std::uint64_t warmup_items = 0;        // spsc_*: untimed items moved first (touches every slot twice)
+  std::uint64_t rtt_samples = 0;         // rtt: round trips recorded per run
+  std::uint64_t rtt_warmup = 0;          // rtt: untimed round trips first
+  bool quick = false;
+};
+
+} // namespace ringbus::bench

@@ -1,0 +1,161 @@
+// ringbus rows: one topic per direction, in-memory, block policy (lossless,
+// like every peer), busy-spin wait strategy (like every peer, never sleeps).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+#include "config.hpp"
+#include "payload.hpp"
+#include "ringbus/ringbus.hpp"
+#include "spin.hpp"
+
+namespace ringbus::bench {
+
+// How a ringbus spsc row writes; every row reads with Consumer::poll.
+enum class RingbusWrite {
+  batch,       // ringbus_batch: claim_values(batch_values), filled in place, one commit per batch
+  append,      // ringbus_append: one Producer::append per record; wall-clock timestamps (the default)
+  append_nots, // ringbus_append_nots: the same with TimestampSource::none (an extra, labelled row)
+};
+
+inline TopicOptions ringbus_topic_options(std::size_t ring_bytes, TimestampSource timestamps) {
+  TopicOptions options;
+  options.segment_count = ringbus_segment_count;
+  options.segment_bytes = ring_bytes / ringbus_segment_count;
+  options.wait = WaitStrategy::busy_spin;
+  options.timestamps = timestamps;
+  return options;
+}
+
+template <class P, RingbusWrite Write>
+class RingbusSpsc {
+ public:
+  using Payload = P;
+  static constexpr std::string_view name = "ringbus";
+
+  RingbusSpsc() {
+    const TimestampSource timestamps =
+        Write == RingbusWrite::append_nots ? TimestampSource::none : TimestampSource::wall_clock;
+    bus_.create_topic("spsc", ringbus_topic_options(ringbus_ring_bytes<P>, timestamps)).check();
+    producer_.handle = bus_.producer("spsc").value();
+    consumer_.handle = bus_.consumer("spsc").value();
+  }
+
+  void produce(std::uint64_t first, std::uint64_t count) noexcept {
+    Producer& producer = producer_.handle;
+    if constexpr (Write == RingbusWrite::batch) {
+      while (count != 0) {
+        const std::uint64_t n = std::min<std::uint64_t>(count, batch_values);
+        Result<Claim> claim = producer.claim_values(sizeof(P), n);
+        if (!claim) fail(name, claim.message());
+        for (P& value : claim->values<P>()) make_payload(first++, value);
+        if (Result<std::uint64_t> committed = claim->commit(); !committed) fail(name, committed.message());
+        count -= n;
+      }
+    } else {
+      for (; count != 0; --count) {
+        const P value = make_payload<P>(first++);
+        if (Result<std::uint64_t> appended = producer.append(bytes_of(value)); !appended) {
+          fail(name, appended.message());
+        }
+      }
+    }
+  }
+
+  // poll() as its defaults have it: every record published, zero copy, no
+  // wait. (Capping it at batch_values records, like the peers' bulk dequeues
+  // into a 256-slot buffer, measured slower: 0.82x at 8 B, 0.75x at 64 B.)
+  void consume(std::uint64_t count, Verifier<P>& verifier) noexcept {
+    Consumer& consumer = consumer_.handle;
+    while (count != 0) {
+      Result<Records> records = consumer.poll();
+      if (!records) fail(name, records.message());
+      if (records->empty()) {
+        spin_pause();
+        continue;
+      }
+      for (const Record& record : *records) {
+        if (record.value.size() != sizeof(P)) {
+          verifier.reject();
+          continue;
+        }
+        P value;
+        std::memcpy(&value, record.value.data(), sizeof value);
+        verifier.check(value);
+      }
+      count -= records->size();
+    }
+  }
+
+ private:
+  // Each thread's handle on its own cache line.
+  struct alignas(128) ProducerSide {
+    Producer handle;
+  };
+  struct alignas(128) ConsumerSide {
+    Consumer handle;
+  };
+  Bus bus_;
+  ProducerSide producer_;
+  ConsumerSide consumer_;
+};
+
+// Ping-pong through two topics: A appends to "ping" and polls "pong"; B the
+// reverse. One record per append, read by poll with a zero timeout in a spin
+// loop (every peer spins the same way).
+template <TimestampSource Timestamps>
+class RingbusRtt {
+ public:
+  static constexpr std::string_view name = "ringbus";
+
+  RingbusRtt() {
+    const TopicOptions options = ringbus_topic_options(ringbus_ring_bytes<Payload8>, Timestamps);
+    bus_.create_topic("ping", options).check();
+    bus_.create_topic("pong", options).check();
+    a_.ping = bus_.producer("ping").value();
+    a_.pong = bus_.consumer("pong").value();
+    b_.ping = bus_.consumer("ping").value();
+    b_.pong = bus_.producer("pong").value();
+  }
+
+  void send_ping(std::uint64_t value) noexcept { send(a_.ping, value); }
+  std::uint64_t receive_pong() noexcept { return receive(a_.pong); }
+  std::uint64_t receive_ping() noexcept { return receive(b_.ping); }
+  void send_pong(std::uint64_t value) noexcept { send(b_.pong, value); }
+
+ private:
+  static void send(Producer& producer, std::uint64_t value) noexcept {
+    if (Result<std::uint64_t> appended = producer.append(bytes_of(value)); !appended) fail(name, appended.message());
+  }
+  static std::uint64_t receive(Consumer& consumer) noexcept {
+    for (;;) {
+      Result<Records> records = consumer.poll(1);
+      if (!records) fail(name, records.message());
+      if (!records->empty()) {
+        const Records::iterator first = records->begin();
+        if (first->value.size() != sizeof(std::uint64_t)) return 0; // the caller sees a wrong reply
+        std::uint64_t value;
+        std::memcpy(&value, first->value.data(), sizeof value);
+        return value;
+      }
+      spin_pause();
+    }
+  }
+
+  struct alignas(128) SideA {
+    Producer ping;
+    Consumer pong;
+  };
+  struct alignas(128) SideB {
+    Consumer ping;
+    Producer pong;
+  };
+  Bus bus_;
+  SideA a_;
+  SideB b_;
+};
+
+} // namespace ringbus::bench

@@ -1,0 +1,380 @@
+#include "summary.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <optional>
+#include <sstream>
+#include <string_view>
+
+#include "ringbus/bus.hpp"
+
+namespace ringbus::bench {
+
+// --- the reporter ---------------------------------------------------------------
+
+bool CollectingReporter::ReportContext(const Context& context) { return display_->ReportContext(context); }
+
+void CollectingReporter::ReportRuns(const std::vector<Run>& runs) {
+  std::vector<Run> shown = runs;
+  for (Run& run : shown) {
+    run.run_name.iterations.clear();
+    run.run_name.time_type.clear();
+    if (run.run_type != Run::RT_Iteration) continue;
+    RunRecord record;
+    record.name = run.run_name.function_name;
+    record.family_index = run.family_index;
+    record.failed = run.error_occurred;
+    record.error = run.error_message;
+    for (const auto& [key, counter] : run.counters) record.counters[key] = counter.value;
+    runs_.push_back(std::move(record));
+  }
+  display_->ReportRuns(shown);
+}
+
+void CollectingReporter::Finalize() { display_->Finalize(); }
+
+// --- the summary ------------------------------------------------------------------
+
+namespace {
+
+constexpr std::array<std::string_view, 4> peer_names = {"rwq", "moodycamel_cq", "atomic_queue", "boost_spsc"};
+
+bool is_peer(std::string_view impl) {
+  return std::find(peer_names.begin(), peer_names.end(), impl) != peer_names.end();
+}
+
+struct Stats {
+  double median = 0;
+  double min = 0;
+  double max = 0;
+};
+
+// All repetitions of one impl in one scenario.
+struct Row {
+  std::string impl;
+  std::vector<const RunRecord*> runs; // the successful ones
+  std::string error;                  // of the first failed one
+
+  [[nodiscard]] std::optional<Stats> stats(const std::string& counter) const {
+    std::vector<double> values;
+    for (const RunRecord* run : runs) {
+      const auto it = run->counters.find(counter);
+      if (it != run->counters.end()) values.push_back(it->second);
+    }
+    if (values.empty()) return std::nullopt;
+    std::sort(values.begin(), values.end());
+    const std::size_t n = values.size();
+    const double median = n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+    return Stats{median, values.front(), values.back()};
+  }
+};
+
+struct Scenario {
+  std::string name;
+  std::vector<Row> rows; // in registration order
+};
+
+std::vector<Scenario> group(std::vector<const RunRecord*> ordered) {
+  // Registration order, whatever order the runs came in (e.g. with
+  // --benchmark_enable_random_interleaving).
+  std::stable_sort(ordered.begin(), ordered.end(),
+                   [](const RunRecord* a, const RunRecord* b) { return a->family_index < b->family_index; });
+  std::vector<Scenario> scenarios;
+  for (const RunRecord* record : ordered) {
+    const RunRecord& run = *record;
+    const std::size_t slash = run.name.find('/');
+    const std::string scenario = run.name.substr(0, slash);
+    const std::string impl = slash == std::string::npos ? run.name : run.name.substr(slash + 1);
+    auto s = std::find_if(scenarios.begin(), scenarios.end(), [&](const Scenario& x) { return x.name == scenario; });
+    if (s == scenarios.end()) s = scenarios.insert(scenarios.end(), Scenario{scenario, {}});
+    auto r = std::find_if(s->rows.begin(), s->rows.end(), [&](const Row& x) { return x.impl == impl; });
+    if (r == s->rows.end()) r = s->rows.insert(s->rows.end(), Row{impl, {}, {}});
+    if (run.failed) {
+      if (r->error.empty()) r->error = run.error.empty() ? "failed" : run.error;
+    } else {
+      r->runs.push_back(&run);
+    }
+  }
+  return scenarios;
+}
+
+// The peer with the best median of a counter.
+struct Best {
+  const Row* row = nullptr; // nullptr if no peer ran
+  double median = 0;
+};
+
+Best best_peer(const Scenario& scenario, const std::string& counter, bool higher_is_better) {
+  Best best;
+  for (const Row& row : scenario.rows) {
+    if (!is_peer(row.impl)) continue;
+    const std::optional<Stats> s = row.stats(counter);
+    if (!s) continue;
+    if (best.row == nullptr || (higher_is_better ? s->median > best.median : s->median < best.median)) {
+      best = Best{&row, s->median};
+    }
+  }
+  return best;
+}
+
+std::string format(const char* pattern, double value) {
+  char text[64];
+  std::snprintf(text, sizeof text, pattern, value);
+  return text;
+}
+
+std::string items_rate(double v) { return format("%.1f M/s", v / 1e6); }
+std::string bytes_rate(double v) { return format("%.2f GB/s", v / 1e9); }
+std::string nanoseconds(double v) { return format(v < 100 ? "%.1f" : "%.0f", v); }
+std::string ratio_text(double v) { return format("%.2f×", v); }
+std::string share_text(double v) { return format("%.2f", v); }
+
+std::string ratio_to(const Best& best, double value) {
+  return best.row != nullptr ? ratio_text(value / best.median) : "n/a";
+}
+
+using Formatter = std::string (*)(double);
+
+std::string span_text(const Stats& s, Formatter f) {
+  if (s.min == s.max) return f(s.min);
+  return f(s.min) + " – " + f(s.max);
+}
+
+// A Markdown table padded to line up on a terminal too.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header) : header_(std::move(header)) {}
+  void add(std::vector<std::string> row) {
+    row.resize(header_.size());
+    rows_.push_back(std::move(row));
+  }
+  [[nodiscard]] std::string str() const {
+    std::vector<std::size_t> width(header_.size(), 3);
+    const auto visible = [](const std::string& s) {
+      std::size_t n = 0;
+      for (const char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80 ? 1 : 0; // UTF-8 code points
+      return n;
+    };
+    for (std::size_t i = 0; i < header_.size(); ++i) width[i] = std::max(width[i], visible(header_[i]));
+    for (const auto& row : rows_) {
+      for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], visible(row[i]));
+    }
+    std::ostringstream out;
+    const auto line = [&](const std::vector<std::string>& cells) {
+      out << '|';
+      for (std::size_t i = 0; i < cells.size(); ++i) {
+        const std::string pad(width[i] - visible(cells[i]), ' ');
+        out << ' ' << (i == 0 ? cells[i] + pad : pad + cells[i]) << " |";
+      }
+      out << '\n';
+    };
+    line(header_);
+    out << '|'; // first column left-aligned, the numbers right-aligned
+    for (std::size_t i = 0; i < width.size(); ++i) {
+      const std::string dashes(width[i] + 1, '-');
+      if (i == 0) {
+        out << ':' << dashes << '|';
+      } else {
+        out << dashes << ":|";
+      }
+    }
+    out << '\n';
+    for (const auto& row : rows_) line(row);
+    return out.str();
+  }
+
+ private:
+  std::vector<std::string> header_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+std::string impl_label(const Row& row) {
+  if (row.impl == "floor") return "floor (physical limit, not a peer)";
+  if (row.impl == "ringbus_append_nots") return "ringbus_append_nots (extra: timestamps none)";
+  if (row.impl == "ringbus_nots") return "ringbus_nots (extra: timestamps none)";
+  return row.impl;
+}
+
+std::string failed_cell(const Row& row) { return "FAILED: " + row.error; }
+
+// The lowest cpu_share of the row's repetitions: one disturbed run is enough to look twice.
+std::string cpu_share_cell(const Row& row) {
+  const std::optional<Stats> s = row.stats("cpu_share");
+  return s ? share_text(s->min) : "";
+}
+
+// spsc_*: one throughput metric ranks the impls; the other is shown beside it.
+std::string throughput_section(const Scenario& scenario, const std::string& primary, Formatter primary_format,
+                               const std::string& primary_label, const std::string& secondary,
+                               Formatter secondary_format, const std::string& secondary_label) {
+  const Best best = best_peer(scenario, primary, true);
+  Table table(
+      {"impl", primary_label + " (median)", "min – max", "× best peer", secondary_label + " (median)", "cpu share"});
+  for (const Row& row : scenario.rows) {
+    const std::optional<Stats> s = row.stats(primary);
+    if (!s) {
+      table.add({impl_label(row), failed_cell(row)});
+      continue;
+    }
+    const std::optional<Stats> other = row.stats(secondary);
+    table.add({impl_label(row), primary_format(s->median), span_text(*s, primary_format), ratio_to(best, s->median),
+               other ? secondary_format(other->median) : "", cpu_share_cell(row)});
+  }
+  std::string out = "### " + scenario.name + ": " + primary_label + ", higher is better\n\n" + table.str();
+  if (best.row != nullptr) out += "\nbest peer: " + best.row->impl + " (" + primary_format(best.median) + ")\n";
+  return out;
+}
+
+std::string latency_section(const Scenario& scenario) {
+  const Best best50 = best_peer(scenario, "p50_ns", false);
+  const Best best999 = best_peer(scenario, "p999_ns", false);
+  Table table({"impl", "p50 ns", "p50 min – max", "p50 × best peer", "p99 ns", "p99.9 ns", "p99.9 min – max",
+               "p99.9 × best peer", "max ns (median)", "cpu share"});
+  for (const Row& row : scenario.rows) {
+    const std::optional<Stats> p50 = row.stats("p50_ns");
+    const std::optional<Stats> p99 = row.stats("p99_ns");
+    const std::optional<Stats> p999 = row.stats("p999_ns");
+    const std::optional<Stats> max = row.stats("max_ns");
+    if (!p50 || !p99 || !p999 || !max) {
+      table.add({impl_label(row), failed_cell(row)});
+      continue;
+    }
+    table.add({impl_label(row), nanoseconds(p50->median), span_text(*p50, nanoseconds), ratio_to(best50, p50->median),
+               nanoseconds(p99->median), nanoseconds(p999->median), span_text(*p999, nanoseconds),
+               ratio_to(best999, p999->median), nanoseconds(max->median), cpu_share_cell(row)});
+  }
+  std::string out = "### " + scenario.name + ": round-trip latency in ns, lower is better\n\n" + table.str();
+  if (best50.row != nullptr) out += "\nbest peer p50: " + best50.row->impl + " (" + nanoseconds(best50.median) + " ns)";
+  if (best999.row != nullptr) {
+    out += "; best peer p99.9: " + best999.row->impl + " (" + nanoseconds(best999.median) + " ns)";
+  }
+  return out + "\n";
+}
+
+struct Target {
+  std::string_view scenario;
+  std::string_view impl;
+  std::string_view counter;
+  bool higher_is_better;
+  double bound; // ratio to the best peer: at least (higher is better) or at most
+  std::string_view text;
+};
+
+constexpr std::array<Target, 5> targets = {{
+    {"spsc_8B", "ringbus_batch", "items_per_second", true, 1.0, "spsc_8B/ringbus_batch items/s ≥ 1.0× best peer"},
+    {"spsc_8B", "ringbus_append", "items_per_second", true, 0.8, "spsc_8B/ringbus_append items/s ≥ 0.8× best peer"},
+    {"spsc_64B", "ringbus_batch", "bytes_per_second", true, 1.0, "spsc_64B/ringbus_batch bytes/s ≥ 1.0× best peer"},
+    {"rtt", "ringbus", "p50_ns", false, 1.0, "rtt/ringbus p50 ≤ 1.0× best peer"},
+    {"rtt", "ringbus", "p999_ns", false, 1.0, "rtt/ringbus p99.9 ≤ 1.0× best peer"},
+}};
+
+std::string targets_section(const std::vector<Scenario>& scenarios) {
+  std::string out = "### Targets (reported, not asserted; medians)\n\n";
+  for (const Target& t : targets) {
+    out += "- " + std::string(t.text) + ": ";
+    const auto s =
+        std::find_if(scenarios.begin(), scenarios.end(), [&](const Scenario& x) { return x.name == t.scenario; });
+    const Row* row = nullptr;
+    if (s != scenarios.end()) {
+      for (const Row& r : s->rows) {
+        if (r.impl == t.impl) row = &r;
+      }
+    }
+    const std::string counter(t.counter);
+    const Best best = s != scenarios.end() ? best_peer(*s, counter, t.higher_is_better) : Best{};
+    const std::optional<Stats> mine = row != nullptr ? row->stats(counter) : std::nullopt;
+    if (!mine || best.row == nullptr) {
+      out += row != nullptr && !row->error.empty() ? "FAILED (" + row->error + ")\n" : "not run\n";
+      continue;
+    }
+    const double ratio = mine->median / best.median;
+    const bool met = t.higher_is_better ? ratio >= t.bound : ratio <= t.bound;
+    out += ratio_text(ratio) + " of " + best.row->impl + " — ";
+    if (met) {
+      out += "met\n";
+    } else if (t.higher_is_better) {
+      out += "MISSED by " + format("%.1f", (1 - ratio / t.bound) * 100) + "% (needs ≥ " + ratio_text(t.bound) + ")\n";
+    } else {
+      out += "MISSED by " + format("%.1f", (ratio / t.bound - 1) * 100) + "% (needs ≤ " + ratio_text(t.bound) + ")\n";
+    }
+  }
+  return out;
+}
+
+int repetitions_of(const std::vector<Scenario>& scenarios) {
+  std::size_t most = 0;
+  for (const Scenario& s : scenarios) {
+    for (const Row& r : s.rows) most = std::max(most, r.runs.size());
+  }
+  return static_cast<int>(most);
+}
+
+std::string setup_section(const SummaryInput& in, int repetitions) {
+  const RunInfo& i = in.info;
+  const RunConfig& c = in.config;
+  std::ostringstream out;
+  out << "commit " << i.commit << " · " << i.date_utc << " · CPU " << i.cpu_model << " (" << i.allowed_cpus
+      << " CPUs allowed) · " << i.compiler_version << " · build: " << i.build
+      << " · ringbus heap: " << ringbus::heap_backend() << "\n\n"
+      << "Command: `" << in.command << "`\n\n"
+      << "Load average (1, 5, 15 min) before: " << in.load_before << "; after: " << in.load_after << "\n\n"
+      << "Run: " << (c.quick ? "--quick" : "full") << ", " << repetitions
+      << " repetition(s) per row; tables show the median and min – max over repetitions.\n\n"
+      << "- Threads: producer (Google Benchmark's thread) pinned to CPU 0, consumer / echo thread to CPU 1"
+      << (in.pin_failures != 0 ? " — PINNING FAILED on this run, threads ran unpinned" : "")
+      << ". Two busy threads on a 2-core machine share it with the OS and everything else running: expect "
+         "noise, compare medians. `cpu share` is the lowest, over a row's repetitions, of the CPU time the less "
+         "served of the two threads got over the wall time of the timed region: both threads busy-wait, so 1.00 "
+         "means nothing else ran on their CPUs; well below 1 means the OS lent a CPU to someone else and the "
+         "row's numbers are pessimistic.\n"
+      << "- Capacity: every peer has " << peer_slots << " slots; ringbus a ring of " << peer_slots
+      << " × payload bytes (512 KiB for 8 B, 4 MiB for 64 B) in " << ringbus_segment_count
+      << " segments: the same payload bytes, i.e. 65536 payloads in its packed form less one 32 B frame header "
+         "per batch; an appended 8 B record takes a 40 B frame (13,107 fit). All memory is touched before timing.\n"
+      << "- Payloads: spsc_8B a uint64_t, spsc_64B 8 × uint64_t, rtt a uint64_t. The consumer checks every item's "
+         "sequence number and adds up every payload word; a run that loses, repeats or reorders an item is "
+         "FAILED.\n"
+      << "- APIs: batch of " << batch_values
+      << " for ringbus_batch (claim_values + commit), moodycamel_cq (try_enqueue_bulk with a ProducerToken, "
+         "try_dequeue_bulk_from_producer, BLOCK_SIZE 1024) and the boost_spsc producer (push(T*, n)); the boost_spsc "
+         "consumer reads in place with consume_all, the ringbus consumer calls poll() with its defaults (every "
+         "record published, zero copy). rwq (try_enqueue; try_dequeue for 8 B, peek / pop for 64 B) and "
+         "atomic_queue (SPSC, MINIMIZE_CONTENTION off; push / pop) have no bulk API. "
+         "ringbus_append: one Producer::append per record with wall-clock timestamps (the default). All waits "
+         "busy-spin with one pause instruction; each peer's configuration is the fastest measured (see "
+         "bench/impls/).\n"
+      << "- spsc timing: manual wall time per iteration, from the first item sent to the last item verified; "
+      << c.items_per_iteration << " items per iteration, " << c.iterations << " iterations per run, after "
+      << c.warmup_items << " untimed items.\n"
+      << "- rtt: " << c.rtt_samples << " round trips recorded per run after " << c.rtt_warmup
+      << " untimed ones; each sample timed with the TSC (" << format("%.4f", in.ns_per_tick)
+      << " ns/tick, measured against steady_clock). ringbus: one append per message and poll(1) with zero "
+         "timeout in a spin loop.\n";
+  return out.str();
+}
+
+} // namespace
+
+std::string render_summary(const std::vector<RunRecord>& runs, const SummaryInput& input) {
+  std::vector<const RunRecord*> ordered;
+  for (const RunRecord& run : runs) ordered.push_back(&run);
+  const std::vector<Scenario> scenarios = group(std::move(ordered));
+  std::string out = "# ringbus-bench summary\n\n" + setup_section(input, repetitions_of(scenarios));
+  for (const Scenario& s : scenarios) {
+    out += '\n';
+    if (s.name == "spsc_8B") {
+      out +=
+          throughput_section(s, "items_per_second", items_rate, "items/s", "bytes_per_second", bytes_rate, "bytes/s");
+    } else if (s.name == "spsc_64B") {
+      out +=
+          throughput_section(s, "bytes_per_second", bytes_rate, "bytes/s", "items_per_second", items_rate, "items/s");
+    } else if (s.name == "rtt") {
+      out += latency_section(s);
+    }
+  }
+  out += '\n' + targets_section(scenarios);
+  return out;
+}
+
+} // namespace ringbus::bench
