@@ -49,19 +49,25 @@ std::uint64_t take(Cursor& c, std::uint64_t budget, detail::Chunk& chunk, Gap& g
 std::uint64_t fill(ConsumerState& s, std::uint64_t max_records) noexcept {
   const std::size_t n = s.cursors.size();
   s.gap_count = 0;
+  if (n == 1) { // the common case: no fairness bookkeeping
+    Gap gap{s.cursors[0].log->name(), 0, 0};
+    s.chunks[0].count = 0;
+    const std::uint64_t got = take(s.cursors[0], max_records, s.chunks[0], gap);
+    if (RINGBUS_UNLIKELY(gap.count != 0)) s.gaps[s.gap_count++] = gap;
+    return got;
+  }
   for (std::size_t i = 0; i < n; ++i) s.chunks[i].count = 0;
   std::uint64_t budget = max_records;
   const std::size_t start = s.next_first;
-  s.next_first = (s.next_first + 1) % n;
-  const std::uint64_t share = n == 1 ? budget : std::max<std::uint64_t>(1, budget / n);
+  s.next_first = s.next_first + 1 == n ? 0 : s.next_first + 1;
+  const std::uint64_t share = std::max<std::uint64_t>(1, budget / n);
   for (int pass = 0; pass < 2 && budget != 0; ++pass) {
     for (std::size_t k = 0; k < n && budget != 0; ++k) {
-      const std::size_t i = (start + k) % n;
+      const std::size_t i = start + k < n ? start + k : start + k - n;
       Gap gap{s.cursors[i].log->name(), 0, 0};
       budget -= take(s.cursors[i], pass == 0 ? std::min(share, budget) : budget, s.chunks[i], gap);
       if (gap.count != 0) s.gaps[s.gap_count++] = gap;
     }
-    if (n == 1) break;
   }
   return max_records - budget;
 }
