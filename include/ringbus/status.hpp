@@ -113,7 +113,8 @@ class [[nodiscard]] Result {
     if (!has_value_) throw_error();
     return *ptr();
   }
-  T&& value() && {
+  // By value, so that `for (auto& r : consumer.poll().value())` owns what it iterates.
+  T value() && {
     if (!has_value_) throw_error();
     return std::move(*ptr());
   }
