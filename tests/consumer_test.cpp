@@ -39,6 +39,26 @@ namespace {
 
 constexpr std::uint64_t per_segment = records_per_small_segment; // 64-byte frames, 64 per 4 KiB
 
+// Topics "a" and "b", each with `records` numbered records, and one consumer
+// subscribed to both from the beginning.
+struct TwoBusyTopics {
+  explicit TwoBusyTopics(std::uint64_t records) {
+    REQUIRE(bus.create_topic("a", small_ring(4)).ok());
+    REQUIRE(bus.create_topic("b", small_ring(4)).ok());
+    pa = bus.producer("a").value();
+    pb = bus.producer("b").value();
+    append_numbered(pa, records);
+    append_numbered(pb, records);
+    ConsumerOptions o;
+    o.topics = {"a", "b"};
+    consumer = bus.consumer(o).value();
+  }
+  Bus bus;
+  Producer pa;
+  Producer pb;
+  Consumer consumer;
+};
+
 // Appends `count` even-sized records; when the ring is full (block policy)
 // lets `reader` catch up and retries.
 void append_draining(Producer& p, Consumer& reader, std::uint64_t count) {
@@ -200,16 +220,8 @@ TEST_SUITE("consumer") {
   // every topic an equal share of max_records (at least one), then what is left
   // to the topics in the same turn order.
   TEST_CASE("poll_splits_an_even_budget_equally_between_two_busy_topics") {
-    Bus bus;
-    REQUIRE(bus.create_topic("a", small_ring(4)).ok());
-    REQUIRE(bus.create_topic("b", small_ring(4)).ok());
-    auto pa = bus.producer("a").value();
-    auto pb = bus.producer("b").value();
-    append_numbered(pa, 100);
-    append_numbered(pb, 100);
-    ConsumerOptions o;
-    o.topics = {"a", "b"};
-    auto c = bus.consumer(o).value();
+    TwoBusyTopics busy(100);
+    Consumer& c = busy.consumer;
     std::uint64_t next_a = 0;
     std::uint64_t next_b = 0;
     for (int poll = 0; poll < 10; ++poll) {
@@ -228,16 +240,8 @@ TEST_SUITE("consumer") {
   }
 
   TEST_CASE("poll_of_one_record_alternates_between_two_busy_topics") {
-    Bus bus;
-    REQUIRE(bus.create_topic("a", small_ring(4)).ok());
-    REQUIRE(bus.create_topic("b", small_ring(4)).ok());
-    auto pa = bus.producer("a").value();
-    auto pb = bus.producer("b").value();
-    append_numbered(pa, 50);
-    append_numbered(pb, 50);
-    ConsumerOptions o;
-    o.topics = {"a", "b"};
-    auto c = bus.consumer(o).value();
+    TwoBusyTopics busy(50);
+    Consumer& c = busy.consumer;
     std::string previous;
     for (int poll = 0; poll < 20; ++poll) {
       const std::vector<OwnedRecord> got = poll_once(c, 1);
@@ -250,16 +254,8 @@ TEST_SUITE("consumer") {
   }
 
   TEST_CASE("poll_gives_an_odd_budgets_extra_record_to_each_topic_in_turn") {
-    Bus bus;
-    REQUIRE(bus.create_topic("a", small_ring(4)).ok());
-    REQUIRE(bus.create_topic("b", small_ring(4)).ok());
-    auto pa = bus.producer("a").value();
-    auto pb = bus.producer("b").value();
-    append_numbered(pa, 50);
-    append_numbered(pb, 50);
-    ConsumerOptions o;
-    o.topics = {"a", "b"};
-    auto c = bus.consumer(o).value();
+    TwoBusyTopics busy(50);
+    Consumer& c = busy.consumer;
     std::string previous_bigger;
     for (int poll = 0; poll < 8; ++poll) {
       const std::vector<OwnedRecord> got = poll_once(c, 3);
