@@ -16,17 +16,6 @@ struct BatchShape {
   std::size_t value_size = 0; // when packed
 };
 
-// The writer's place before a batch, to forget a refused batch (all or nothing:
-// its frames were never published, so readers never saw them).
-struct Checkpoint {
-  explicit Checkpoint(const detail::WriterState& w) noexcept
-      : pos(w.pos), next_offset(w.next_offset), segment_end(w.segment_end) {}
-  void restore(detail::Log& log) const noexcept { log.rollback(pos, next_offset, segment_end); }
-  std::uint64_t pos;
-  std::uint64_t next_offset;
-  std::uint64_t segment_end;
-};
-
 BatchShape shape_of(std::span<const Message> messages) noexcept {
   BatchShape s;
   s.value_size = messages.front().value.size();
@@ -144,7 +133,7 @@ Result<std::uint64_t> Producer::append_many(std::span<const Message> messages, b
   if (total > batch_limit_bytes()) return batch_too_large(total);
 
   detail::WriterState& w = log->writer();
-  const Checkpoint saved(w);
+  const detail::Log::WriterMark saved = log->mark();
   const std::uint64_t first = w.next_offset;
   const std::int64_t now = stamp();
   const auto time_of = [now](const Message& m) { return m.timestamp_ns != timestamp_now ? m.timestamp_ns : now; };
@@ -180,7 +169,7 @@ Result<std::uint64_t> Producer::append_many(std::span<const Message> messages, b
           detail::frame_header_bytes + (shape.packed ? shape.value_size : detail::record_body_bytes(messages[i], 0)),
           detail::frame_alignment);
       if (log->reserve(first_frame, wait, err) == nullptr) {
-        saved.restore(*log);
+        log->rollback(saved);
         return failure(err);
       }
       room = w.segment_end - w.pos;
@@ -191,11 +180,12 @@ Result<std::uint64_t> Producer::append_many(std::span<const Message> messages, b
     Errc err = Errc::ok;
     std::byte* const p = log->reserve(frame_bytes, wait, err); // fits: never rolls here
     if (p == nullptr) {
-      saved.restore(*log);
+      log->rollback(saved);
       return failure(err);
     }
-    detail::write_header(p, static_cast<std::uint32_t>(length), shape.packed ? detail::frame_flags::packed : 0,
-                         static_cast<std::uint32_t>(k), w.next_offset, base_ts);
+    const std::uint64_t word0 =
+        detail::write_header(p, static_cast<std::uint32_t>(length), shape.packed ? detail::frame_flags::packed : 0,
+                             static_cast<std::uint32_t>(k), w.next_offset, base_ts);
     std::byte* out = p + detail::frame_header_bytes;
     for (std::size_t j = 0; j < k; ++j) {
       const Message& m = messages[i + j];
@@ -207,7 +197,7 @@ Result<std::uint64_t> Producer::append_many(std::span<const Message> messages, b
       }
     }
     detail::zero_padding(p, length);
-    log->advance(frame_bytes, static_cast<std::uint32_t>(k));
+    log->advance(frame_bytes, static_cast<std::uint32_t>(k), word0);
     i += k;
   }
   log->publish();
@@ -231,7 +221,7 @@ Result<std::uint64_t> Producer::append_packed(const void* data, std::size_t valu
   }
   if (total > batch_limit_bytes()) return batch_too_large(total);
   detail::WriterState& w = log->writer();
-  const Checkpoint saved(w);
+  const detail::Log::WriterMark saved = log->mark();
   const std::uint64_t first = w.next_offset;
   const std::int64_t ts = timestamp_ns != timestamp_now ? timestamp_ns : stamp();
   const auto* src = static_cast<const std::byte*>(data);
@@ -251,14 +241,14 @@ Result<std::uint64_t> Producer::append_packed(const void* data, std::size_t valu
     Errc err = Errc::ok;
     std::byte* const p = log->reserve(frame_bytes, wait, err);
     if (p == nullptr) {
-      saved.restore(*log);
+      log->rollback(saved);
       return failure(err);
     }
-    detail::write_header(p, static_cast<std::uint32_t>(length), detail::frame_flags::packed,
-                         static_cast<std::uint32_t>(k), w.next_offset, ts);
+    const std::uint64_t word0 = detail::write_header(p, static_cast<std::uint32_t>(length), detail::frame_flags::packed,
+                                                     static_cast<std::uint32_t>(k), w.next_offset, ts);
     if (k * value_bytes != 0) std::memcpy(p + detail::frame_header_bytes, src, k * value_bytes);
     detail::zero_padding(p, length);
-    log->advance(frame_bytes, static_cast<std::uint32_t>(k));
+    log->advance(frame_bytes, static_cast<std::uint32_t>(k), word0);
     src += k * value_bytes;
     left -= k;
   }
@@ -374,10 +364,10 @@ Result<std::uint64_t> Claim::commit() noexcept {
   detail::WriterState& w = log->writer();
   const std::uint64_t offset = w.next_offset;
   const std::int64_t ts = timestamp_ != timestamp_now ? timestamp_ : (wall_clock_ ? detail::wall_clock_ns() : 0);
-  detail::write_header(frame_, length_, flags_, count_, offset, ts);
+  const std::uint64_t word0 = detail::write_header(frame_, length_, flags_, count_, offset, ts);
   detail::zero_padding(frame_, length_);
   w.open_claim = nullptr;
-  log->advance(w.claim_frame_bytes, count_);
+  log->advance(w.claim_frame_bytes, count_, word0);
   log->publish();
   return offset;
 }

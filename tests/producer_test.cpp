@@ -1047,4 +1047,39 @@ TEST_SUITE("producer") {
     }
   }
 
+  // Last lap's payload sits where this lap's frames will start. Values made of
+  // words that look exactly like a published header of the next lap must
+  // never be taken for a frame by a reader waiting at the write frontier.
+  TEST_CASE("reader_never_takes_old_payload_for_a_new_frame") {
+    TopicOptions o = small_ring(2); // 2 x 4 KiB: every 8 KiB is a new lap
+    Bus bus;
+    REQUIRE(bus.create_topic("t", o).ok());
+    auto p = bus.producer("t").value();
+    auto c = bus.consumer("t").value();
+    const std::uint64_t capacity = o.segment_bytes * o.segment_count;
+    std::uint64_t expected = 0;
+    std::uint64_t position = 0; // byte position of the next frame (values below keep frames 8-aligned)
+    for (int round = 0; round < 400; ++round) {
+      // A value whose every word is a plausible header for the next lap at any position.
+      const std::size_t value_bytes = 8 * static_cast<std::size_t>(1 + round % 23);
+      std::string value(value_bytes, '\0');
+      const std::uint64_t next_lap = ((position / capacity) + 1) & 0xffff;
+      const std::uint64_t fake =
+          ringbus::detail::frame_word0(40, ringbus::detail::frame_type::data, ringbus::detail::frame_flags::packed) |
+          (next_lap << 48);
+      for (std::size_t i = 0; i < value_bytes; i += 8) std::memcpy(value.data() + i, &fake, 8);
+      REQUIRE(p.append(value).value() == expected);
+      const std::vector<OwnedRecord> got = drain(c);
+      REQUIRE(got.size() == 1); // exactly the one record: nothing made of old bytes
+      CHECK(got[0].offset == expected);
+      CHECK(got[0].value == value);
+      ++expected;
+      const std::uint64_t frame = ringbus::detail::align_up(32 + value_bytes, 8);
+      const std::uint64_t segment_left = o.segment_bytes - position % o.segment_bytes;
+      position += frame <= segment_left ? frame : segment_left + frame;
+      // An empty poll at the frontier must stay empty.
+      CHECK(c.poll(16).value().empty());
+    }
+  }
+
 } // TEST_SUITE

@@ -19,6 +19,7 @@ Log::Log(std::string_view name, const TopicOptions& options, RingMapping mapping
       capacity_(options.capacity_bytes()),
       mask_(options.capacity_bytes() - 1),
       segment_bytes_(options.segment_bytes),
+      capacity_shift_(static_cast<unsigned>(__builtin_ctzll(options.capacity_bytes()))),
       overwrite_(options.overflow == OverflowPolicy::overwrite),
       blocking_(options.wait == WaitStrategy::blocking),
       slots_(nullptr),
@@ -74,13 +75,13 @@ bool Log::roll(bool wait, Errc& err) noexcept {
   }
   if (w.pos < next_start) {
     // Pad frame: only its first word. Published with the next tail store.
-    const std::uint64_t word = frame_word0(static_cast<std::uint32_t>(next_start - w.pos), frame_type::pad, 0);
-    std::byte* at = ring_at(w.pos);
+    const std::uint64_t word =
+        frame_word0(static_cast<std::uint32_t>(next_start - w.pos), frame_type::pad, 0) | lap_bits(w.pos);
     if (overwrite_) {
-      std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(at))
+      std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(ring_at(w.pos)))
           .store(word, std::memory_order_release); // (E') like copy_release
     } else {
-      std::memcpy(at, &word, sizeof word);
+      place_word0(w.pos, word);
     }
   }
   w.pos = next_start;

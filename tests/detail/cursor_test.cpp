@@ -43,15 +43,16 @@ void put_frame(detail::Log& log, const std::vector<std::string>& values) {
   Errc err = Errc::ok;
   std::byte* p = log.reserve(bytes, false, err);
   REQUIRE(p != nullptr);
-  detail::write_header(p, static_cast<std::uint32_t>(length), detail::frame_flags::packed,
-                       static_cast<std::uint32_t>(values.size()), log.writer().next_offset, 5);
+  const std::uint64_t word0 =
+      detail::write_header(p, static_cast<std::uint32_t>(length), detail::frame_flags::packed,
+                           static_cast<std::uint32_t>(values.size()), log.writer().next_offset, 5);
   std::byte* out = p + detail::frame_header_bytes;
   for (const std::string& v : values) {
     std::memcpy(out, v.data(), size);
     out += size;
   }
   detail::zero_padding(p, length);
-  log.advance(bytes, static_cast<std::uint32_t>(values.size()));
+  log.advance(bytes, static_cast<std::uint32_t>(values.size()), word0);
   log.publish();
 }
 
@@ -122,7 +123,6 @@ TEST_SUITE("cursor") {
     CHECK(first.wrap_end == t.log.ring() + t.log.capacity());
     CHECK(c.pos == 4 * 64);
     CHECK(c.offset == 4);
-    CHECK(c.cached_tail == 10 * 64);
     check_chunk(first, 0, 32);
 
     detail::Chunk second = chunk_for("t");

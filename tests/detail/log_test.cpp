@@ -33,11 +33,11 @@ Errc put(detail::Log& log, std::string_view value, bool wait = false) {
   Errc err = Errc::ok;
   std::byte* p = log.reserve(bytes, wait, err);
   if (p == nullptr) return err;
-  detail::write_header(p, static_cast<std::uint32_t>(length), detail::frame_flags::packed, 1, log.writer().next_offset,
-                       0);
+  const std::uint64_t word0 = detail::write_header(p, static_cast<std::uint32_t>(length), detail::frame_flags::packed,
+                                                   1, log.writer().next_offset, 0);
   if (!value.empty()) std::memcpy(p + detail::frame_header_bytes, value.data(), value.size());
   detail::zero_padding(p, length);
-  log.advance(bytes, 1);
+  log.advance(bytes, 1, word0);
   log.publish();
   return Errc::ok;
 }
@@ -111,8 +111,7 @@ TEST_SUITE("log") {
     Errc err = Errc::ok;
     std::byte* p = log.reserve(64, true, err);
     REQUIRE(p == log.ring());
-    detail::write_header(p, 64, detail::frame_flags::packed, 1, 0, 0);
-    log.advance(64, 1);
+    log.advance(64, 1, detail::write_header(p, 64, detail::frame_flags::packed, 1, 0, 0));
     CHECK(log.tail_acquire() == 0);
     CHECK(log.end_offset() == 0);
     CHECK(log.writer().pos == 64);
@@ -247,14 +246,14 @@ TEST_SUITE("log") {
     detail::Log log("t", o, mapping_for(o));
     put_even(log, 3);
     const detail::WriterState saved = log.writer();
+    const detail::Log::WriterMark mark = log.mark();
     for (int i = 0; i < 2; ++i) {
       Errc err = Errc::ok;
       std::byte* p = log.reserve(64, false, err);
       REQUIRE(p != nullptr);
-      detail::write_header(p, 64, detail::frame_flags::packed, 1, log.writer().next_offset, 0);
-      log.advance(64, 1);
+      log.advance(64, 1, detail::write_header(p, 64, detail::frame_flags::packed, 1, log.writer().next_offset, 0));
     }
-    log.rollback(saved.pos, saved.next_offset, saved.segment_end);
+    log.rollback(mark);
     CHECK(log.writer().pos == saved.pos);
     CHECK(log.writer().next_offset == 3);
     CHECK(log.tail_acquire() == 3 * 64);

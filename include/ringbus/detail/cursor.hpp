@@ -30,19 +30,21 @@ struct Cursor {
   std::uint64_t lost = 0; // records lost to lapping, in total
 };
 
-// Walks frames from c.pos up to `limit` (a published position) through
-// `at(pos)` addresses, adding up to `budget` records to chunk. Pads are
-// skipped; records below c.skip_until are passed over.
-template <class AddressOf>
+// Walks frames from c.pos through `at(pos)` addresses, adding up to `budget`
+// records to chunk. Pads are skipped; records below c.skip_until are passed
+// over. The walk stops at `limit`, and where `published` says no: for the
+// ring (block policy) at the first frame whose publication word is not the
+// one of this lap, read by (C) an acquire load that pairs with (B) in Log::publish.
+template <class AddressOf, class Published>
 RINGBUS_ALWAYS_INLINE std::uint64_t walk_frames(Cursor& c, std::uint64_t limit, std::uint64_t budget, Chunk& chunk,
-                                                AddressOf at) noexcept {
+                                                AddressOf at, Published published) noexcept {
   std::uint64_t p = c.pos;
   std::uint32_t skip = c.skip;
   std::uint64_t taken = 0;
   while (p < limit && taken < budget) {
     const std::byte* f = at(p);
     std::uint64_t word0;
-    std::memcpy(&word0, f, sizeof word0);
+    if (!published(p, f, word0)) break;
     const std::uint32_t length = word0_length(word0);
     if (RINGBUS_UNLIKELY(word0_type(word0) != frame_type::data)) {
       p += length; // pad frame: runs to the segment end
@@ -82,16 +84,18 @@ RINGBUS_ALWAYS_INLINE std::uint64_t walk_frames(Cursor& c, std::uint64_t limit, 
   return taken;
 }
 
-// Block policy: frames are read in place in the ring.
+// Block policy: frames are read in place in the ring. The reader never reads
+// the shared tail line: a frame is there when its publication word says so.
 RINGBUS_ALWAYS_INLINE std::uint64_t take_in_place(Cursor& c, std::uint64_t budget, Chunk& chunk) noexcept {
   Log& log = *c.log;
-  if (c.pos >= c.cached_tail) {
-    c.cached_tail = log.tail_acquire(); // (C) pairs with (B)
-    if (c.pos >= c.cached_tail) return 0;
-  }
   chunk.wrap_begin = log.ring();
   chunk.wrap_end = log.ring() + log.capacity();
-  return walk_frames(c, c.cached_tail, budget, chunk, [&log](std::uint64_t p) { return log.ring_at(p); });
+  return walk_frames(
+      c, UINT64_MAX, budget, chunk, [&log](std::uint64_t p) { return log.ring_at(p); },
+      [&log](std::uint64_t p, const std::byte* f, std::uint64_t& word0) {
+        word0 = Log::load_word_acquire(f); // (C) pairs with (B)
+        return word0_type(word0) != frame_type::none && word0_lap_bits(word0) == log.lap_bits(p);
+      });
 }
 
 // Overwrite policy: copies the next published run of frames into staging and
@@ -107,7 +111,12 @@ RINGBUS_ALWAYS_INLINE std::uint64_t take_copied(Cursor& c, std::uint64_t budget,
   chunk.wrap_end = nullptr; // a staged run never wraps
   const std::byte* base = c.staging;
   const std::uint64_t begin = c.stage_begin;
-  return walk_frames(c, c.stage_end, budget, chunk, [base, begin](std::uint64_t p) { return base + (p - begin); });
+  return walk_frames(
+      c, c.stage_end, budget, chunk, [base, begin](std::uint64_t p) { return base + (p - begin); },
+      [](std::uint64_t, const std::byte* f, std::uint64_t& word0) {
+        std::memcpy(&word0, f, sizeof word0); // a validated private copy
+        return true;
+      });
 }
 
 } // namespace ringbus::detail

@@ -72,10 +72,13 @@ inline bool packable(const Message& m) noexcept { return m.key.empty() && m.head
 
 // --- encoding -------------------------------------------------------------------
 
-inline void write_header(std::byte* frame, std::uint32_t length, std::uint8_t flags, std::uint32_t count,
-                         std::uint64_t base_offset, std::int64_t base_ts) noexcept {
+// Writes header bytes [8, 32) and returns the publication word (bytes [0, 8),
+// without its lap): the log stores that word last (Log::advance, publish).
+inline std::uint64_t write_header(std::byte* frame, std::uint32_t length, std::uint8_t flags, std::uint32_t count,
+                                  std::uint64_t base_offset, std::int64_t base_ts) noexcept {
   FrameHeader h{length, static_cast<std::uint8_t>(frame_type::data), flags, 0, count, 0, base_offset, base_ts};
-  std::memcpy(frame, &h, sizeof h);
+  std::memcpy(frame + 8, reinterpret_cast<const std::byte*>(&h) + 8, sizeof h - 8);
+  return frame_word0(length, frame_type::data, flags);
 }
 
 // Zeroes the bytes between length and the next 8-byte boundary so that

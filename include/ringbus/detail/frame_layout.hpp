@@ -6,7 +6,7 @@
 //
 //   0       4     5     6          8              12             16
 //   +-------+-----+-----+----------+--------------+--------------+
-//   |length |type |flags| reserved | record_count | checksum     |
+//   |length |type |flags| lap      | record_count | checksum     |
 //   +-------+-----+-----+----------+--------------+--------------+
 //   16                              24                            32
 //   +-------------------------------+-----------------------------+
@@ -16,7 +16,10 @@
 //
 //   length       header + body bytes, without the padding. The frame occupies
 //                align_up(length, 8) bytes of the segment.
-//   type         frame_type::data or frame_type::pad
+//   type         frame_type::data or frame_type::pad (none: nothing published here)
+//   lap          (position / ring capacity) mod 2^16. The first 8 bytes are the
+//                publication word: a reader accepts a frame only when its type is
+//                set and its lap is the lap of the position it reads (see log.hpp).
 //   flags        frame_flags::packed: the body is record_count values of
 //                (length - 32) / record_count bytes each; no keys, no headers,
 //                every timestamp equals base_timestamp. The compact form for
@@ -33,7 +36,7 @@
 //
 // A PAD frame fills the tail of a segment so that no frame straddles its end:
 // only its first 8 bytes are written (length = bytes to the segment end,
-// type = pad). Readers skip it; it holds no record.
+// type = pad, lap). Readers skip it; it holds no record.
 //
 // Invariant: a DATA frame's length <= segment_bytes, and
 //   record_count >= 1, base_offset(next frame) = base_offset + record_count.
@@ -54,7 +57,7 @@ struct FrameHeader {
   std::uint32_t length;
   std::uint8_t type;
   std::uint8_t flags;
-  std::uint16_t reserved;
+  std::uint16_t lap;
   std::uint32_t record_count;
   std::uint32_t checksum;
   std::uint64_t base_offset;
@@ -68,18 +71,19 @@ static_assert(sizeof(FrameHeader) == frame_header_bytes);
 static_assert(offsetof(FrameHeader, length) == 0);
 static_assert(offsetof(FrameHeader, type) == 4);
 static_assert(offsetof(FrameHeader, flags) == 5);
-static_assert(offsetof(FrameHeader, reserved) == 6);
+static_assert(offsetof(FrameHeader, lap) == 6);
 static_assert(offsetof(FrameHeader, record_count) == 8);
 static_assert(offsetof(FrameHeader, checksum) == 12);
 static_assert(offsetof(FrameHeader, base_offset) == 16);
 static_assert(offsetof(FrameHeader, base_timestamp) == 24);
 
-// The first 8 bytes of a frame as one word: length | type << 32 | flags << 40.
+// The first 8 bytes of a frame as one word: length | type << 32 | flags << 40 | lap << 48.
 constexpr std::uint64_t frame_word0(std::uint32_t length, frame_type type, std::uint8_t flags) noexcept {
   return std::uint64_t{length} | (std::uint64_t{static_cast<std::uint8_t>(type)} << 32) | (std::uint64_t{flags} << 40);
 }
 constexpr std::uint32_t word0_length(std::uint64_t w) noexcept { return static_cast<std::uint32_t>(w); }
 constexpr frame_type word0_type(std::uint64_t w) noexcept { return static_cast<frame_type>((w >> 32) & 0xff); }
 constexpr std::uint8_t word0_flags(std::uint64_t w) noexcept { return static_cast<std::uint8_t>(w >> 40); }
+constexpr std::uint64_t word0_lap_bits(std::uint64_t w) noexcept { return w & (std::uint64_t{0xffff} << 48); }
 
 } // namespace ringbus::detail

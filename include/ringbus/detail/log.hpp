@@ -106,7 +106,11 @@ struct WriterState {
   std::uint64_t segment_end = 0; // end of the segment the writer owns
   std::uint64_t cached_min_reader = 0;
   std::byte* scratch = nullptr; // overwrite policy: frames are built here
-  Claim* open_claim = nullptr;  // the producer's one open claim, if any
+  // Block policy: the publication word of the first unpublished frame (at
+  // `published`), held back until publish() stores it with release.
+  bool has_pending = false;
+  std::uint64_t pending_word0 = 0;
+  Claim* open_claim = nullptr; // the producer's one open claim, if any
   std::uint64_t claim_frame_bytes = 0;
 };
 
@@ -154,15 +158,49 @@ class Log {
     return overwrite_ ? writer_.scratch : ring_at(writer_.pos);
   }
 
-  // Accepts the frame built at the reserved place (not yet visible to readers).
-  RINGBUS_ALWAYS_INLINE void advance(std::size_t frame_bytes, std::uint32_t records) noexcept {
-    if (overwrite_) copy_release(ring_at(writer_.pos), writer_.scratch, frame_bytes);
+  // The lap tag of a position, as it stands in a publication word.
+  [[nodiscard]] std::uint64_t lap_bits(std::uint64_t pos) const noexcept {
+    return ((pos >> capacity_shift_) & 0xffff) << 48;
+  }
+
+  // Accepts the frame built at the reserved place, whose publication word
+  // (from write_header) is word0; not yet visible to readers.
+  RINGBUS_ALWAYS_INLINE void advance(std::size_t frame_bytes, std::uint32_t records, std::uint64_t word0) noexcept {
+    word0 |= lap_bits(writer_.pos);
+    if (overwrite_) {
+      std::memcpy(writer_.scratch, &word0, sizeof word0);
+      copy_release(ring_at(writer_.pos), writer_.scratch, frame_bytes);
+    } else {
+      place_word0(writer_.pos, word0);
+    }
     writer_.pos += frame_bytes;
     writer_.next_offset += records;
   }
 
+  // Block policy: the first unpublished frame's word waits for publish(); a
+  // later one is stored now (no reader reaches it before that release).
+  RINGBUS_ALWAYS_INLINE void place_word0(std::uint64_t pos, std::uint64_t word0) noexcept {
+    if (!writer_.has_pending) {
+      writer_.pending_word0 = word0;
+      writer_.has_pending = true;
+    } else {
+      std::memcpy(ring_at(pos), &word0, sizeof word0);
+    }
+  }
+
   // Makes every accepted frame visible with one store.
   RINGBUS_ALWAYS_INLINE void publish() noexcept {
+    if (!overwrite_) {
+      if (!writer_.has_pending) return;
+      // The word after the last frame reads as "nothing here" until the next
+      // frame is published (old payload bytes there must never pass for a
+      // header). A segment start needs none: it is a frame boundary in every
+      // lap, so it holds last lap's header, whose lap tag is wrong.
+      if ((writer_.pos & (segment_bytes_ - 1)) != 0) std::memset(ring_at(writer_.pos), 0, 8);
+      std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(ring_at(writer_.published)))
+          .store(writer_.pending_word0, std::memory_order_release); // (B) pairs with (C)
+      writer_.has_pending = false;
+    }
     writer_.published = writer_.pos;
     published_.end_offset.store(writer_.next_offset, std::memory_order_release); // pairs with end_offset()
     if (!blocking_) {
@@ -173,11 +211,22 @@ class Log {
     }
   }
 
-  // Forgets accepted but unpublished frames (a refused batch).
-  void rollback(std::uint64_t pos, std::uint64_t next_offset, std::uint64_t segment_end) noexcept {
-    writer_.pos = pos;
-    writer_.next_offset = next_offset;
-    writer_.segment_end = segment_end;
+  // Where the writer stands, to forget a refused batch (all or nothing).
+  struct WriterMark {
+    std::uint64_t pos, next_offset, segment_end, pending_word0;
+    bool has_pending;
+  };
+  [[nodiscard]] WriterMark mark() const noexcept {
+    return {writer_.pos, writer_.next_offset, writer_.segment_end, writer_.pending_word0, writer_.has_pending};
+  }
+  // Frames written past the mark were never published; the next publish
+  // zeroes the word after its own last frame, so none of them is reachable.
+  void rollback(const WriterMark& m) noexcept {
+    writer_.pos = m.pos;
+    writer_.next_offset = m.next_offset;
+    writer_.segment_end = m.segment_end;
+    writer_.pending_word0 = m.pending_word0;
+    writer_.has_pending = m.has_pending;
   }
 
   // --- reader side -----------------------------------------------------------
@@ -259,6 +308,7 @@ class Log {
   std::uint64_t capacity_;
   std::uint64_t mask_;
   std::uint64_t segment_bytes_;
+  unsigned capacity_shift_;
   bool overwrite_;
   bool blocking_;
   ReaderSlot* slots_;
