@@ -48,13 +48,15 @@
 //   a copied word from the new lap synchronizes with its release store, which
 //   follows the head store, so the reread sees the new head).
 //
-//   Why the publication word and not the tail (both measured in ringbus-bench):
-//   a reader polling the tail pulls the tail's cache line from the producer on
-//   every record it waits for, then misses again on the frame; with the word it
-//   misses once, on the frame it needs anyway (rtt p50 789 -> 617 ns here). The
-//   lap tag replaces Aeron's cleaning of the ring: last lap's header at a frame
-//   boundary has the wrong lap, and the zeroed word after each publish keeps a
-//   reader from taking old payload bytes for a header.
+//   Why the publication word and not the tail: a reader polling the tail pulls
+//   the tail's cache line from the producer on every record it waits for, then
+//   misses again on the frame; with the word it misses once, on the frame it
+//   needs anyway. (Measured in ringbus-bench rtt: one quick run 789 -> 617 ns
+//   p50, a 3-repetition run 789 -> 758 ns: inside this VM's run-to-run noise,
+//   so not yet demonstrated.) The lap tag replaces Aeron's cleaning of the
+//   ring: last lap's header at a frame boundary has the wrong lap, and the
+//   zeroed word after each publish keeps a reader from taking old payload
+//   bytes for a header.
 //
 //   blocking wait: the producer's publish is (B') tail.store(seq_cst) then
 //   sleepers.load(seq_cst); a sleeping consumer does sleepers.fetch_add(seq_cst)
