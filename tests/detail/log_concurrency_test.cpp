@@ -352,7 +352,10 @@ bool seek_somewhere(Bus& bus, Rng& rng, Visitor& v, ChurnStats& stats, std::stri
   const bool past_end = how == 13;
   std::uint64_t target = 0;
   if (past_end) {
-    target = end + 1 + rng.below(1000);
+    // Far past anything the producer will ever write: `end` is a snapshot and
+    // the producer keeps appending, so end + a little may be held by the time
+    // the seek runs (a deschedule of this thread is enough).
+    target = end + (std::uint64_t{1} << 40) + rng.below(1000);
   } else if (how < 5 && oldest < from) {
     target = oldest + rng.below(from - oldest); // back: replay
   } else {
