@@ -34,6 +34,7 @@ void Bus::close() noexcept {
   for (auto& [name, log] : core_->registry) log->close();
 }
 
+// acquire: pairs with the store in close().
 bool Bus::is_open() const noexcept { return core_ && !core_->closed.load(std::memory_order_acquire); }
 
 Status Bus::create_topic(std::string_view name, const TopicOptions& options) {

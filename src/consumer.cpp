@@ -18,14 +18,13 @@ using detail::Cursor;
 
 Status closed_status() { return Status(Errc::closed, "consumer is closed"); }
 
-// Null when the consumer can serve a call; else why not (closed consumer or bus).
-const ConsumerState* usable(const ConsumerState* s) noexcept {
-  return s != nullptr && !s->core->closed.load(std::memory_order_acquire) ? s : nullptr;
+// Ok when the consumer can serve a call; else why not (closed consumer or bus).
+Status check_open(const ConsumerState* s) {
+  if (s == nullptr) return closed_status();
+  // acquire: pairs with the store in Bus::close (a statement of fact, no data follows).
+  if (s->core->closed.load(std::memory_order_acquire)) return Status(Errc::closed, "bus is closed");
+  return {};
 }
-Status unusable(const ConsumerState* s) {
-  return s == nullptr ? closed_status() : Status(Errc::closed, "bus is closed");
-}
-Status bus_closed_status() { return Status(Errc::closed, "bus is closed"); }
 
 Status not_subscribed(std::string_view topic) {
   return Status(Errc::not_subscribed, "consumer is not subscribed to topic '" + std::string(topic) + "'");
@@ -49,18 +48,11 @@ std::uint64_t take(Cursor& c, std::uint64_t budget, detail::Chunk& chunk, Gap& g
 std::uint64_t fill(ConsumerState& s, std::uint64_t max_records) noexcept {
   const std::size_t n = s.cursors.size();
   s.gap_count = 0;
-  if (n == 1) { // the common case: no fairness bookkeeping
-    Gap gap{s.cursors[0].log->name(), 0, 0};
-    s.chunks[0].count = 0;
-    const std::uint64_t got = take(s.cursors[0], max_records, s.chunks[0], gap);
-    if (RINGBUS_UNLIKELY(gap.count != 0)) s.gaps[s.gap_count++] = gap;
-    return got;
-  }
   for (std::size_t i = 0; i < n; ++i) s.chunks[i].count = 0;
   std::uint64_t budget = max_records;
   const std::size_t start = s.next_first;
   s.next_first = s.next_first + 1 == n ? 0 : s.next_first + 1;
-  const std::uint64_t share = std::max<std::uint64_t>(1, budget / n);
+  const std::uint64_t share = n == 1 ? budget : std::max<std::uint64_t>(1, budget / n);
   for (int pass = 0; pass < 2 && budget != 0; ++pass) {
     for (std::size_t k = 0; k < n && budget != 0; ++k) {
       const std::size_t i = start + k < n ? start + k : start + k - n;
@@ -68,6 +60,7 @@ std::uint64_t fill(ConsumerState& s, std::uint64_t max_records) noexcept {
       budget -= take(s.cursors[i], pass == 0 ? std::min(share, budget) : budget, s.chunks[i], gap);
       if (gap.count != 0) s.gaps[s.gap_count++] = gap;
     }
+    if (n == 1) break;
   }
   return max_records - budget;
 }
@@ -78,8 +71,8 @@ void sleep_until_data(ConsumerState& s, std::int64_t deadline) noexcept {
   std::atomic<std::uint32_t>* doorbell = s.doorbell;
   const std::uint32_t seen = doorbell->load(std::memory_order_acquire); // pairs with wake_sleepers' fetch_add
   for (Cursor& c : s.cursors) {
-    c.log->slot(c.slot).sleeping.store(1, std::memory_order_seq_cst);
-    c.log->sleepers().fetch_add(1, std::memory_order_seq_cst); // Dekker with (B') in publish
+    c.log->slot(c.slot).sleeping.store(1, std::memory_order_seq_cst); // read by wake_sleepers (seq_cst)
+    c.log->sleepers().fetch_add(1, std::memory_order_seq_cst);        // Dekker with (B') in publish
   }
   bool ready = false;
   for (Cursor& c : s.cursors) {
@@ -90,6 +83,8 @@ void sleep_until_data(ConsumerState& s, std::int64_t deadline) noexcept {
     const std::int64_t left = deadline - platform::monotonic_ns();
     if (left > 0) platform::futex_wait(doorbell, seen, left);
   }
+  // relaxed: leaving sleep publishes nothing; a producer that still sees us
+  // only rings a doorbell nobody waits on.
   for (Cursor& c : s.cursors) {
     c.log->sleepers().fetch_sub(1, std::memory_order_relaxed);
     c.log->slot(c.slot).sleeping.store(0, std::memory_order_relaxed);
@@ -119,6 +114,13 @@ Cursor* find(ConsumerState& s, std::string_view topic) noexcept {
     if (c.log->name() == topic) return &c;
   }
   return nullptr;
+}
+
+// The cursor of `topic`, or why there is none.
+Status cursor_for(ConsumerState* s, std::string_view topic, Cursor*& out) {
+  if (Status st = check_open(s); !st.ok()) return st;
+  out = find(*s, topic);
+  return out != nullptr ? Status() : not_subscribed(topic);
 }
 
 Status out_of_range(const Cursor& c, std::uint64_t offset, std::uint64_t oldest, std::uint64_t end) {
@@ -156,7 +158,6 @@ Status seek_cursor(Cursor& c, std::uint64_t offset) noexcept {
     c.skip = 0;
     c.offset = offset;
     c.skip_until = offset;
-    c.cached_tail = 0;
     c.stage_begin = c.stage_end = segment;
     return {};
   }
@@ -172,7 +173,6 @@ Status seek_cursor_to_beginning(Cursor& c) noexcept {
   c.skip = 0;
   c.offset = oldest;
   c.skip_until = oldest;
-  c.cached_tail = 0;
   c.stage_begin = c.stage_end = head;
   return {};
 }
@@ -204,8 +204,7 @@ Status Consumer::close() noexcept {
 
 Result<Records> Consumer::poll(std::size_t max_records, std::chrono::nanoseconds timeout) noexcept {
   ConsumerState* const s = state_;
-  if (RINGBUS_UNLIKELY(s == nullptr)) return closed_status();
-  if (RINGBUS_UNLIKELY(s->core->closed.load(std::memory_order_acquire))) return bus_closed_status();
+  if (Status st = check_open(s); RINGBUS_UNLIKELY(!st.ok())) return st;
   if (RINGBUS_UNLIKELY(s->cursors.empty())) {
     return Status(Errc::not_subscribed, "consumer has no subscriptions: subscribe() to a topic first");
   }
@@ -226,7 +225,7 @@ Result<Records> Consumer::poll(std::size_t max_records, std::chrono::nanoseconds
       if (total != 0 || s->gap_count != 0) break;
       // The clock is read every round except when spinning (every 64th).
       if ((s->wait != WaitStrategy::busy_spin || (round & 63) == 0) && platform::monotonic_ns() >= deadline) break;
-      if (s->core->closed.load(std::memory_order_acquire)) return bus_closed_status();
+      if (Status st = check_open(s); !st.ok()) return st;
     }
   }
   return Records(std::span<const detail::Chunk>(s->chunks.data(), s->cursors.size()), total,
@@ -235,8 +234,7 @@ Result<Records> Consumer::poll(std::size_t max_records, std::chrono::nanoseconds
 
 Status Consumer::subscribe(std::string_view topic, StartPosition start) {
   ConsumerState* const s = state_;
-  if (s == nullptr) return closed_status();
-  if (s->core->closed.load(std::memory_order_acquire)) return bus_closed_status();
+  if (Status st = check_open(s); !st.ok()) return st;
   detail::Log* log = s->core->find(topic);
   if (log == nullptr) return Status(Errc::topic_not_found, "topic '" + std::string(topic) + "' does not exist");
   if (find(*s, topic) != nullptr) {
@@ -284,9 +282,8 @@ Status Consumer::subscribe(std::string_view topic, StartPosition start) {
 
 Status Consumer::unsubscribe(std::string_view topic) {
   ConsumerState* const s = state_;
-  if (usable(s) == nullptr) return unusable(s);
-  Cursor* c = find(*s, topic);
-  if (c == nullptr) return not_subscribed(topic);
+  Cursor* c = nullptr;
+  if (Status st = cursor_for(s, topic, c); !st.ok()) return st;
   drop_cursor(*c);
   s->cursors.erase(s->cursors.begin() + (c - s->cursors.data()));
   s->chunks.resize(s->cursors.size());
@@ -299,34 +296,31 @@ Status Consumer::unsubscribe(std::string_view topic) {
 std::size_t Consumer::subscription_count() const noexcept { return state_ == nullptr ? 0 : state_->cursors.size(); }
 
 Status Consumer::seek(std::string_view topic, std::uint64_t offset) noexcept {
-  if (usable(state_) == nullptr) return unusable(state_);
-  Cursor* c = find(*state_, topic);
-  if (c == nullptr) return not_subscribed(topic);
+  Cursor* c = nullptr;
+  if (Status st = cursor_for(state_, topic, c); !st.ok()) return st;
   return seek_cursor(*c, offset);
 }
 
 Status Consumer::seek_to_beginning(std::string_view topic) noexcept {
-  if (usable(state_) == nullptr) return unusable(state_);
-  Cursor* c = find(*state_, topic);
-  if (c == nullptr) return not_subscribed(topic);
+  Cursor* c = nullptr;
+  if (Status st = cursor_for(state_, topic, c); !st.ok()) return st;
   return seek_cursor_to_beginning(*c);
 }
 
 Status Consumer::seek_to_end(std::string_view topic) noexcept {
-  if (usable(state_) == nullptr) return unusable(state_);
-  Cursor* c = find(*state_, topic);
-  if (c == nullptr) return not_subscribed(topic);
+  Cursor* c = nullptr;
+  if (Status st = cursor_for(state_, topic, c); !st.ok()) return st;
   return seek_cursor_to_end(*c);
 }
 
 Status Consumer::seek_to_beginning() noexcept {
-  if (usable(state_) == nullptr) return unusable(state_);
+  if (Status st = check_open(state_); !st.ok()) return st;
   for (Cursor& c : state_->cursors) seek_cursor_to_beginning(c);
   return {};
 }
 
 Status Consumer::seek_to_end() noexcept {
-  if (usable(state_) == nullptr) return unusable(state_);
+  if (Status st = check_open(state_); !st.ok()) return st;
   for (Cursor& c : state_->cursors) {
     Status st = seek_cursor_to_end(c);
     if (!st.ok()) return st;
@@ -335,25 +329,22 @@ Status Consumer::seek_to_end() noexcept {
 }
 
 Result<std::uint64_t> Consumer::position(std::string_view topic) const noexcept {
-  if (usable(state_) == nullptr) return unusable(state_);
-  Cursor* c = find(*state_, topic);
-  if (c == nullptr) return not_subscribed(topic);
+  Cursor* c = nullptr;
+  if (Status st = cursor_for(state_, topic, c); !st.ok()) return st;
   return std::max(c->offset, c->skip_until);
 }
 
 Result<std::uint64_t> Consumer::lag(std::string_view topic) const noexcept {
-  if (usable(state_) == nullptr) return unusable(state_);
-  Cursor* c = find(*state_, topic);
-  if (c == nullptr) return not_subscribed(topic);
+  Cursor* c = nullptr;
+  if (Status st = cursor_for(state_, topic, c); !st.ok()) return st;
   const std::uint64_t at = std::max(c->offset, c->skip_until);
   const std::uint64_t end = c->log->end_offset();
   return end > at ? end - at : 0;
 }
 
 Result<std::uint64_t> Consumer::lost(std::string_view topic) const noexcept {
-  if (usable(state_) == nullptr) return unusable(state_);
-  Cursor* c = find(*state_, topic);
-  if (c == nullptr) return not_subscribed(topic);
+  Cursor* c = nullptr;
+  if (Status st = cursor_for(state_, topic, c); !st.ok()) return st;
   return c->lost;
 }
 

@@ -68,6 +68,7 @@ bool Log::roll(bool wait, Errc& err) noexcept {
     const std::uint64_t need = next_end - capacity_;
     if (overwrite_) {
       // (E): invalidates the old lap before a byte of it is overwritten.
+      // relaxed: only this thread (the writer) stores head.
       if (head_.load(std::memory_order_relaxed) < need) store_head(need, offset_at_segment(need));
     } else if (!reclaim(need, wait, err)) {
       return false;
@@ -109,17 +110,17 @@ void Log::read_head(std::uint64_t& pos, std::uint64_t& offset) const noexcept {
     }
     pos = head_.load(std::memory_order_seq_cst);           // (R) pairs with (H)
     offset = head_offset_.load(std::memory_order_acquire); // pairs with the release in store_head
+    // relaxed reread, after the acquire loads above: a changed sequence means
+    // store_head ran meanwhile (its head/offset release stores follow the odd one).
     if (head_seq_.load(std::memory_order_relaxed) == before) return;
   }
 }
 
 bool Log::reclaim(std::uint64_t need, bool wait, Errc& err) noexcept {
-  WriterState& w = writer_;
   Waiter waiter(options_.wait == WaitStrategy::blocking ? WaitStrategy::backoff : options_.wait);
   const auto wait_for_readers = [&]() {
     for (;;) {
-      w.cached_min_reader = min_reader_position(); // (A)
-      if (w.cached_min_reader >= need) return true;
+      if (min_reader_position() >= need) return true; // (A)
       if (closed()) {
         err = Errc::closed;
         return false;
@@ -136,7 +137,7 @@ bool Log::reclaim(std::uint64_t need, bool wait, Errc& err) noexcept {
   if (!wait_for_readers()) return false;
   const std::uint64_t old_head = head_.load(std::memory_order_relaxed); // only this thread writes it
   if (old_head >= need) return true;
-  const std::uint64_t old_offset = head_offset_.load(std::memory_order_relaxed);
+  const std::uint64_t old_offset = head_offset_.load(std::memory_order_relaxed); // likewise writer-only
   // (H) then (A) again: a reader that registered at the old head after our
   // first scan is either seen now or has seen the new head (Dekker with (R)).
   store_head(need, offset_at_segment(need));

@@ -21,8 +21,7 @@ struct Cursor {
   std::uint32_t skip = 0;       // records of that frame already delivered
   std::uint64_t offset = 0;     // next offset to deliver (Kafka's position)
   std::uint64_t skip_until = 0; // after a seek: records below are not delivered
-  std::uint64_t cached_tail = 0;
-  std::uint64_t released = 0; // last value stored to the slot's position
+  std::uint64_t released = 0;   // last value stored to the slot's position
   // overwrite policy: published frames are copied here, validated, then read.
   std::byte* staging = nullptr;
   std::uint64_t stage_begin = 0;

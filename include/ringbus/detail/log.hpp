@@ -122,8 +122,7 @@ struct WriterState {
   std::uint64_t published = 0;   // last value stored to tail
   std::uint64_t next_offset = 0; // offset of the next record
   std::uint64_t segment_end = 0; // end of the segment the writer owns
-  std::uint64_t cached_min_reader = 0;
-  std::byte* scratch = nullptr; // overwrite policy: frames are built here
+  std::byte* scratch = nullptr;  // overwrite policy: frames are built here
   // Block policy: the publication word of the first unpublished frame (at
   // `published`), held back until publish() stores it with release.
   bool has_pending = false;
@@ -157,12 +156,14 @@ class Log {
     closed_.store(true, std::memory_order_seq_cst); // pairs with closed() and the sleeper's recheck
     wake_sleepers();
   }
+  // acquire: pairs with the store in close().
   [[nodiscard]] bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
 
   // --- producer side ---------------------------------------------------------
   // Takes the single-writer token; false if a producer is open.
   bool open_writer() noexcept;
   void close_writer() noexcept;
+  // relaxed: a snapshot for describe(); no data is read on its strength.
   [[nodiscard]] bool has_writer() const noexcept { return writer_open_.load(std::memory_order_relaxed) != 0; }
   WriterState& writer() noexcept { return writer_; }
 
@@ -224,8 +225,8 @@ class Log {
     if (!blocking_) {
       published_.tail.store(writer_.pos, std::memory_order_release); // (B) pairs with (C)
     } else {
-      published_.tail.store(writer_.pos, std::memory_order_seq_cst); // (B') pairs with sleeper's tail load
-      if (sleepers_.load(std::memory_order_seq_cst) != 0) wake_sleepers();
+      published_.tail.store(writer_.pos, std::memory_order_seq_cst);       // (B') pairs with sleeper's tail load
+      if (sleepers_.load(std::memory_order_seq_cst) != 0) wake_sleepers(); // (B') pairs with the fetch_add
     }
   }
 
