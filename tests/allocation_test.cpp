@@ -183,6 +183,26 @@ struct Values {
 };
 
 // Warms up, then counts allocations over pairs() of: append_one(i), then one poll.
+// Topic "t" on a small ring, its producer and one consumer.
+struct OneTopic {
+  OneTopic() {
+    REQUIRE(bus.create_topic("t", small_ring()).ok());
+    producer = bus.producer("t").value();
+    consumer = bus.consumer("t").value();
+  }
+  Bus bus;
+  Producer producer;
+  Consumer consumer;
+};
+
+// No allocation, no refused append, every record delivered intact.
+void check_clean(const Allocations& a, std::uint64_t failed, const Tally& tally, std::uint64_t appended) {
+  check_none(a);
+  CHECK(failed == 0);
+  CHECK(tally.wrong == 0);
+  CHECK(tally.delivered == appended);
+}
+
 template <class AppendOne>
 void warm_up_and_measure(Consumer& consumer, AppendOne append_one, Tally& tally, Allocations& allocations) {
   for (std::uint64_t i = 0; i < warmup_pairs; ++i) {
@@ -207,10 +227,9 @@ void warm_up_and_measure(Consumer& consumer, AppendOne append_one, Tally& tally,
 
 TEST_SUITE_BEGIN("allocation");
 TEST_CASE("steady state: append and poll allocate nothing") {
-  Bus bus;
-  REQUIRE(bus.create_topic("t", small_ring()).ok());
-  Producer producer = bus.producer("t").value();
-  Consumer consumer = bus.consumer("t").value();
+  OneTopic t;
+  Producer& producer = t.producer;
+  Consumer& consumer = t.consumer;
   Values values;
   std::uint64_t failed = 0;
   std::uint64_t key = 0;
@@ -233,10 +252,9 @@ TEST_CASE("steady state: append and poll allocate nothing") {
 }
 
 TEST_CASE("steady state: try_append, including its would_block refusals, allocates nothing") {
-  Bus bus;
-  REQUIRE(bus.create_topic("t", small_ring()).ok());
-  Producer producer = bus.producer("t").value();
-  Consumer consumer = bus.consumer("t").value();
+  OneTopic t;
+  Producer& producer = t.producer;
+  Consumer& consumer = t.consumer;
   Values values;
   Tally tally;
   // Rounds fill the ring until try_append refuses, then drain it, until
@@ -281,10 +299,9 @@ TEST_CASE("steady state: try_append, including its would_block refusals, allocat
 }
 
 TEST_CASE("steady state: append_batch allocates nothing") {
-  Bus bus;
-  REQUIRE(bus.create_topic("t", small_ring()).ok());
-  Producer producer = bus.producer("t").value();
-  Consumer consumer = bus.consumer("t").value();
+  OneTopic t;
+  Producer& producer = t.producer;
+  Consumer& consumer = t.consumer;
   Values values;
   std::vector<Message> batch(8);
   std::vector<std::uint64_t> keys(8);
@@ -309,17 +326,13 @@ TEST_CASE("steady state: append_batch allocates nothing") {
         next += n;
       },
       tally, a);
-  check_none(a);
-  CHECK(failed == 0);
-  CHECK(tally.wrong == 0);
-  CHECK(tally.delivered == next);
+  check_clean(a, failed, tally, next);
 }
 
 TEST_CASE("steady state: append_values allocates nothing") {
-  Bus bus;
-  REQUIRE(bus.create_topic("t", small_ring()).ok());
-  Producer producer = bus.producer("t").value();
-  Consumer consumer = bus.consumer("t").value();
+  OneTopic t;
+  Producer& producer = t.producer;
+  Consumer& consumer = t.consumer;
   std::vector<std::uint64_t> block(64);
   std::uint64_t failed = 0;
   std::uint64_t next = 0;
@@ -334,17 +347,13 @@ TEST_CASE("steady state: append_values allocates nothing") {
         next += n;
       },
       tally, a);
-  check_none(a);
-  CHECK(failed == 0);
-  CHECK(tally.wrong == 0);
-  CHECK(tally.delivered == next);
+  check_clean(a, failed, tally, next);
 }
 
 TEST_CASE("steady state: claim and commit allocate nothing") {
-  Bus bus;
-  REQUIRE(bus.create_topic("t", small_ring()).ok());
-  Producer producer = bus.producer("t").value();
-  Consumer consumer = bus.consumer("t").value();
+  OneTopic t;
+  Producer& producer = t.producer;
+  Consumer& consumer = t.consumer;
   std::uint64_t failed = 0;
   std::uint64_t next = 0;
   Tally tally;
@@ -370,10 +379,7 @@ TEST_CASE("steady state: claim and commit allocate nothing") {
         next += n;
       },
       tally, a);
-  check_none(a);
-  CHECK(failed == 0);
-  CHECK(tally.wrong == 0);
-  CHECK(tally.delivered == next);
+  check_clean(a, failed, tally, next);
 }
 
 TEST_CASE("steady state: a lapped consumer of an overwrite topic allocates nothing") {
