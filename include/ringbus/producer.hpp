@@ -172,11 +172,11 @@ class Producer {
     const std::uint64_t word0 = detail::write_header(p, static_cast<std::uint32_t>(length),
                                                      packed ? detail::frame_flags::packed : 0, 1, offset, ts);
     if (packed) {
-      if (!m.value.empty()) std::memcpy(p + detail::frame_header_bytes, m.value.data(), m.value.size());
+      detail::put_value_padded(p + detail::frame_header_bytes, m.value.data(), m.value.size());
     } else {
       detail::encode_record(p + detail::frame_header_bytes, m, 0);
+      detail::zero_padding(p, length);
     }
-    detail::zero_padding(p, length);
     log->advance(frame_bytes, 1, word0);
     log->publish();
     return offset;

@@ -260,4 +260,18 @@ TEST_SUITE("frame") {
     CHECK(detail::cache_line == 128);
   }
 
+  TEST_CASE("put_value_padded_copies_every_size_exactly_and_zeroes_only_the_padding") {
+    std::array<std::byte, 64> src{};
+    for (std::size_t i = 0; i < src.size(); ++i) src[i] = static_cast<std::byte>(0xA0 + i);
+    for (std::size_t n = 0; n <= 40; ++n) {
+      CAPTURE(n);
+      std::array<std::byte, 64> body;
+      body.fill(std::byte{0xEE}); // stale bytes of an earlier lap
+      ringbus::detail::put_value_padded(body.data(), src.data(), n);
+      const std::size_t padded = ringbus::detail::align_up(n, 8);
+      for (std::size_t i = 0; i < n; ++i) CHECK(body[i] == src[i]);
+      for (std::size_t i = n; i < padded; ++i) CHECK(body[i] == std::byte{0});
+      for (std::size_t i = padded; i < body.size(); ++i) CHECK(body[i] == std::byte{0xEE}); // nothing past the frame
+    }
+  }
 } // TEST_SUITE
