@@ -18,6 +18,8 @@ std::string_view to_string(Errc code) noexcept {
     case Errc::no_claim: return "no_claim";
     case Errc::out_of_memory: return "out_of_memory";
     case Errc::system_error: return "system_error";
+    case Errc::no_space: return "no_space";
+    case Errc::corrupt_data: return "corrupt_data";
   }
   return "unknown";
 }

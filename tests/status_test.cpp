@@ -53,6 +53,8 @@ TEST_SUITE("status") {
     CHECK(ringbus::to_string(Errc::no_claim) == "no_claim");
     CHECK(ringbus::to_string(Errc::out_of_memory) == "out_of_memory");
     CHECK(ringbus::to_string(Errc::system_error) == "system_error");
+    CHECK(ringbus::to_string(Errc::no_space) == "no_space");
+    CHECK(ringbus::to_string(Errc::corrupt_data) == "corrupt_data");
     CHECK(ringbus::to_string(static_cast<Errc>(200)) == "unknown");
   }
 

@@ -32,6 +32,8 @@ enum class Errc : std::uint8_t {
   no_claim,           // commit/abort without an open claim, or a second claim
   out_of_memory,      // mapping or heap allocation failed
   system_error,       // an operating-system call failed (errno in the message)
+  no_space,           // the file system is full (ENOSPC, EDQUOT): nothing committed was lost
+  corrupt_data,       // a file that is not ringbus's, of another format version, or damaged
 };
 
 // Name of the error code, e.g. "would_block".

@@ -32,7 +32,9 @@
 //                  varint  header_count, then per header:
 //                    varint name_len, name, varint value_len, value
 //   record_count records in the batch, >= 1; offsets are base_offset + i
-//   checksum     CRC32C of bytes [16, length) for persistent topics; 0 in memory
+//   checksum     persistent topics: frame_checksum() in checksum.hpp, the CRC32C of
+//                bytes [0, 6), [8, 12) and [16, length) (all but the lap tag and the
+//                checksum itself); 0 in memory
 //
 // A PAD frame fills the tail of a segment so that no frame straddles its end:
 // only its first 8 bytes are written (length = bytes to the segment end,
