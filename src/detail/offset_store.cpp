@@ -65,7 +65,9 @@ Status decode_offset_slot(std::span<const std::byte> slot, OffsetStore::Entries&
   }
   if (h.payload_bytes > slot.size() - offset_slot_header_bytes ||
       h.payload_bytes > offset_slot_bytes - offset_slot_header_bytes) {
-    return bad_slot("payload_bytes " + std::to_string(h.payload_bytes) + " runs past the slot");
+    return bad_slot("payload_bytes " + std::to_string(h.payload_bytes) + " runs past the slot's " +
+                    std::to_string(std::min(slot.size(), offset_slot_bytes) - offset_slot_header_bytes) +
+                    " payload bytes");
   }
   const std::uint32_t computed = slot_checksum(slot.data(), h.payload_bytes);
   if (computed != h.checksum) return bad_slot("checksum mismatch (torn or damaged write)");
@@ -143,6 +145,11 @@ Result<OffsetStore> OffsetStore::open(const platform::FileDescriptor& dir, std::
 
   Result<platform::FileDescriptor> opened = platform::open_file_at(dir, file_name, platform::Access::read_write);
   if (!opened.ok()) return opened.status();
+  // The name may not be durable yet: a creator that crashed (or whose fsync
+  // failed) after the rename but before its directory fsync. Commits made
+  // through a name a power loss can undo would be lost with it (the next open
+  // would find only the .tmp and start empty), so make it durable first.
+  if (Status s = platform::sync_directory(dir); !s.ok()) return s;
   store.file_.reset(heap_new<platform::FileDescriptor>(std::move(*opened)));
   std::vector<std::byte> buffer(offset_slot_bytes);
   std::string reasons;

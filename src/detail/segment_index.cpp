@@ -64,6 +64,8 @@ bool check_records(const std::byte* p, const std::byte* end, std::uint32_t count
       if ((p = get_varint(p, next, v)) == nullptr) break;
       if (field == 2) {
         header_count = v;
+        // The decoder (decode_record in frame.hpp) refuses more; and 2 * count below must not wrap.
+        if (header_count > 0xffffffffu) p = nullptr;
         break;
       }
       if (v > static_cast<std::uint64_t>(next - p)) {
@@ -359,7 +361,12 @@ Result<SegmentIndex> SegmentIndex::decode(std::span<const std::byte> bytes, std:
         (before == nullptr ? (e.position == 0 && e.offset == base_offset && e.max_timestamp_before == no_timestamp)
                            : (e.position > before->position && e.offset > before->offset &&
                               e.max_timestamp_before >= before->max_timestamp_before));
-    if (!ok) return refuse("entry " + std::to_string(i) + " breaks the index's order or bounds");
+    if (!ok) {
+      return refuse("entry " + std::to_string(i) + " (position " + std::to_string(e.position) + ", offset " +
+                    std::to_string(e.offset) + ") breaks the index's order or bounds: positions 8-aligned, rising " +
+                    "and below end_position " + std::to_string(h.end_position) + ", offsets rising from " +
+                    std::to_string(base_offset) + ", max_timestamp_before not falling");
+    }
   }
   const bool empty = index.entries_.empty();
   if (empty ? (h.next_offset != base_offset || (h.end_position != 0 && h.end_position != segment_bytes))
@@ -398,14 +405,19 @@ Status SegmentIndex::verify(std::span<const std::byte> data, std::string_view fi
                     std::to_string(e.offset) + ") does not name a data frame with that offset");
     }
   }
-  // Walk the frames after the last entry, validating each, to the end the
-  // index claims: that end must be a frame boundary with next_offset there and
-  // the largest timestamp must come out as stored.
-  if (entries_.empty()) return {};
-  const SegmentIndexEntry& last = entries_.back();
-  std::uint64_t position = last.position;
-  std::uint64_t offset = last.offset;
-  std::int64_t max_ts = last.max_timestamp_before;
+  // Walk the frames after the last entry (from the segment's start when there
+  // is none), validating each, to the end the index claims: that end must be a
+  // frame boundary with next_offset there and the largest timestamp must come
+  // out as stored. An empty index is walked too: one claiming a sealed, empty
+  // segment would otherwise hide every record in it.
+  std::uint64_t position = 0;
+  std::uint64_t offset = base_offset_;
+  std::int64_t max_ts = no_timestamp;
+  if (!entries_.empty()) {
+    position = entries_.back().position;
+    offset = entries_.back().offset;
+    max_ts = entries_.back().max_timestamp_before;
+  }
   std::string why;
   const ScanOptions options{};
   while (position < end_position_) {

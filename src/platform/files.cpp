@@ -378,7 +378,7 @@ Status check_map_range(const FileDescriptor& file, std::uint64_t offset, std::si
   }
   Result<FileInfo> info = file_info(file);
   if (!info.ok()) return info.status();
-  if (info->size < offset + bytes) {
+  if (bytes > info->size || offset > info->size - bytes) { // not offset + bytes: it may wrap past 2^64
     // Touching a mapped page past the end of the file raises SIGBUS: refuse now.
     return Status(Errc::invalid_argument, "mapping [" + std::to_string(offset) + ", " + std::to_string(offset + bytes) +
                                               ") of " + file.path() + ": the file is only " +
@@ -421,6 +421,10 @@ bool prefault_shared(void* address, std::size_t bytes, Access access) noexcept {
   if (::madvise(address, bytes, access == Access::read_write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) == 0) {
     return true;
   }
+  // EINVAL: a kernel before 5.14 without the advice. Anything else (EFAULT:
+  // a page past the file's end, ENOMEM, EHWPOISON) means touching the pages
+  // below would raise SIGBUS: report it instead.
+  if (errno != EINVAL) return false;
 #else
   (void)access;
 #endif
@@ -445,10 +449,13 @@ Status sync_mapping(void* address, std::size_t bytes, std::string_view what) {
 
 // --- the writer lock ------------------------------------------------------------------
 
+FileLock::FileLock(FileDescriptor file) noexcept : file_(std::move(file)), owner_pid_(::getpid()) {}
+
 FileLock& FileLock::operator=(FileLock&& other) noexcept {
   if (this != &other) {
     release();
     file_ = std::move(other.file_);
+    owner_pid_ = other.owner_pid_;
   }
   return *this;
 }
@@ -458,8 +465,11 @@ FileLock::~FileLock() { release(); }
 void FileLock::release() noexcept {
   if (!file_.valid()) return;
   // Empty the file while still holding the lock, so no pid is left naming a
-  // process that no longer holds it. Closing the descriptor releases the lock.
-  (void)::ftruncate(file_.get(), 0);
+  // process that no longer holds it. Closing the last descriptor of the open
+  // file description releases the lock. A forked child's copy of this object
+  // shares the description with the taker, which still holds the lock: the
+  // child only closes its descriptor and leaves the taker's pid in place.
+  if (::getpid() == owner_pid_) (void)::ftruncate(file_.get(), 0);
   file_.reset();
 }
 

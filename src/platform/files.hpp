@@ -132,24 +132,31 @@ class FileMapping {
 };
 
 // Maps [offset, offset+bytes) of file MAP_SHARED (writes reach the file); refuses a range past its end (no SIGBUS).
+// The size is checked when mapping: a file truncated afterwards (by anyone) still raises SIGBUS on touch.
 Result<FileMapping> map_file(const FileDescriptor& file, std::uint64_t offset, std::size_t bytes, Access access);
 // Reserves bytes of address space (PROT_NONE, no memory) for map_file_into; unmap with platform::unmap.
 Result<void*> reserve_address_space(std::size_t bytes);
 // Maps [offset, offset+bytes) of file MAP_SHARED|MAP_FIXED at address, inside a reservation the caller owns.
 Result<FileMapping> map_file_into(void* address, const FileDescriptor& file, std::uint64_t offset, std::size_t bytes,
                                   Access access);
-// Faults in every page of a shared mapping now (MADV_POPULATE_WRITE/READ, else one read per page).
+// Faults in every page of a shared mapping now (MADV_POPULATE_WRITE/READ; one read per page only where the
+// kernel lacks them); false when a page cannot be faulted in (e.g. the file was truncated under the mapping).
 bool prefault_shared(void* address, std::size_t bytes, Access access) noexcept;
 // Writes the dirty pages of [address, address+bytes) to the file and waits (msync MS_SYNC); what names it.
 Status sync_mapping(void* address, std::size_t bytes, std::string_view what);
 
 // An exclusive, advisory lock on a lock file, held while this object lives.
-// It is an OFD lock (fcntl F_OFD_SETLK): owned by the open file, so a second
-// lock through another open of the same file is refused in this process too.
+// It is an OFD lock (fcntl F_OFD_SETLK): owned by the open file description,
+// so a second lock through another open of the same file is refused in this
+// process too (another thread included). A child made by fork() shares the
+// description until it closes it or execs (O_CLOEXEC): the lock stays held
+// while either process keeps it open, and only the process that took the lock
+// empties the file on release.
 class FileLock {
  public:
   FileLock() noexcept = default;
-  explicit FileLock(FileDescriptor file) noexcept : file_(std::move(file)) {}
+  // Takes over file, already locked by this process.
+  explicit FileLock(FileDescriptor file) noexcept;
   FileLock(FileLock&&) noexcept = default;
   FileLock& operator=(FileLock&& other) noexcept;
   FileLock(const FileLock&) = delete;
@@ -158,11 +165,12 @@ class FileLock {
 
   [[nodiscard]] bool held() const noexcept { return file_.valid(); }
   [[nodiscard]] const std::string& path() const noexcept { return file_.path(); }
-  // Empties the lock file and releases the lock.
+  // Empties the lock file (only in the process that took it) and closes this descriptor of it.
   void release() noexcept;
 
  private:
   FileDescriptor file_;
+  int owner_pid_ = 0; // getpid() of the taker: a forked child's copy must not erase its pid
 };
 
 // Takes the exclusive lock on lock file name in dir (created 0600 if absent) and writes this pid into it;

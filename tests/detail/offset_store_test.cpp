@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -139,6 +140,94 @@ TEST_SUITE("offset_store") {
     REQUIRE(store.ok());
     CHECK(store->sequence() == 2);
     CHECK(store->committed("orders") == 100u);
+  }
+
+  TEST_CASE("a_commit_torn_at_any_byte_gives_back_the_old_or_the_new_map") {
+    // Slot 0 holds sequence 3, slot 1 sequence 4; commit 5 goes over slot 0.
+    // A crash leaves any prefix (bytes written in order) or any suffix (a
+    // later sector reached the disk first) of the new slot over the old one.
+    TempDir tmp;
+    std::vector<std::string> names;
+    for (int i = 0; i < 60; ++i) names.push_back("consumer-" + std::to_string(i) + std::string(60, 'x'));
+    const auto commit_all = [&](detail::OffsetStore& store, std::uint64_t value) {
+      std::vector<detail::OffsetUpdate> updates;
+      for (const auto& name : names) updates.push_back({name, value, false});
+      REQUIRE(store.commit(updates).ok());
+    };
+    {
+      auto store = detail::OffsetStore::open(tmp.dir(), "offsets");
+      REQUIRE(store.ok());
+      commit_all(*store, 1); // 2, slot 1
+      commit_all(*store, 3); // 3, slot 0
+      commit_all(*store, 4); // 4, slot 1
+      REQUIRE(store->sequence() == 4);
+    }
+    std::string old_slot(detail::offset_slot_bytes, '\0');
+    {
+      std::ifstream in(tmp.at("offsets"), std::ios::binary);
+      in.read(old_slot.data(), static_cast<std::streamsize>(old_slot.size()));
+    }
+    detail::OffsetStore::Entries next;
+    for (const auto& name : names) next.emplace_back(detail::HeapString(name), 5);
+    std::sort(next.begin(), next.end());
+    const auto encoded = detail::encode_offset_slot(next, 5);
+    const std::string fresh(reinterpret_cast<const char*>(encoded.data()), encoded.size());
+    REQUIRE(fresh.size() > 4096); // spans more than one 4 KiB sector
+    for (std::size_t cut = 0; cut <= fresh.size(); cut += 37) {
+      for (bool prefix : {true, false}) {
+        CAPTURE(cut);
+        CAPTURE(prefix);
+        scribble(tmp.at("offsets"), 0, old_slot.substr(0, fresh.size()));
+        if (prefix) {
+          scribble(tmp.at("offsets"), 0, fresh.substr(0, cut));
+        } else {
+          scribble(tmp.at("offsets"), cut, fresh.substr(cut));
+        }
+        auto store = detail::OffsetStore::open(tmp.dir(), "offsets");
+        REQUIRE(store.ok());
+        const bool whole = prefix ? cut == fresh.size() : cut == 0;
+        CHECK(store->sequence() == (whole ? 5u : 4u));
+        REQUIRE(store->entries().size() == names.size());
+        for (const auto& [name, offset] : store->entries()) CHECK(offset == (whole ? 5u : 4u));
+      }
+    }
+  }
+
+  TEST_CASE("a_creation_whose_rename_was_lost_starts_empty_again") {
+    // A power loss after the rename but before the directory fsync can leave
+    // only the temporary name. No commit was acknowledged through it (open had
+    // not returned), so the store starts over, empty, and the .tmp goes.
+    TempDir tmp;
+    {
+      auto store = detail::OffsetStore::open(tmp.dir(), "offsets");
+      REQUIRE(store.ok());
+    }
+    REQUIRE(::rename(tmp.at("offsets").c_str(), tmp.at("offsets.tmp").c_str()) == 0);
+    auto store = detail::OffsetStore::open(tmp.dir(), "offsets");
+    REQUIRE(store.ok());
+    CHECK(store->sequence() == 1);
+    CHECK(store->entries().empty());
+    CHECK_FALSE(std::filesystem::exists(tmp.at("offsets.tmp")));
+  }
+
+  TEST_CASE("opening_an_existing_store_makes_its_name_durable_before_any_commit") {
+    // A creator whose directory fsync failed (or that crashed before it) left
+    // the name in place but perhaps not on disk; commits through that name
+    // would vanish with it. Opening syncs the directory, and refuses when it cannot.
+    TempDir tmp;
+    {
+      auto store = detail::OffsetStore::open(tmp.dir(), "offsets");
+      REQUIRE(store.ok());
+      REQUIRE(store->commit("orders", 7).ok());
+    }
+    platform::testing::fail_next_syncs(1);
+    auto refused = detail::OffsetStore::open(tmp.dir(), "offsets");
+    platform::testing::fail_next_syncs(0);
+    REQUIRE_FALSE(refused.ok());
+    CHECK(contains(refused.message(), "fsync of directory"));
+    auto store = detail::OffsetStore::open(tmp.dir(), "offsets");
+    REQUIRE(store.ok());
+    CHECK(store->committed("orders") == 7u);
   }
 
   TEST_CASE("both_slots_damaged_is_an_error_naming_the_file") {

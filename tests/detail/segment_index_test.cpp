@@ -58,6 +58,12 @@ class SegmentWriter {
                  [&](std::byte* body) { std::memset(body, 0x42, count * value_bytes); });
   }
 
+  // A general-form frame whose body is given byte by byte (to write malformed records).
+  bool append_raw(const std::vector<std::uint8_t>& body, std::uint32_t count, std::int64_t ts) {
+    return place(detail::frame_header_bytes + body.size(), 0, count, ts,
+                 [&](std::byte* out) { std::memcpy(out, body.data(), body.size()); });
+  }
+
   // Closes the segment with a pad frame (only its first word is written).
   void pad() {
     const std::uint64_t word =
@@ -389,6 +395,24 @@ TEST_SUITE("segment_index") {
     CHECK(contains(pindex->problem(), "does not split"));
   }
 
+  TEST_CASE("a_record_claiming_more_headers_than_the_decoder_reads_is_an_invalid_frame") {
+    // header_count 2^63: doubled it wraps to 0, so a count of header fields
+    // would accept the record while decode_record refuses it (> 2^32 - 1).
+    SegmentWriter w(0);
+    REQUIRE(w.append({msg("key", "value", 5)}, 5));
+    const std::vector<std::uint8_t> body{13, 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01};
+    // rest 13, ts_delta 0, key_len 0, value_len 0, header_count varint(2^63) in 10 bytes
+    REQUIRE(w.append_raw(body, 1, 6));
+    const std::byte* second = w.bytes().data() + w.frames()[1];
+    ringbus::Record decoded{};
+    CHECK(detail::decode_record(second + detail::frame_header_bytes, second + detail::frame_header_bytes + body.size(),
+                                6, decoded) == nullptr); // the reader refuses it
+    auto index = detail::SegmentIndex::rebuild(w.bytes(), 0, interval);
+    CHECK(index->end_position() == w.frames()[1]);
+    CHECK(index->next_offset() == 1);
+    CHECK(contains(index->problem(), "record 0 is malformed"));
+  }
+
   TEST_CASE("a_first_frame_with_another_base_offset_is_refused") {
     auto w = filled_segment(0, true);
     auto index = detail::SegmentIndex::rebuild(w.bytes(), 64, interval); // a stale file under another name
@@ -487,6 +511,19 @@ TEST_SUITE("segment_index") {
     const auto s = decoded->verify(other.bytes(), "0.idx");
     CHECK(s.code() == Errc::corrupt_data);
     CHECK(contains(s.message(), "does not match its segment"));
+
+    // An empty index that claims its segment is sealed (a pad at 0) would hide
+    // every record of a segment that has frames: it is walked and refused too.
+    auto empty = detail::SegmentIndex::create(0, segment_bytes, interval);
+    REQUIRE(empty.ok());
+    empty->seal();
+    auto claimed = detail::SegmentIndex::decode(empty->encode(), "0.idx", 0, segment_bytes);
+    REQUIRE(claimed.ok());
+    REQUIRE(claimed->entries().empty());
+    CHECK(claimed->verify(w.bytes(), "0.idx").code() == Errc::corrupt_data);
+    SegmentWriter only_pad(0);
+    only_pad.pad();
+    CHECK(claimed->verify(only_pad.bytes(), "0.idx").ok());
 
     // A segment cut after its index was written (a crash lost its tail).
     auto cut = filled_segment(0, false);

@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -18,6 +19,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_support.hpp"
@@ -225,6 +227,57 @@ TEST_SUITE("platform_files") {
     CHECK(platform::map_file(*file, 1, page, platform::Access::read_only).code() == Errc::invalid_argument);
   }
 
+  TEST_CASE("a_mapping_whose_end_wraps_past_2_64_is_refused_as_past_the_end") {
+    TempDir tmp;
+    const auto dir = tmp.open();
+    auto file = platform::create_file_at(dir, "short");
+    REQUIRE(file.ok());
+    const std::size_t page = platform::system_page_size();
+    REQUIRE(platform::preallocate(*file, page).ok());
+    // offset + bytes wraps to `page`, which a naive size check accepts.
+    const std::uint64_t offset = UINT64_MAX - page + 1;
+    for (auto access : {platform::Access::read_only, platform::Access::read_write}) {
+      auto mapping = platform::map_file(*file, offset, 2 * page, access);
+      REQUIRE_FALSE(mapping.ok());
+      CHECK(mapping.code() == Errc::invalid_argument);
+      CHECK(contains(mapping.message(), "the file is only"));
+    }
+  }
+
+  TEST_CASE("prefaulting_pages_past_a_truncated_files_end_reports_failure_instead_of_sigbus") {
+    TempDir tmp;
+    const auto dir = tmp.open();
+    auto file = platform::create_file_at(dir, "segment");
+    REQUIRE(file.ok());
+    const std::size_t page = platform::system_page_size();
+    REQUIRE(platform::preallocate(*file, 4 * page).ok());
+    auto mapping = platform::map_file(*file, 0, 4 * page, platform::Access::read_write);
+    REQUIRE(mapping.ok());
+#if defined(MADV_POPULATE_WRITE)
+    if (::madvise(mapping->data(), page, MADV_POPULATE_WRITE) != 0 && errno == EINVAL) {
+      MESSAGE("skipped: this kernel has no MADV_POPULATE_WRITE (before 5.14)");
+      return;
+    }
+#else
+    MESSAGE("skipped: built without MADV_POPULATE_WRITE");
+    return;
+#endif
+    REQUIRE(::ftruncate(file->get(), static_cast<off_t>(page)) == 0); // someone cut the file under the mapping
+    // In a child: an unfixed fallback touches the pages and dies of SIGBUS.
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      const bool ok = platform::prefault_shared(mapping->data(), mapping->size(), platform::Access::read_write);
+      ::_exit(ok ? 1 : 0);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    CHECK_FALSE(WIFSIGNALED(status));
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);                                                       // refused, reported as false
+    CHECK(platform::prefault_shared(mapping->data(), page, platform::Access::read_write)); // the page still there
+  }
+
   TEST_CASE("files_mapped_into_a_reservation_lie_next_to_each_other") {
     TempDir tmp;
     const auto dir = tmp.open();
@@ -364,6 +417,49 @@ TEST_SUITE("platform_files") {
     CHECK(WEXITSTATUS(status) == 0); // the child was refused
     CHECK(contains(message, "held by pid " + std::to_string(::getpid())));
     CHECK_FALSE(contains(message, "this process"));
+  }
+
+  TEST_CASE("a_forked_child_dropping_its_copy_of_the_lock_leaves_the_holder_locked_and_named") {
+    // fork() shares the lock's open file description: the child's copy of the
+    // FileLock going away (destructors run on its way out) must neither erase
+    // the holder's pid nor release the holder's lock.
+    TempDir tmp;
+    const auto dir = tmp.open();
+    auto held = platform::lock_exclusive(dir, "LOCK");
+    REQUIRE(held.ok());
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      held->release();
+      ::_exit(0);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    CHECK(read_text(tmp.at("LOCK")) == std::to_string(::getpid()) + "\n");
+    auto second = platform::lock_exclusive(dir, "LOCK");
+    REQUIRE_FALSE(second.ok());
+    CHECK(second.code() == Errc::producer_exists);
+    CHECK(contains(second.message(), "pid " + std::to_string(::getpid()) + " (this process)"));
+    held->release();
+    CHECK(read_text(tmp.at("LOCK")).empty());
+    CHECK(platform::lock_exclusive(dir, "LOCK").ok());
+  }
+
+  TEST_CASE("writer_locks_taken_from_two_threads_at_once_admit_exactly_one") {
+    TempDir tmp;
+    const auto dir = tmp.open();
+    for (int round = 0; round < 20; ++round) {
+      CAPTURE(round);
+      ringbus::Result<platform::FileLock> a = ringbus::Status(Errc::invalid_argument, "not run");
+      ringbus::Result<platform::FileLock> b = ringbus::Status(Errc::invalid_argument, "not run");
+      std::thread other([&] { b = platform::lock_exclusive(dir, "LOCK"); });
+      a = platform::lock_exclusive(dir, "LOCK");
+      other.join();
+      CHECK(a.ok() != b.ok());
+      const auto& loser = a.ok() ? b : a;
+      CHECK(loser.code() == Errc::producer_exists);
+    }
   }
 
   TEST_CASE("a_full_tmpfs_refuses_preallocation_with_no_space") {

@@ -40,6 +40,7 @@
 // is a pwrite and an fdatasync.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -58,6 +59,9 @@ class FileDescriptor;
 }
 
 namespace ringbus::detail {
+
+// The bytes are the in-memory structs, copied: this layout is little-endian only.
+static_assert(std::endian::native == std::endian::little);
 
 inline constexpr std::size_t offset_store_max_entries = 256;
 inline constexpr std::size_t offset_store_max_name_bytes = 255;
@@ -97,7 +101,9 @@ class OffsetStore {
 
   // Opens store file_name in dir, or creates it holding an empty map (written
   // under a temporary name, synced, renamed into place, directory synced).
-  // corrupt_data when neither slot is valid; the message names the file and why.
+  // An existing store's directory is synced too, so its name is durable before
+  // the first commit. corrupt_data when neither slot is valid; the message
+  // names the file and why.
   static Result<OffsetStore> open(const platform::FileDescriptor& dir, std::string_view file_name);
 
   OffsetStore(OffsetStore&&) noexcept;
@@ -117,8 +123,10 @@ class OffsetStore {
   // Applies updates to the committed map and makes the result durable before
   // returning: all of them or none. invalid_argument for a name out of limits
   // or too many entries (nothing written). A failed write or fdatasync leaves
-  // the store failed: this and every later commit return that error, the
-  // committed map stays the old one, and reopening shows what the disk holds.
+  // the store failed: this and every later commit return that error, and the
+  // committed map stays the old one. Reopening shows the old or the new map:
+  // after a failed fdatasync the page cache may still show the new slot even
+  // though the disk does not hold it (never assume it is durable).
   Status commit(std::span<const OffsetUpdate> updates);
   Status commit(std::string_view name, std::uint64_t offset) {
     const OffsetUpdate update{name, offset, false};

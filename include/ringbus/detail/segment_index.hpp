@@ -49,6 +49,7 @@
 // a segment no one writes).
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -62,6 +63,9 @@
 #include "ringbus/status.hpp"
 
 namespace ringbus::detail {
+
+// The bytes are the in-memory structs, copied: this layout is little-endian only.
+static_assert(std::endian::native == std::endian::little);
 
 //   0                 8                       16          20          24
 //   +-----------------+-----------------------+-----------+-----------+

@@ -55,6 +55,7 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -65,6 +66,9 @@
 #include "ringbus/status.hpp"
 
 namespace ringbus::detail {
+
+// The bytes are the in-memory structs, copied: this layout is little-endian only.
+static_assert(std::endian::native == std::endian::little);
 
 inline constexpr std::size_t segment_header_bytes = 4096;
 inline constexpr std::uint32_t segment_format_version = 1;
