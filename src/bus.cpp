@@ -98,6 +98,9 @@ Result<Producer> Bus::producer(std::string_view topic) {
 
 Result<Consumer> Bus::consumer(const ConsumerOptions& options) {
   if (!is_open()) return bus_closed();
+  if (!options.name.empty()) {
+    if (Status st = validate_consumer_name(options.name); !st.ok()) return st;
+  }
   Consumer consumer;
   try {
     auto* state = detail::heap_new<detail::ConsumerState>();
@@ -105,6 +108,24 @@ Result<Consumer> Bus::consumer(const ConsumerOptions& options) {
     state->override_wait = options.override_wait;
     state->wait = options.wait;
     consumer = Consumer(state);
+    std::lock_guard lock(core_->mutex);
+    for (const std::string& upstream : options.after) {
+      if (upstream == options.name) {
+        return Status(Errc::invalid_argument, "consumer '" + upstream + "' cannot run after itself");
+      }
+      if (core_->named.find(std::string_view(upstream)) == core_->named.end()) {
+        return Status(Errc::invalid_argument,
+                      "consumer '" + upstream + "' (in ConsumerOptions::after) is not an open consumer");
+      }
+      state->after.emplace_back(std::string_view(upstream));
+    }
+    if (!options.name.empty()) {
+      if (!core_->named.try_emplace(detail::HeapString(std::string_view(options.name))).second) {
+        return Status(Errc::invalid_argument,
+                      "consumer name '" + options.name + "' is taken by an open consumer of this bus");
+      }
+      state->name.assign(options.name.data(), options.name.size());
+    }
   } catch (const std::bad_alloc&) {
     return Status(Errc::out_of_memory, "creating a consumer ran out of memory");
   }

@@ -36,11 +36,29 @@ void release_position(Cursor& c) noexcept {
   if (c.released == c.pos) return;
   c.log->slot(c.slot).position.store(c.pos, std::memory_order_release);
   c.released = c.pos;
+  // (P) release: every frame below c.pos is passed, and so is whatever this
+  // consumer did with them; pairs with (Q) in downstream consumers (gate.hpp).
+  if (c.publish_gate != nullptr) c.publish_gate->passed.store(c.pos, std::memory_order_release);
+}
+
+std::uint64_t take_below(Cursor& c, std::uint64_t budget, detail::Chunk& chunk, Gap& gap,
+                         std::uint64_t limit) noexcept {
+  if (c.log->overwrite()) return detail::take_copied(c, budget, chunk, chunk.count == 0, gap, limit);
+  return detail::take_in_place(c, budget, chunk, limit);
 }
 
 std::uint64_t take(Cursor& c, std::uint64_t budget, detail::Chunk& chunk, Gap& gap) noexcept {
-  if (c.log->overwrite()) return detail::take_copied(c, budget, chunk, chunk.count == 0, gap);
-  return detail::take_in_place(c, budget, chunk);
+  if (RINGBUS_LIKELY(c.gate_count == 0)) return take_below(c, budget, chunk, gap, UINT64_MAX);
+  // Pipelines: walk up to the cached gate; reread the gates (Q) only when the
+  // walk has reached it, at most once per take: one read per batch.
+  if (c.pos >= c.gate_limit) c.gate_limit = detail::read_gates(c);
+  std::uint64_t taken = take_below(c, budget, chunk, gap, c.gate_limit);
+  if (taken < budget && c.pos >= c.gate_limit) {
+    const std::uint64_t before = c.gate_limit;
+    c.gate_limit = detail::read_gates(c);
+    if (c.gate_limit > before) taken += take_below(c, budget - taken, chunk, gap, c.gate_limit);
+  }
+  return taken;
 }
 
 // One pass over the subscriptions, fair: each poll starts at the next topic and
@@ -76,11 +94,18 @@ void sleep_until_data(ConsumerState& s, std::int64_t deadline) noexcept {
   }
   bool ready = false;
   for (Cursor& c : s.cursors) {
-    const std::uint64_t have = c.log->overwrite() ? std::max(c.pos, c.stage_end) : c.pos;
-    if (c.log->tail_for_sleeper() > have) ready = true;
+    std::uint64_t end = c.log->tail_for_sleeper();
+    // Overwrite topics: staged frames count as had (a take drains them), except
+    // behind a gate, where frames staged past the gate wait for it to move.
+    const std::uint64_t have = c.log->overwrite() && c.gate_count == 0 ? std::max(c.pos, c.stage_end) : c.pos;
+    if (c.gate_count != 0) end = std::min(end, detail::read_gates(c)); // (Q)
+    if (end > have) ready = true;
   }
   if (!ready && !s.core->closed.load(std::memory_order_seq_cst)) { // pairs with Bus::close
-    const std::int64_t left = deadline - platform::monotonic_ns();
+    std::int64_t left = deadline - platform::monotonic_ns();
+    // An upstream passing records rings no doorbell (only producers do): a
+    // gated consumer sleeps in slices of at most 1 ms and looks again.
+    if (s.gated) left = std::min<std::int64_t>(left, 1'000'000);
     if (left > 0) platform::futex_wait(doorbell, seen, left);
   }
   // relaxed: leaving sleep publishes nothing; a producer that still sees us
@@ -107,6 +132,21 @@ void drop_cursor(Cursor& c) noexcept {
   c.log->unregister_reader(c.slot);
   detail::heap_free(c.staging);
   c.staging = nullptr;
+}
+
+// Takes a named consumer's gate out of the bus's registry (downstreams keep theirs).
+void forget_gate(ConsumerState& s, const detail::Gate* gate) noexcept {
+  if (gate == nullptr || s.name.empty()) return;
+  std::lock_guard lock(s.core->mutex);
+  auto it = s.core->named.find(s.name);
+  if (it == s.core->named.end()) return;
+  detail::GateRefs& refs = it->second.gates;
+  for (auto g = refs.begin(); g != refs.end(); ++g) {
+    if (g->get() == gate) {
+      refs.erase(g);
+      return;
+    }
+  }
 }
 
 Cursor* find(ConsumerState& s, std::string_view topic) noexcept {
@@ -197,6 +237,11 @@ Consumer::~Consumer() { close(); }
 Status Consumer::close() noexcept {
   if (state_ == nullptr) return closed_status(); // works on a closed bus too: frees the slots
   for (Cursor& c : state_->cursors) drop_cursor(c);
+  if (!state_->name.empty()) {
+    // Its gates stay with the consumers that run after it, at their last position.
+    std::lock_guard lock(state_->core->mutex);
+    state_->core->named.erase(state_->name);
+  }
   detail::heap_delete(state_);
   state_ = nullptr;
   return {};
@@ -253,6 +298,29 @@ Status Consumer::subscribe(std::string_view topic, StartPosition start) {
                                                 std::string(c.log->name()) + "' is not");
     }
   }
+  // Pipelines: the gates of the upstreams that read this topic, resolved now.
+  ConsumerState::CursorGates gates;
+  detail::GateRef own_gate;
+  try {
+    std::lock_guard lock(s->core->mutex);
+    for (const detail::HeapString& upstream : s->after) {
+      auto it = s->core->named.find(upstream);
+      if (it == s->core->named.end()) {
+        return Status(Errc::invalid_argument,
+                      "consumer '" + std::string(upstream) + "' (in ConsumerOptions::after) is not an open consumer");
+      }
+      for (const detail::GateRef& g : it->second.gates) {
+        if (g->log == log) gates.refs.push_back(g);
+      }
+    }
+    for (const detail::GateRef& g : gates.refs) gates.raw.push_back(g.get());
+    if (!s->name.empty()) {
+      own_gate = std::allocate_shared<detail::Gate>(detail::HeapAllocator<detail::Gate>());
+      own_gate->log = log;
+    }
+  } catch (const std::bad_alloc&) {
+    return Status(Errc::out_of_memory, "subscribing to topic '" + std::string(topic) + "' ran out of memory");
+  }
   const int slot = log->register_reader();
   if (slot < 0) {
     return Status(Errc::too_many_consumers, "topic '" + std::string(topic) + "' has all its " +
@@ -264,20 +332,34 @@ Status Consumer::subscribe(std::string_view topic, StartPosition start) {
   c.slot = slot;
   try {
     if (log->overwrite()) c.staging = static_cast<std::byte*>(detail::heap_allocate(log->segment_bytes(), 64));
+    c.publish_gate = own_gate.get();
+    c.gates = gates.raw.data();
+    c.gate_count = static_cast<std::uint32_t>(gates.raw.size());
+    if (own_gate) {
+      std::lock_guard lock(s->core->mutex);
+      s->core->named[s->name].gates.push_back(own_gate);
+    }
+    s->gates.push_back(std::move(gates)); // moving keeps raw.data(): c.gates stays valid
     s->cursors.push_back(c);
     s->chunks.resize(s->cursors.size());
     s->gaps.resize(2 * s->cursors.size());
   } catch (...) {
     drop_cursor(c);
+    if (s->gates.size() > s->cursors.size()) s->gates.pop_back();
+    forget_gate(*s, own_gate.get());
     return Status(Errc::out_of_memory, "subscribing to topic '" + std::string(topic) + "' ran out of memory");
   }
   Cursor& added = s->cursors.back();
   s->chunks.back().topic = log->name();
   s->wait = wait;
+  s->gated = s->gated || added.gate_count != 0;
   rewire_doorbell(*s);
   seek_cursor_to_beginning(added);
-  if (start == StartPosition::latest) return seek_cursor_to_end(added);
-  return {};
+  Status st;
+  if (start == StartPosition::latest) st = seek_cursor_to_end(added);
+  // The gate starts where this consumer starts: nothing is passed yet.
+  if (added.publish_gate != nullptr) added.publish_gate->passed.store(added.pos, std::memory_order_release); // (P)
+  return st;
 }
 
 Status Consumer::unsubscribe(std::string_view topic) {
@@ -285,7 +367,12 @@ Status Consumer::unsubscribe(std::string_view topic) {
   Cursor* c = nullptr;
   if (Status st = cursor_for(s, topic, c); !st.ok()) return st;
   drop_cursor(*c);
-  s->cursors.erase(s->cursors.begin() + (c - s->cursors.data()));
+  forget_gate(*s, c->publish_gate); // it stays, at its last position, with whoever runs after us
+  const std::ptrdiff_t index = c - s->cursors.data();
+  s->gates.erase(s->gates.begin() + index);
+  s->cursors.erase(s->cursors.begin() + index);
+  s->gated = false;
+  for (const Cursor& k : s->cursors) s->gated = s->gated || k.gate_count != 0;
   s->chunks.resize(s->cursors.size());
   for (std::size_t i = 0; i < s->cursors.size(); ++i) s->chunks[i].topic = s->cursors[i].log->name();
   s->next_first = 0;

@@ -37,18 +37,37 @@ Status TopicOptions::validate() const {
   return {};
 }
 
-Status validate_topic_name(std::string_view name) {
-  if (name.empty()) return bad("topic name is empty (1 to 255 bytes)");
+namespace {
+// kind: "topic", "consumer" or "group".
+Status validate_name(std::string_view kind, std::string_view name) {
+  const std::string what(kind);
+  if (name.empty()) return bad(what + " name is empty (1 to 255 bytes)");
   if (name.size() > limits::max_topic_name_bytes) {
-    return bad("topic name of " + std::to_string(name.size()) + " bytes exceeds the limit of " +
+    return bad(what + " name of " + std::to_string(name.size()) + " bytes exceeds the limit of " +
                std::to_string(limits::max_topic_name_bytes) + " bytes");
   }
-  if (name.find('\0') != std::string_view::npos) return bad("topic name contains a NUL byte");
+  if (name.find('\0') != std::string_view::npos) return bad(what + " name contains a NUL byte");
   if (name.find('/') != std::string_view::npos) {
-    return bad("topic name '" + std::string(name) + "' contains '/' (names are single path components)");
+    return bad(what + " name '" + std::string(name) + "' contains '/' (names are single path components)");
   }
   if (name == "." || name.find("..") != std::string_view::npos) {
-    return bad("topic name '" + std::string(name) + "' contains '..' or is '.'");
+    return bad(what + " name '" + std::string(name) + "' contains '..' or is '.'");
+  }
+  return {};
+}
+} // namespace
+
+Status validate_topic_name(std::string_view name) { return validate_name("topic", name); }
+Status validate_consumer_name(std::string_view name) { return validate_name("consumer", name); }
+Status validate_group_name(std::string_view name) { return validate_name("group", name); }
+
+Status GroupOptions::validate() const {
+  if (max_claim_records == 0) return bad("max_claim_records 0 must be at least 1");
+  if (static_cast<unsigned>(start) > static_cast<unsigned>(StartPosition::latest)) {
+    return bad("start position " + std::to_string(static_cast<unsigned>(start)) + " is not earliest or latest");
+  }
+  if (static_cast<unsigned>(wait) > static_cast<unsigned>(WaitStrategy::blocking)) {
+    return bad("wait strategy " + std::to_string(static_cast<unsigned>(wait)) + " is not one of the four");
   }
   return {};
 }

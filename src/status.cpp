@@ -20,6 +20,7 @@ std::string_view to_string(Errc code) noexcept {
     case Errc::system_error: return "system_error";
     case Errc::no_space: return "no_space";
     case Errc::corrupt_data: return "corrupt_data";
+    case Errc::too_many_senders: return "too_many_senders";
   }
   return "unknown";
 }

@@ -525,4 +525,114 @@ TEST_CASE("steady state: a blocking-strategy topic allocates nothing, asleep or 
   CHECK(tally.delivered == total);
 }
 
+// SharedProducer: send (every form), pump, poll and offset_of, counted over
+// a window after a warm-up. The queue's blocks were allocated at creation.
+TEST_CASE("steady state: a shared producer's send, pump and offset_of allocate nothing") {
+  Bus bus;
+  REQUIRE(bus.create_topic("t", small_ring()).ok());
+  ringbus::SharedProducerOptions options;
+  options.sequencer = ringbus::SequencerMode::caller;
+  options.max_record_bytes = 1024;
+  ringbus::SharedProducer shared = bus.shared_producer("t", options).value();
+  ringbus::SharedProducer::Sender sender = shared.sender().value();
+  Consumer consumer = bus.consumer("t").value();
+  Values values;
+  const ringbus::Header header{ByteView("h"), ByteView("v")};
+  std::vector<Message> batch(8);
+  std::vector<std::uint64_t> ids(16);
+  std::uint64_t key = 0;
+  std::uint64_t failed = 0;
+  std::uint64_t sent = 0;
+  Tally tally;
+  const auto step = [&](std::uint64_t i) {
+    key = i;
+    Result<ringbus::Ticket> t = ringbus::Ticket{};
+    switch (i % 5) {
+      case 0: t = sender.send(ringbus::bytes_of(key)); break; // inline
+      case 1: t = sender.send(ringbus::bytes_of(key), values.at(i)); break;
+      case 2:
+        t = sender.try_send(Message{ByteView(), values.at(i), 7, std::span<const ringbus::Header>(&header, 1)});
+        break;
+      case 3:
+        for (std::size_t k = 0; k < batch.size(); ++k)
+          batch[k] = Message{ByteView(), values.at(i + k), ringbus::timestamp_now, {}};
+        t = sender.send_batch(batch);
+        break;
+      default:
+        for (std::size_t k = 0; k < ids.size(); ++k) ids[k] = i + k;
+        t = sender.send_values(std::span<const std::uint64_t>(ids));
+        break;
+    }
+    if (!t.ok()) {
+      ++failed;
+      return;
+    }
+    sent = sender.next_ticket().sequence;
+    if (!shared.pump().ok()) ++failed;
+    if (sender.offset_of(ringbus::Ticket{sent - 1}).code() != Errc::ok) ++failed; // pumped: resolved
+    Result<Records> polled = consumer.poll();
+    if (polled.ok()) {
+      tally.take(*polled);
+    } else {
+      ++failed;
+    }
+  };
+  for (std::uint64_t i = 0; i < warmup_pairs; ++i) step(i);
+  const std::uint64_t n = pairs() / 4;
+  AllocationWindow window;
+  for (std::uint64_t i = warmup_pairs; i < warmup_pairs + n; ++i) step(i);
+  const Allocations a = window.stop();
+  check_none(a);
+  CHECK(failed == 0);
+  CHECK(tally.wrong == 0);
+  CHECK(tally.delivered == sent);
+}
+
+// Thread mode: the sequencer thread runs throughout the window (started,
+// like the queue, before it).
+TEST_CASE("steady state: a shared producer's sequencer thread allocates nothing") {
+  Bus bus;
+  REQUIRE(bus.create_topic("t", small_ring()).ok());
+  ringbus::SharedProducerOptions options;
+  options.max_record_bytes = 1024;
+  options.idle_wait = WaitStrategy::yield;
+  ringbus::SharedProducer shared = bus.shared_producer("t", options).value();
+  ringbus::SharedProducer::Sender sender = shared.sender().value();
+  Consumer consumer = bus.consumer("t").value();
+  Values values;
+  std::uint64_t key = 0;
+  std::uint64_t failed = 0;
+  Tally tally;
+  const auto step = [&](std::uint64_t i) {
+    key = i;
+    Result<ringbus::Ticket> t =
+        (i & 1) != 0 ? sender.send(ringbus::bytes_of(key), values.at(i)) : sender.send(ringbus::bytes_of(key));
+    if (!t.ok()) {
+      ++failed;
+      return;
+    }
+    // Every 64th record: wait for its offset, then read everything up to it.
+    if (i % 64 == 63) {
+      if (!sender.wait_offset(*t, std::chrono::seconds(30)).ok()) ++failed;
+      while (tally.delivered < t->sequence + 1) {
+        Result<Records> polled = consumer.poll();
+        if (!polled.ok()) {
+          ++failed;
+          break;
+        }
+        tally.take(*polled);
+      }
+    }
+  };
+  for (std::uint64_t i = 0; i < warmup_pairs; ++i) step(i);
+  const std::uint64_t n = pairs() / 4;
+  AllocationWindow window;
+  for (std::uint64_t i = warmup_pairs; i < warmup_pairs + n; ++i) step(i);
+  const Allocations a = window.stop();
+  check_none(a);
+  CHECK(failed == 0);
+  CHECK(tally.wrong == 0);
+  CHECK(shared.close().ok());
+}
+
 TEST_SUITE_END();

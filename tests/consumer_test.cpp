@@ -1,12 +1,18 @@
 // Consumer: polling, fan-out, fairness across topics, seek and replay,
 // position/lag/lost, the overwrite policy's gaps, and wait strategies.
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
+#include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ringbus/consumer.hpp"
+#include "stress_support.hpp"
 #include "test_support.hpp"
 
 using ringbus::Bus;
@@ -961,3 +967,256 @@ TEST_SUITE("consumer") {
   }
 
 } // TEST_SUITE
+
+// --- pipelines (ConsumerOptions::name and ::after) ----------------------------------------
+
+namespace {
+
+ConsumerOptions stage(std::string name, std::vector<std::string> after, std::vector<std::string> topics = {"t"}) {
+  ConsumerOptions o;
+  o.topics = std::move(topics);
+  o.name = std::move(name);
+  o.after = std::move(after);
+  return o;
+}
+
+std::vector<std::uint64_t> offsets(const std::vector<OwnedRecord>& got) {
+  std::vector<std::uint64_t> out;
+  for (const OwnedRecord& r : got) out.push_back(r.offset);
+  return out;
+}
+
+std::vector<std::uint64_t> offsets_from(std::uint64_t first, std::uint64_t end) {
+  std::vector<std::uint64_t> out;
+  for (std::uint64_t o = first; o < end; ++o) out.push_back(o);
+  return out;
+}
+
+} // namespace
+
+TEST_SUITE("pipeline") {
+  TEST_CASE("consumer_names_are_unique_among_open_consumers_and_valid") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring()).ok());
+    Consumer journal = bus.consumer(stage("journal", {})).value();
+    auto taken = bus.consumer(stage("journal", {}));
+    CHECK(taken.code() == Errc::invalid_argument);
+    CHECK(contains(taken.message(), "'journal'"));
+    CHECK(contains(taken.message(), "taken"));
+    auto bad = bus.consumer(stage("a/b", {}));
+    CHECK(bad.code() == Errc::invalid_argument);
+    CHECK(contains(bad.message(), "consumer name 'a/b'"));
+    journal.close().check();
+    CHECK(bus.consumer(stage("journal", {})).ok()); // free again once closed
+  }
+
+  TEST_CASE("running_after_a_consumer_that_is_not_open_is_refused_naming_it") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring()).ok());
+    auto missing = bus.consumer(stage("business", {"journal"}));
+    CHECK(missing.code() == Errc::invalid_argument);
+    CHECK(contains(missing.message(), "'journal'"));
+    CHECK(contains(missing.message(), "not an open consumer"));
+    auto itself = bus.consumer(stage("loop", {"loop"}));
+    CHECK(itself.code() == Errc::invalid_argument);
+    CHECK(contains(itself.message(), "'loop'"));
+    CHECK(bus.consumer(stage("loop", {})).ok()); // the refused one took no name
+  }
+
+  TEST_CASE("downstream_sees_only_records_its_upstream_has_passed") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring(4)).ok());
+    Producer p = bus.producer("t").value();
+    Consumer journal = bus.consumer(stage("journal", {})).value();
+    Consumer business = bus.consumer(stage("business", {"journal"})).value();
+    append_numbered(p, 10);             // one frame per record
+    CHECK(poll_once(business).empty()); // journal has passed nothing
+    CHECK(offsets(poll_once(journal, 4)) == offsets_from(0, 4));
+    CHECK(poll_once(business).empty());                          // handed to journal, not passed yet
+    CHECK(offsets(poll_once(journal, 3)) == offsets_from(4, 7)); // passes 0..3
+    const std::vector<OwnedRecord> first = poll_once(business);
+    CHECK(offsets(first) == offsets_from(0, 4));
+    for (const OwnedRecord& r : first) CHECK(r.value == value_for(r.offset, even_value_bytes));
+    CHECK(drain(journal).size() == 3); // the last, empty poll passes everything
+    CHECK(offsets(drain(business)) == offsets_from(4, 10));
+    CHECK(business.lag("t").value() == 0);
+  }
+
+  TEST_CASE("a_consumer_after_several_sees_what_all_of_them_passed") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring(4)).ok());
+    Producer p = bus.producer("t").value();
+    Consumer journal = bus.consumer(stage("journal", {})).value();
+    Consumer replicate = bus.consumer(stage("replicate", {})).value();
+    Consumer business = bus.consumer(stage("business", {"journal", "replicate"})).value();
+    append_numbered(p, 10);
+    (void)poll_once(journal, 8);
+    (void)poll_once(journal, 0); // passes 0..7
+    (void)poll_once(replicate, 3);
+    (void)poll_once(replicate, 0); // passes 0..2
+    CHECK(offsets(drain(business)) == offsets_from(0, 3));
+    (void)drain(replicate);
+    CHECK(offsets(drain(business)) == offsets_from(3, 8));
+  }
+
+  TEST_CASE("a_batch_frame_is_passed_only_when_its_upstream_is_past_all_of_it") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring(4)).ok());
+    Producer p = bus.producer("t").value();
+    Consumer journal = bus.consumer(stage("journal", {})).value();
+    Consumer business = bus.consumer(stage("business", {"journal"})).value();
+    std::vector<std::uint64_t> values(20, 5);
+    REQUIRE(p.append_values(std::span<const std::uint64_t>(values)).ok()); // one frame
+    CHECK(poll_once(journal, 15).size() == 15);
+    CHECK(poll_once(journal, 0).empty()); // 0..14 handed and moved on from, but inside the frame
+    CHECK(poll_once(business).empty());
+    CHECK(poll_once(journal).size() == 5);
+    CHECK(poll_once(journal).empty());
+    CHECK(poll_once(business).size() == 20);
+  }
+
+  TEST_CASE("a_closed_upstream_leaves_its_gate_where_it_last_was") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring(4)).ok());
+    Producer p = bus.producer("t").value();
+    Consumer journal = bus.consumer(stage("journal", {})).value();
+    Consumer business = bus.consumer(stage("business", {"journal"})).value();
+    append_numbered(p, 10);
+    (void)poll_once(journal, 5);
+    (void)poll_once(journal, 0); // passes 0..4
+    journal.close().check();
+    append_numbered(p, 10);
+    CHECK(offsets(drain(business)) == offsets_from(0, 5));
+    // A new consumer under the old name is not the old gate: business stays put.
+    Consumer again = bus.consumer(stage("journal", {})).value();
+    (void)drain(again);
+    CHECK(drain(business).empty());
+    CHECK(business.lag("t").value() == 15);
+  }
+
+  TEST_CASE("an_upstream_that_does_not_read_a_topic_does_not_gate_it") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring(4)).ok());
+    REQUIRE(bus.create_topic("u", small_ring(4)).ok());
+    Producer pt = bus.producer("t").value();
+    Producer pu = bus.producer("u").value();
+    Consumer journal = bus.consumer(stage("journal", {}, {"t"})).value();
+    Consumer business = bus.consumer(stage("business", {"journal"}, {"t", "u"})).value();
+    append_numbered(pt, 3);
+    append_numbered(pu, 4);
+    const std::vector<OwnedRecord> got = drain(business);
+    CHECK(count_topic(got, "u") == 4);
+    CHECK(count_topic(got, "t") == 0);
+    (void)drain(journal);
+    CHECK(count_topic(drain(business), "t") == 3);
+  }
+
+  TEST_CASE("a_gated_blocking_consumer_wakes_when_its_upstream_passes") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", waiting(WaitStrategy::blocking)).ok());
+    Producer p = bus.producer("t").value();
+    Consumer journal = bus.consumer(stage("journal", {})).value();
+    Consumer business = bus.consumer(stage("business", {"journal"})).value();
+    append_numbered(p, 5);
+    std::thread upstream([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      (void)drain(journal); // passes all five; rings no doorbell
+    });
+    std::size_t got = 0;
+    for (int i = 0; i < 200 && got < 5; ++i) {
+      auto r = business.poll(SIZE_MAX, std::chrono::milliseconds(20));
+      REQUIRE(r.ok());
+      got += r->size();
+    }
+    upstream.join();
+    CHECK(got == 5);
+  }
+} // TEST_SUITE
+
+// A 3-stage pipeline (journal -> replicate -> business), each stage on its
+// own thread. After handling a batch, stage k stores in passed[k] the offset
+// below which it has handled everything (release), then polls again (which
+// passes the records on). On every record, stage k checks that passed[k-1]
+// is already past it (acquire): the gate let nothing through early.
+TEST_CASE("stress: a pipeline stage never sees a record its upstream has not passed") {
+  const std::uint64_t total = ringbus::stress::scaled(2'000'000, 50'000);
+  Bus bus;
+  TopicOptions o;
+  o.segment_bytes = std::size_t{16} << 10;
+  o.segment_count = 4;
+  o.wait = WaitStrategy::yield;
+  REQUIRE(bus.create_topic("t", o).ok());
+  Producer p = bus.producer("t").value();
+  constexpr std::size_t stages = 3;
+  const std::array<std::string, stages> names = {"journal", "replicate", "business"};
+  std::array<Consumer, stages> consumers;
+  for (std::size_t k = 0; k < stages; ++k) {
+    consumers[k] =
+        bus.consumer(stage(names[k], k == 0 ? std::vector<std::string>{} : std::vector<std::string>{names[k - 1]}))
+            .value();
+  }
+  struct alignas(128) Passed {
+    std::atomic<std::uint64_t> below{0};
+  };
+  std::array<Passed, stages> passed;
+  std::array<std::string, stages> errors;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (std::size_t k = 0; k < stages; ++k) {
+    threads.emplace_back([&, k] {
+      ringbus::stress::Rng rng(ringbus::stress::test_seed() + k);
+      std::uint64_t expected = 0;
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+      while (expected < total && !stop.load(std::memory_order_relaxed)) {
+        if (std::chrono::steady_clock::now() > deadline) {
+          errors[k] = "timed out at offset " + std::to_string(expected);
+          break;
+        }
+        auto r = consumers[k].poll(rng.one_in(4) ? 1 + rng.below(5) : 1 + rng.below(500), std::chrono::milliseconds(2));
+        if (!r.ok()) {
+          errors[k] = std::string(r.message());
+          break;
+        }
+        for (const Record& rec : *r) {
+          // (every record) the upstream already passed it: pairs with its release below
+          if (k > 0 && passed[k - 1].below.load(std::memory_order_acquire) <= rec.offset) {
+            errors[k] = "offset " + std::to_string(rec.offset) + " seen before stage " + std::to_string(k - 1) +
+                        " passed it (it had passed below " +
+                        std::to_string(passed[k - 1].below.load(std::memory_order_relaxed)) + ")";
+            break;
+          }
+          std::uint64_t got_value = 0;
+          if (rec.offset != expected || rec.value.size() != 8 ||
+              (std::memcpy(&got_value, rec.value.data(), 8), got_value != rec.offset * 3 + 1)) {
+            errors[k] = "offset " + std::to_string(rec.offset) + " where " + std::to_string(expected) +
+                        " was next, or its value is wrong";
+            break;
+          }
+          ++expected;
+        }
+        if (!errors[k].empty()) break;
+        passed[k].below.store(expected, std::memory_order_release); // handled: the next poll passes it on
+        if (rng.one_in(16)) std::this_thread::yield();
+      }
+      if (!errors[k].empty()) stop.store(true);
+      (void)consumers[k].poll(0);   // passes the last batch on
+      consumers[k].close().check(); // never holds the producer after the end
+    });
+  }
+  std::vector<std::uint64_t> batch;
+  for (std::uint64_t next = 0; next < total && !stop.load();) {
+    const std::uint64_t n = std::min<std::uint64_t>(total - next, 1 + next % 37);
+    batch.clear();
+    for (std::uint64_t i = 0; i < n; ++i) batch.push_back((next + i) * 3 + 1);
+    auto r =
+        n % 5 == 0 ? p.append(ringbus::bytes_of(batch[0])) : p.append_values(std::span<const std::uint64_t>(batch));
+    if (!r.ok()) break;
+    next += n % 5 == 0 ? 1 : n;
+  }
+  for (std::thread& t : threads) t.join();
+  for (std::size_t k = 0; k < stages; ++k) {
+    INFO("stage ", names[k]);
+    CHECK(errors[k].empty());
+    CHECK(passed[k].below.load() == total);
+  }
+}

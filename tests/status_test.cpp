@@ -55,6 +55,7 @@ TEST_SUITE("status") {
     CHECK(ringbus::to_string(Errc::system_error) == "system_error");
     CHECK(ringbus::to_string(Errc::no_space) == "no_space");
     CHECK(ringbus::to_string(Errc::corrupt_data) == "corrupt_data");
+    CHECK(ringbus::to_string(Errc::too_many_senders) == "too_many_senders");
     CHECK(ringbus::to_string(static_cast<Errc>(200)) == "unknown");
   }
 

@@ -10,8 +10,10 @@
 #include <vector>
 
 #include "ringbus/consumer.hpp"
+#include "ringbus/group.hpp"
 #include "ringbus/options.hpp"
 #include "ringbus/producer.hpp"
+#include "ringbus/shared_producer.hpp"
 #include "ringbus/status.hpp"
 
 namespace ringbus {
@@ -47,8 +49,16 @@ class Bus {
 
   // The topic's one producer; Errc::producer_exists until the open one is closed.
   Result<Producer> producer(std::string_view topic);
+  // The topic's one producer behind a multi-thread ingest queue (see
+  // shared_producer.hpp): takes the topic's producer, so producer() then gets
+  // Errc::producer_exists until the SharedProducer is closed, and vice versa.
+  Result<SharedProducer> shared_producer(std::string_view topic, const SharedProducerOptions& options = {});
   Result<Consumer> consumer(const ConsumerOptions& options);
   Result<Consumer> consumer(std::string_view topic, StartPosition start = StartPosition::earliest);
+  // Joins consumer group `group` in `topic` (creating the group at
+  // options.start if it is new): competing consumers, see group.hpp. Each
+  // member takes one of the topic's reader slots; block topics only.
+  Result<GroupMember> group_member(std::string_view group, std::string_view topic, const GroupOptions& options = {});
 
   void close() noexcept;
   [[nodiscard]] bool is_open() const noexcept;

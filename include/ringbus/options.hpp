@@ -69,6 +69,33 @@ struct ConsumerOptions {
   // Overrides the topic's wait strategy when set.
   bool override_wait = false;
   WaitStrategy wait = WaitStrategy::backoff;
+  // Optional name, unique among the bus's open consumers (validated like a
+  // topic name). Other consumers can run `after` a named one.
+  std::string name;
+  // Pipelines (Disruptor-style gating): names of open consumers this one runs
+  // after. In each topic it reads, it only gets records that every listed
+  // consumer subscribed to that topic (when this one subscribes) has passed.
+  // A record is passed when its consumer moved past its whole frame: it polled
+  // again after the poll that returned the record's last record of that frame,
+  // or sought past it. When an upstream closes or unsubscribes, its gate stays
+  // where it last was. See README "Pipelines".
+  std::vector<std::string> after;
+};
+
+// A member of a consumer group (competing consumers): see ringbus/group.hpp.
+struct GroupOptions {
+  // Where a new group starts; a member joining an existing group takes the
+  // group's position.
+  StartPosition start = StartPosition::earliest;
+  // Most records one claim takes from the group's shared position (whole
+  // frames: a claim ends at the first frame boundary at or past this, or at
+  // the poll's max_records if smaller). At least 1.
+  std::size_t max_claim_records = 256;
+  // Overrides the topic's wait strategy when set.
+  bool override_wait = false;
+  WaitStrategy wait = WaitStrategy::backoff;
+
+  [[nodiscard]] Status validate() const;
 };
 
 // Limits the library enforces, in one place.
@@ -80,10 +107,14 @@ inline constexpr std::size_t min_segment_count = 2;
 inline constexpr std::size_t max_capacity_bytes = std::size_t{64} << 30;
 inline constexpr std::size_t max_consumers = 4096;
 inline constexpr std::size_t max_headers = 65535;
+inline constexpr std::size_t max_group_members = 64; // open or awaiting hand-over, per group and topic
 } // namespace limits
 
 // Checks a topic name: 1..255 bytes, no '/', no NUL, not "." or "..", no "..".
 [[nodiscard]] Status validate_topic_name(std::string_view name);
+// The same rules for a consumer's or a group's name; the error says which.
+[[nodiscard]] Status validate_consumer_name(std::string_view name);
+[[nodiscard]] Status validate_group_name(std::string_view name);
 
 std::string_view to_string(OverflowPolicy p) noexcept;
 std::string_view to_string(WaitStrategy w) noexcept;

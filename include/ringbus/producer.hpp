@@ -119,6 +119,10 @@ class Producer {
                                       std::int64_t timestamp_ns = timestamp_now) noexcept {
     return append_packed(data, value_bytes, count, timestamp_ns, true);
   }
+  Result<std::uint64_t> try_append_values(const void* data, std::size_t value_bytes, std::size_t count,
+                                          std::int64_t timestamp_ns = timestamp_now) noexcept {
+    return append_packed(data, value_bytes, count, timestamp_ns, false);
+  }
 
   // Zero copy: room for one record with key_bytes of key and value_bytes of
   // value, inside the ring (block policy) to fill before commit().

@@ -34,6 +34,7 @@ enum class Errc : std::uint8_t {
   system_error,       // an operating-system call failed (errno in the message)
   no_space,           // the file system is full (ENOSPC, EDQUOT): nothing committed was lost
   corrupt_data,       // a file that is not ringbus's, of another format version, or damaged
+  too_many_senders,   // a SharedProducer's sender slots are all taken
 };
 
 // Name of the error code, e.g. "would_block".

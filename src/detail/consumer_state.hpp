@@ -23,6 +23,17 @@ struct ConsumerState {
   std::size_t gap_count = 0;
   std::size_t next_first = 0;                     // fairness: first cursor of the next poll
   std::atomic<std::uint32_t>* doorbell = nullptr; // blocking wait: where we sleep
+  // Pipelines: this consumer's name (empty: none) and the names it runs after.
+  HeapString name;
+  std::vector<HeapString, HeapAllocator<HeapString>> after;
+  // Per cursor, same order: the upstream gates it reads (owned here, so a
+  // gate outlives its upstream) and their raw pointers (Cursor::gates).
+  struct CursorGates {
+    GateRefs refs;
+    std::vector<Gate*, HeapAllocator<Gate*>> raw;
+  };
+  std::vector<CursorGates, HeapAllocator<CursorGates>> gates;
+  bool gated = false; // some cursor has gates (the blocking wait then naps in short slices)
 };
 
 } // namespace ringbus::detail

@@ -9,6 +9,7 @@
 
 #include "ringbus/detail/config.hpp"
 #include "ringbus/detail/frame_layout.hpp"
+#include "ringbus/detail/gate.hpp"
 #include "ringbus/detail/log.hpp"
 #include "ringbus/records.hpp"
 
@@ -27,7 +28,25 @@ struct Cursor {
   std::uint64_t stage_begin = 0;
   std::uint64_t stage_end = 0;
   std::uint64_t lost = 0; // records lost to lapping, in total
+  // Pipelines (see gate.hpp). publish_gate: this consumer's gate for the topic
+  // (named consumers only). gates/gate_count: the upstreams it runs after in
+  // this topic; gate_limit: their minimum as last read (frames at or past it
+  // are not taken until a reread moves it).
+  Gate* publish_gate = nullptr;
+  Gate* const* gates = nullptr;
+  std::uint32_t gate_count = 0;
+  std::uint64_t gate_limit = 0; // 0: read the gates on the first take
 };
+
+// (Q) acquire: rereads the upstreams' gates; pairs with (P) in consumer.cpp.
+// Called only when the walk reaches the cached limit: once per batch.
+RINGBUS_ALWAYS_INLINE std::uint64_t read_gates(const Cursor& c) noexcept {
+  std::uint64_t limit = UINT64_MAX;
+  for (std::uint32_t i = 0; i < c.gate_count; ++i) {
+    limit = std::min(limit, c.gates[i]->passed.load(std::memory_order_acquire)); // (Q) pairs with (P)
+  }
+  return limit;
+}
 
 // Walks frames from c.pos through `at(pos)` addresses, adding up to `budget`
 // records to chunk. Pads are skipped; records below c.skip_until are passed
@@ -85,12 +104,14 @@ RINGBUS_ALWAYS_INLINE std::uint64_t walk_frames(Cursor& c, std::uint64_t limit, 
 
 // Block policy: frames are read in place in the ring. The reader never reads
 // the shared tail line: a frame is there when its publication word says so.
-RINGBUS_ALWAYS_INLINE std::uint64_t take_in_place(Cursor& c, std::uint64_t budget, Chunk& chunk) noexcept {
+// `limit`: no frame at or past it is taken (a pipeline gate, a group's claim).
+RINGBUS_ALWAYS_INLINE std::uint64_t take_in_place(Cursor& c, std::uint64_t budget, Chunk& chunk,
+                                                  std::uint64_t limit = UINT64_MAX) noexcept {
   Log& log = *c.log;
   chunk.wrap_begin = log.ring();
   chunk.wrap_end = log.ring() + log.capacity();
   return walk_frames(
-      c, UINT64_MAX, budget, chunk, [&log](std::uint64_t p) { return log.ring_at(p); },
+      c, limit, budget, chunk, [&log](std::uint64_t p) { return log.ring_at(p); },
       [&log](std::uint64_t p, const std::byte* f, std::uint64_t& word0) {
         word0 = Log::load_word_acquire(f); // (C) pairs with (B)
         return word0_type(word0) != frame_type::none && word0_lap_bits(word0) == log.lap_bits(p);
@@ -102,7 +123,8 @@ RINGBUS_ALWAYS_INLINE std::uint64_t take_in_place(Cursor& c, std::uint64_t budge
 bool refill(Cursor& c, Gap& gap) noexcept;
 
 RINGBUS_ALWAYS_INLINE std::uint64_t take_copied(Cursor& c, std::uint64_t budget, Chunk& chunk, bool may_refill,
-                                                Gap& gap) noexcept {
+                                                Gap& gap, std::uint64_t limit = UINT64_MAX) noexcept {
+  if (c.pos >= limit) return 0;
   if (c.pos >= c.stage_end) {
     if (!may_refill || !refill(c, gap)) return 0;
   }
@@ -111,7 +133,7 @@ RINGBUS_ALWAYS_INLINE std::uint64_t take_copied(Cursor& c, std::uint64_t budget,
   const std::byte* base = c.staging;
   const std::uint64_t begin = c.stage_begin;
   return walk_frames(
-      c, c.stage_end, budget, chunk, [base, begin](std::uint64_t p) { return base + (p - begin); },
+      c, std::min(c.stage_end, limit), budget, chunk, [base, begin](std::uint64_t p) { return base + (p - begin); },
       [](std::uint64_t, const std::byte* f, std::uint64_t& word0) {
         std::memcpy(&word0, f, sizeof word0); // a validated private copy
         return true;

@@ -1,0 +1,273 @@
+// SharedProducer: many threads publish to one topic.
+//
+// A topic has one writer (DESIGN.md: single writer is enforced). A
+// SharedProducer takes that writer and puts a multi-producer ingest queue in
+// front of it: each thread holds a Sender, whose records go into its own
+// sub-queue of a moodycamel::ConcurrentQueue (one ProducerToken per Sender
+// slot); one sequencer drains the sub-queues in bulk and appends what it
+// drained with the Producer's batch API, so many records share one
+// publication. Each Sender's records keep their order in the log; records of
+// different Senders interleave.
+//
+//   Bus bus; bus.create_topic("events").check();
+//   SharedProducer shared = bus.shared_producer("events").value(); // sequencer thread started
+//   // on each thread:
+//   SharedProducer::Sender sender = shared.sender().value();
+//   Ticket t = sender.send("key", "value").value();                // accepted, not yet in the log
+//   std::uint64_t offset = sender.wait_offset(t, 1s).value();      // the offset it got
+//   ...
+//   shared.close().check();   // flushes everything accepted into the log
+//
+// The sequencer runs on a thread the SharedProducer owns
+// (SequencerMode::thread, the default: it spins, yields, then sleeps when
+// idle, by `idle_wait`), or on the caller's thread (SequencerMode::caller:
+// nothing moves until someone calls pump()).
+//
+// Guarantees
+//   - A send that returned a Ticket was accepted: close() puts it in the log
+//     (unless the bus is closed first, which drops whatever is not yet there).
+//     A send after close() began fails with Errc::closed; a send racing with
+//     close() either fails or is flushed, never lost silently.
+//   - Per Sender, offsets increase with the tickets (its order is kept).
+//   - Back-pressure, not unbounded memory: each Sender slot may have at most
+//     `sender_queue_slots` queue slots outstanding (sent, not yet drained).
+//     When the log is full under OverflowPolicy::block the sequencer stops
+//     draining, the slots fill, and try_send says Errc::would_block while
+//     send waits (by `send_wait`). The queue's blocks are allocated once, at
+//     creation, from the library heap (mimalloc); nothing on the send, pump or
+//     offset path allocates.
+//   - Timestamps: a record sent without one (timestamp_now) is stamped by
+//     the sequencer when it drains the record's batch, just before appending
+//     it (log-append time, Kafka's LogAppendTime; one clock read per drain),
+//     so timestamps in the log never go backwards because of queueing; a
+//     record sent with a timestamp keeps it.
+//
+// Queue slots. The queue carries fixed 16-byte slots. A record whose value
+// is at most 8 bytes, with no key, no headers and no timestamp, takes one slot
+// (value inline). Any other record takes a head slot plus its body (8-byte
+// timestamp, key, value, and per header 8 bytes of lengths plus name and
+// value) in 16-byte continuation slots, enqueued in one bulk operation so
+// they are contiguous in the sub-queue. send_values sends packed runs: a head
+// slot, then up to 4 KiB of values back to back (512 8-byte values in 257
+// slots), which the sequencer appends with one append_values (the log's
+// packed form) and no per-record work but the offset it reports. No
+// per-record allocation, no shared byte arena.
+//
+// The sequencer drains each sender slot with try_dequeue_bulk_from_producer
+// (not the ConsumerToken's try_dequeue_bulk): it must know whose records it
+// took, to keep a record's slots together and to tell each sender its offsets.
+//
+// Offsets (tickets). send returns a Ticket: the record's sequence number
+// within its Sender slot. The sequencer, after appending a chunk, writes each
+// record's offset into the slot's offset ring (a power of two >=
+// sender_queue_slots entries) and then publishes how many of the slot's
+// records are sequenced. Sender::offset_of(ticket) reads it back: would_block
+// while the record is not yet in the log, the offset once it is; a ticket
+// more than offset_window() records older than the Sender's newest is
+// refused (its ring entry may have been reused).
+//
+// Memory orders (labels used at each site in src/shared_producer.cpp):
+//
+//   sender (one thread per Sender)           sequencer (one thread at a time)
+//   ---------------------------------------  ----------------------------------------
+//   (K1) busy.store(1, seq_cst)              close(): (K4) closing.store(seq_cst),
+//   (K2) closing.load(seq_cst): closed ->         then (K5) busy.load(seq_cst) until 0
+//        refuse. Dekker pair with K4/K5:          for every slot, then drain to empty.
+//        either the sender sees closing or        (K3) release pairs with K5: the
+//        close sees it busy and waits.            enqueue is visible to the drain.
+//   enqueue (moodycamel: release of its      dequeue (moodycamel: acquire of its tail)
+//        tail index)
+//   (K3) busy.store(0, release)
+//   (Q2) drained.load(acquire), only when    (Q1) drained.store(release) after each
+//        the cached value says the slot is        dequeue: the blocks it emptied are
+//        full: pairs with Q1                      free for this sender again
+//   (T2) sequenced.load(acquire), then the   (T1) ring[seq & mask].store(relaxed) per
+//        ring entry (relaxed): pairs with T1      record, then sequenced.store(release)
+//        (the entry cannot be reused before       after each appended chunk
+//        this sender sends ring-size more
+//        records: program order)
+//   (S1) state CAS free->open (acquire) on   sender(): slots_used CAS (release) (U1);
+//        sender(); state.store(free, release)     gather: slots_used.load(acquire) (U2)
+//        on close: hands the slot's counters
+//        to the next Sender of the slot
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <type_traits>
+
+#include "ringbus/options.hpp"
+#include "ringbus/record.hpp"
+#include "ringbus/status.hpp"
+
+namespace ringbus {
+
+class Bus;
+
+namespace detail {
+class SharedCore;
+struct SenderSlot;
+} // namespace detail
+
+// Who runs the sequencer.
+enum class SequencerMode : std::uint8_t {
+  thread, // a thread the SharedProducer starts at creation and joins on close
+  caller, // the user calls SharedProducer::pump() (one thread at a time)
+};
+
+struct SharedProducerOptions {
+  SequencerMode sequencer = SequencerMode::thread;
+  // Senders open at once (each holds one slot and its ProducerToken); 1..256.
+  // Memory grows with its square: moodycamel sizes each producer's block
+  // index for the whole block pool (16 B per pool block per sender).
+  std::size_t max_senders = 16;
+  // 16-byte queue slots one Sender may have outstanding (sent, not yet
+  // drained): the ingest bound. A small value-only record takes one slot; see
+  // the header comment. At least the slots of a max_record_bytes record, at
+  // most 2^24. The queue preallocates max_senders * (this + 2 blocks of 256).
+  std::size_t sender_queue_slots = 4096;
+  // Largest record a Sender accepts: key + value + (8 + name + value) per
+  // header, in bytes. It must fit one segment of the topic once encoded.
+  std::size_t max_record_bytes = 4096;
+  // Queue slots the sequencer drains per round before it appends (its buffer);
+  // 64 .. 2^20.
+  std::size_t sequencer_batch_slots = 2048;
+  // How the sequencer thread waits when the queue is empty or the log is full.
+  WaitStrategy idle_wait = WaitStrategy::backoff;
+  // How Sender::send waits for room (its queue slots full).
+  WaitStrategy send_wait = WaitStrategy::backoff;
+
+  // Checks every field on its own; the error names the field and its limit.
+  [[nodiscard]] Status validate() const;
+};
+
+namespace limits {
+inline constexpr std::size_t max_senders = 256;
+inline constexpr std::size_t max_sender_queue_slots = std::size_t{1} << 24;
+inline constexpr std::size_t min_sequencer_batch_slots = 64;
+inline constexpr std::size_t max_sequencer_batch_slots = std::size_t{1} << 20;
+} // namespace limits
+
+std::string_view to_string(SequencerMode m) noexcept;
+
+// What a Sender hands back for an accepted record: its sequence number
+// within the Sender's slot (0, 1, 2, ... over every Sender that held the slot).
+struct Ticket {
+  std::uint64_t sequence = 0;
+  friend bool operator==(const Ticket&, const Ticket&) = default;
+};
+
+class SharedProducer {
+ public:
+  // One thread's way into the topic. Used by one thread at a time, like a
+  // Producer. Destroying or closing it frees its slot for another Sender;
+  // records it sent stay accepted.
+  class Sender {
+   public:
+    Sender() noexcept = default; // not open: every call says closed
+    Sender(Sender&& other) noexcept;
+    Sender& operator=(Sender&& other) noexcept;
+    Sender(const Sender&) = delete;
+    Sender& operator=(const Sender&) = delete;
+    ~Sender();
+
+    // Accepts one record; waits (by send_wait) while this Sender's queue
+    // slots are full. Errc::closed after the SharedProducer closed,
+    // Errc::record_too_large over max_record_bytes.
+    Result<Ticket> send(ByteView value) noexcept { return send_one(Message{{}, value, timestamp_now, {}}, true); }
+    Result<Ticket> send(ByteView key, ByteView value) noexcept {
+      return send_one(Message{key, value, timestamp_now, {}}, true);
+    }
+    Result<Ticket> send(const Message& m) noexcept { return send_one(m, true); }
+    // Never waits: Errc::would_block when this Sender's queue slots are full.
+    Result<Ticket> try_send(ByteView value) noexcept { return send_one(Message{{}, value, timestamp_now, {}}, false); }
+    Result<Ticket> try_send(ByteView key, ByteView value) noexcept {
+      return send_one(Message{key, value, timestamp_now, {}}, false);
+    }
+    Result<Ticket> try_send(const Message& m) noexcept { return send_one(m, false); }
+
+    // Many records in one enqueue, all or nothing; returns the first ticket
+    // (the others follow it). At most sender_queue_slots slots in all.
+    Result<Ticket> send_batch(std::span<const Message> messages) noexcept { return send_many(messages, true); }
+    Result<Ticket> try_send_batch(std::span<const Message> messages) noexcept { return send_many(messages, false); }
+    // Fixed-size values (no key, no headers, stamped at append), the fastest
+    // way in: values of at most 8 bytes take one slot each.
+    template <class T>
+    Result<Ticket> send_values(std::span<const T> values) noexcept {
+      static_assert(std::is_trivially_copyable_v<T>, "send_values needs trivially copyable values");
+      return send_packed(values.data(), sizeof(T), values.size(), true);
+    }
+    template <class T>
+    Result<Ticket> try_send_values(std::span<const T> values) noexcept {
+      static_assert(std::is_trivially_copyable_v<T>, "send_values needs trivially copyable values");
+      return send_packed(values.data(), sizeof(T), values.size(), false);
+    }
+
+    // The offset the ticket's record got: Errc::would_block while it is not
+    // in the log yet; Errc::invalid_argument for a ticket this Sender's slot
+    // never issued or one older than offset_window() records.
+    [[nodiscard]] Result<std::uint64_t> offset_of(Ticket ticket) const noexcept;
+    // offset_of, waiting (backoff) up to timeout for the sequencer;
+    // Errc::timed_out when it did not come.
+    [[nodiscard]] Result<std::uint64_t> wait_offset(Ticket ticket, std::chrono::nanoseconds timeout) const noexcept;
+    // How many of its newest tickets a Sender can still resolve.
+    [[nodiscard]] std::uint64_t offset_window() const noexcept;
+    // The ticket the next accepted record will get.
+    [[nodiscard]] Ticket next_ticket() const noexcept;
+
+    Status close() noexcept;
+    [[nodiscard]] bool is_open() const noexcept { return slot_ != nullptr; }
+
+   private:
+    friend class SharedProducer;
+    Sender(std::shared_ptr<detail::SharedCore> core, detail::SenderSlot* slot) noexcept;
+    Result<Ticket> send_one(const Message& m, bool wait) noexcept;
+    Result<Ticket> send_many(std::span<const Message> messages, bool wait) noexcept;
+    Result<Ticket> send_packed(const void* data, std::size_t value_bytes, std::size_t count, bool wait) noexcept;
+
+    std::shared_ptr<detail::SharedCore> core_;
+    detail::SenderSlot* slot_ = nullptr;
+  };
+
+  SharedProducer() noexcept = default; // not open
+  SharedProducer(SharedProducer&& other) noexcept;
+  SharedProducer& operator=(SharedProducer&& other) noexcept;
+  SharedProducer(const SharedProducer&) = delete;
+  SharedProducer& operator=(const SharedProducer&) = delete;
+  ~SharedProducer(); // close()
+
+  // A Sender for the calling thread (cold: takes a free slot).
+  // Errc::too_many_senders when max_senders are open.
+  Result<Sender> sender();
+
+  // SequencerMode::caller: moves up to max_records accepted records into the
+  // log, appending them in batches; never waits. Returns how many it moved (0
+  // when nothing was queued, or the log is full under block). One thread at a
+  // time: a concurrent pump() gets Errc::would_block. Errc::invalid_argument in
+  // thread mode; Errc::closed after close or when the bus was closed (records
+  // not yet in the log are then dropped).
+  Result<std::size_t> pump(std::size_t max_records = SIZE_MAX) noexcept;
+
+  // Refuses further sends, flushes every accepted record into the log
+  // (waiting for room under block, like Producer::append: consumers must make
+  // progress), stops the sequencer thread and releases the topic's producer.
+  // Errc::closed if the bus was closed first (what was not in the log is lost)
+  // or this was already closed.
+  Status close() noexcept;
+  [[nodiscard]] bool is_open() const noexcept;
+  [[nodiscard]] std::string_view topic() const noexcept;
+  [[nodiscard]] const SharedProducerOptions& options() const noexcept;
+  // Records the sequencer has put in the log so far.
+  [[nodiscard]] std::uint64_t sequenced() const noexcept;
+
+ private:
+  friend class Bus;
+  explicit SharedProducer(std::shared_ptr<detail::SharedCore> core) noexcept : core_(std::move(core)) {}
+  std::shared_ptr<detail::SharedCore> core_;
+};
+
+} // namespace ringbus

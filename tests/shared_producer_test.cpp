@@ -1,0 +1,732 @@
+// SharedProducer: every call on one thread (errors included), then many
+// senders at once: every record arrives exactly once, each sender's order is
+// kept, offsets are dense, every record's content is intact, and the offset a
+// sender is told holds exactly its record.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ringbus/ringbus.hpp"
+#include "stress_support.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using ringbus::Bus;
+using ringbus::ByteView;
+using ringbus::Consumer;
+using ringbus::Errc;
+using ringbus::Header;
+using ringbus::Message;
+using ringbus::Producer;
+using ringbus::Record;
+using ringbus::Records;
+using ringbus::Result;
+using ringbus::SequencerMode;
+using ringbus::SharedProducer;
+using ringbus::SharedProducerOptions;
+using ringbus::Ticket;
+using ringbus::TopicOptions;
+using ringbus::test::contains;
+using ringbus::test::msg;
+using ringbus::test::OwnedRecord;
+
+SharedProducerOptions caller_mode(std::size_t sender_queue_slots = 4096) {
+  SharedProducerOptions o;
+  o.sequencer = SequencerMode::caller;
+  o.sender_queue_slots = sender_queue_slots;
+  if (sender_queue_slots < 300) o.max_record_bytes = 256; // a max record must fit the queue
+  return o;
+}
+
+// 64 KiB x 4: room for a few thousand small records, max records of 4 KiB.
+TopicOptions medium_ring() {
+  TopicOptions o;
+  o.segment_bytes = std::size_t{64} << 10;
+  o.segment_count = 4;
+  return o;
+}
+
+// Pumps until a pump moves nothing.
+std::size_t pump_all(SharedProducer& shared) {
+  std::size_t total = 0;
+  for (;;) {
+    Result<std::size_t> moved = shared.pump();
+    REQUIRE_MESSAGE(moved.ok(), moved.message());
+    if (*moved == 0) return total;
+    total += *moved;
+  }
+}
+
+struct Fixture {
+  explicit Fixture(SharedProducerOptions options = caller_mode(), TopicOptions topic = medium_ring()) {
+    REQUIRE(bus.create_topic("t", topic).ok());
+    Result<SharedProducer> s = bus.shared_producer("t", options);
+    REQUIRE_MESSAGE(s.ok(), s.message());
+    shared = std::move(*s);
+    consumer = bus.consumer("t").value();
+  }
+  Bus bus;
+  SharedProducer shared;
+  Consumer consumer;
+};
+
+} // namespace
+
+TEST_SUITE("shared_producer") {
+  TEST_CASE("records_of_every_form_arrive_intact_in_send_order") {
+    Fixture f;
+    SharedProducer::Sender sender = f.shared.sender().value();
+    const std::string big = ringbus::test::value_for(7, 3000);
+    const std::array<Header, 2> headers = {Header{ByteView("h1"), ByteView("v1")}, Header{ByteView(""), ByteView("")}};
+    std::vector<Ticket> tickets;
+    tickets.push_back(sender.send("8 bytes!").value());                               // inline
+    tickets.push_back(sender.send("").value());                                       // inline, empty
+    tickets.push_back(sender.send("a value of more than eight bytes").value());       // general
+    tickets.push_back(sender.send("key", "value").value());                           // keyed
+    tickets.push_back(sender.send(msg(ByteView("k"), ByteView("v"), 12345)).value()); // timestamp
+    tickets.push_back(sender.send(msg(ByteView(), ByteView("hv"), ringbus::timestamp_now, headers)).value());
+    tickets.push_back(sender.send(msg(ByteView("kk"), big)).value()); // many cells
+    tickets.push_back(sender.try_send("x").value());
+    tickets.push_back(sender.try_send("k2", "v2").value());
+    for (std::size_t i = 0; i < tickets.size(); ++i) CHECK(tickets[i].sequence == i);
+    CHECK(sender.offset_of(tickets[0]).code() == Errc::would_block); // not pumped yet
+    CHECK(pump_all(f.shared) == tickets.size());
+    CHECK(f.shared.sequenced() == tickets.size());
+
+    const std::vector<OwnedRecord> got = ringbus::test::drain(f.consumer);
+    REQUIRE(got.size() == tickets.size());
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      CHECK(got[i].offset == i);
+      CHECK(sender.offset_of(tickets[i]).value() == i);
+    }
+    CHECK(got[0].value == "8 bytes!");
+    CHECK(got[0].key.empty());
+    CHECK(got[1].value.empty());
+    CHECK(got[2].value == "a value of more than eight bytes");
+    CHECK(got[3].key == "key");
+    CHECK(got[3].value == "value");
+    CHECK(got[4].timestamp_ns == 12345);
+    CHECK(got[5].value == "hv");
+    REQUIRE(got[5].headers.size() == 2);
+    CHECK(got[5].headers[0] == std::pair<std::string, std::string>("h1", "v1"));
+    CHECK(got[5].headers[1] == std::pair<std::string, std::string>("", ""));
+    CHECK(got[6].key == "kk");
+    CHECK(got[6].value == big);
+    CHECK(got[7].value == "x");
+    CHECK(got[8].key == "k2");
+    // Records sent without a timestamp are stamped when appended.
+    CHECK(got[0].timestamp_ns > 0);
+  }
+
+  TEST_CASE("send_batch_and_send_values_take_consecutive_tickets") {
+    Fixture f;
+    SharedProducer::Sender sender = f.shared.sender().value();
+    std::vector<std::string> values;
+    for (int i = 0; i < 20; ++i) values.push_back(ringbus::test::value_for(i, static_cast<std::size_t>(i * 7)));
+    std::vector<Message> batch;
+    for (int i = 0; i < 20; ++i) batch.push_back(msg(i % 3 == 0 ? ByteView() : ByteView("key"), values[i]));
+    const std::array<std::uint64_t, 5> small = {1, 2, 3, 4, 5};
+    struct Wide {
+      std::uint64_t a, b, c;
+    };
+    const std::array<Wide, 3> wide = {Wide{1, 2, 3}, Wide{4, 5, 6}, Wide{7, 8, 9}};
+    CHECK(sender.send_batch(batch).value().sequence == 0);
+    CHECK(sender.send_values(std::span<const std::uint64_t>(small)).value().sequence == 20);
+    CHECK(sender.try_send_values(std::span<const Wide>(wide)).value().sequence == 25);
+    CHECK(sender.try_send_batch(std::span<const Message>(batch.data(), 2)).value().sequence == 28);
+    CHECK(sender.next_ticket().sequence == 30);
+    CHECK(pump_all(f.shared) == 30);
+    const std::vector<OwnedRecord> got = ringbus::test::drain(f.consumer);
+    REQUIRE(got.size() == 30);
+    for (int i = 0; i < 20; ++i) {
+      CHECK(got[i].value == values[i]);
+      CHECK(got[i].key == (i % 3 == 0 ? "" : "key"));
+    }
+    for (int i = 0; i < 5; ++i) CHECK(ByteView(got[20 + i].value).as<std::uint64_t>() == small[i]);
+    for (int i = 0; i < 3; ++i) {
+      REQUIRE(got[25 + i].value.size() == sizeof(Wide));
+      CHECK(std::memcmp(got[25 + i].value.data(), &wide[i], sizeof(Wide)) == 0);
+    }
+    CHECK(got[28].value == values[0]);
+    CHECK(got[29].key == "key");
+  }
+
+  TEST_CASE("send_values_longer_than_a_packed_run_arrives_whole_and_in_order") {
+    Fixture f;
+    SharedProducer::Sender sender = f.shared.sender().value();
+    std::vector<std::uint64_t> values(1500); // three packed runs of at most 512
+    for (std::size_t i = 0; i < values.size(); ++i) values[i] = 1000 + i;
+    REQUIRE(sender.send("first").ok());
+    CHECK(sender.send_values(std::span<const std::uint64_t>(values)).value().sequence == 1);
+    REQUIRE(sender.send("last").ok());
+    CHECK(pump_all(f.shared) == values.size() + 2);
+    const std::vector<OwnedRecord> got = ringbus::test::drain(f.consumer);
+    REQUIRE(got.size() == values.size() + 2);
+    CHECK(got.front().value == "first");
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      CHECK(ByteView(got[1 + i].value).as<std::uint64_t>() == values[i]);
+      if (i % 97 == 0) CHECK(sender.offset_of(Ticket{1 + i}).value() == 1 + i);
+    }
+    CHECK(got.back().value == "last");
+  }
+
+  TEST_CASE("thread_mode_sequences_without_pump_and_tells_each_sender_its_offset") {
+    SharedProducerOptions options;
+    options.idle_wait = ringbus::WaitStrategy::yield;
+    Fixture f(options);
+    SharedProducer::Sender a = f.shared.sender().value();
+    SharedProducer::Sender b = f.shared.sender().value();
+    const Ticket ta = a.send("from a").value();
+    const Ticket tb = b.send("kb", "from b").value();
+    const std::uint64_t oa = a.wait_offset(ta, 10s).value();
+    const std::uint64_t ob = b.wait_offset(tb, 10s).value();
+    CHECK(oa != ob);
+    CHECK(f.shared.pump().code() == Errc::invalid_argument);
+    std::vector<OwnedRecord> got;
+    for (int i = 0; i < 1000 && got.size() < 2; ++i) {
+      Result<Records> polled = f.consumer.poll(SIZE_MAX, 10ms);
+      REQUIRE(polled.ok());
+      for (const Record& r : *polled) got.push_back(ringbus::test::own(r));
+    }
+    REQUIRE(got.size() == 2);
+    CHECK(got[oa].value == "from a");
+    CHECK(got[ob].value == "from b");
+    CHECK(got[ob].key == "kb");
+  }
+
+  TEST_CASE("close_flushes_every_accepted_record_in_both_modes") {
+    for (const SequencerMode mode : {SequencerMode::caller, SequencerMode::thread}) {
+      CAPTURE(ringbus::to_string(mode));
+      SharedProducerOptions options = caller_mode();
+      options.sequencer = mode;
+      Fixture f(options);
+      SharedProducer::Sender s1 = f.shared.sender().value();
+      SharedProducer::Sender s2 = f.shared.sender().value();
+      for (std::uint64_t i = 0; i < 500; ++i) {
+        REQUIRE(s1.send(ringbus::bytes_of(i)).ok());
+        REQUIRE(s2.send("k", ringbus::test::value_for(i, 20)).ok());
+      }
+      REQUIRE(f.shared.close().ok());
+      CHECK_FALSE(f.shared.is_open());
+      CHECK(f.shared.sequenced() == 1000);
+      const std::vector<OwnedRecord> got = ringbus::test::drain(f.consumer);
+      REQUIRE(got.size() == 1000);
+      std::uint64_t next1 = 0;
+      std::uint64_t next2 = 0;
+      for (const OwnedRecord& r : got) {
+        if (r.key.empty()) {
+          CHECK(ByteView(r.value).as<std::uint64_t>() == next1++);
+        } else {
+          CHECK(r.value == ringbus::test::value_for(next2++, 20));
+        }
+      }
+      CHECK(next1 == 500);
+      CHECK(next2 == 500);
+      // Tickets still resolve after close.
+      CHECK(s1.offset_of(Ticket{499}).ok());
+    }
+  }
+
+  TEST_CASE("send_after_close_is_refused") {
+    Fixture f;
+    SharedProducer::Sender sender = f.shared.sender().value();
+    REQUIRE(f.shared.close().ok());
+    Result<Ticket> r = sender.send("late");
+    CHECK(r.code() == Errc::closed);
+    CHECK(contains(r.message(), "topic 't'"));
+    CHECK(sender.try_send("late").code() == Errc::closed);
+    CHECK(sender.send_values(std::span<const std::uint64_t>()).code() == Errc::invalid_argument);
+    CHECK(f.shared.sender().code() == Errc::closed);
+    CHECK(f.shared.pump().code() == Errc::closed);
+    CHECK(f.shared.close().code() == Errc::closed);
+    CHECK(ringbus::test::drain(f.consumer).empty());
+    REQUIRE(sender.close().ok());
+    CHECK(sender.close().code() == Errc::closed);
+    CHECK(sender.send("x").code() == Errc::closed);
+  }
+
+  TEST_CASE("a_record_over_max_record_bytes_is_refused_naming_both_sizes") {
+    SharedProducerOptions options = caller_mode();
+    options.max_record_bytes = 100;
+    Fixture f(options);
+    SharedProducer::Sender sender = f.shared.sender().value();
+    const std::string value(101, 'x');
+    Result<Ticket> r = sender.send(value);
+    CHECK(r.code() == Errc::record_too_large);
+    CHECK(contains(r.message(), "101 bytes"));
+    CHECK(contains(r.message(), "limit of 100 bytes"));
+    CHECK(sender.send("k", std::string(100, 'x')).code() == Errc::record_too_large); // key counts
+    const std::array<Header, 1> h = {Header{ByteView("n"), ByteView(std::string_view(value).substr(0, 92))}};
+    CHECK(sender.send(msg(ByteView(), ByteView("v"), ringbus::timestamp_now, h)).code() == Errc::record_too_large);
+    CHECK(sender.send(std::string(100, 'y')).ok()); // exactly the limit
+    const std::array<Message, 2> batch = {msg(ByteView(), ByteView("ok")), msg(ByteView(), value)};
+    CHECK(sender.send_batch(batch).code() == Errc::record_too_large);
+    struct Big {
+      char bytes[101];
+    };
+    const std::array<Big, 1> bigs{};
+    CHECK(sender.send_values(std::span<const Big>(bigs)).code() == Errc::record_too_large);
+    CHECK(sender.next_ticket().sequence == 1); // refusals take no ticket
+    CHECK(pump_all(f.shared) == 1);
+  }
+
+  TEST_CASE("max_record_bytes_that_cannot_fit_a_segment_is_refused_at_creation") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", ringbus::test::small_ring()).ok());
+    SharedProducerOptions options;
+    options.max_record_bytes = 4000;
+    Result<SharedProducer> s = bus.shared_producer("t", options);
+    CHECK(s.code() == Errc::record_too_large);
+    CHECK(contains(s.message(), "4000"));
+    CHECK(contains(s.message(), "4096 bytes"));
+    // The refusal released the topic's producer.
+    CHECK(bus.producer("t").ok());
+  }
+
+  TEST_CASE("shared_producer_and_plain_producer_exclude_each_other") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", medium_ring()).ok());
+    {
+      SharedProducer shared = bus.shared_producer("t", caller_mode()).value();
+      CHECK(bus.producer("t").code() == Errc::producer_exists);
+      CHECK(bus.shared_producer("t", caller_mode()).code() == Errc::producer_exists);
+      CHECK(bus.describe("t").value().has_producer);
+      REQUIRE(shared.close().ok());
+      Producer p = bus.producer("t").value(); // free again after close
+      CHECK(bus.shared_producer("t").code() == Errc::producer_exists);
+    }
+    CHECK(bus.shared_producer("t").ok()); // the plain producer went out of scope
+    CHECK(bus.shared_producer("missing").code() == Errc::topic_not_found);
+  }
+
+  TEST_CASE("try_send_says_would_block_when_the_sender_queue_is_full") {
+    Fixture f(caller_mode(64));
+    SharedProducer::Sender sender = f.shared.sender().value();
+    for (std::uint64_t i = 0; i < 64; ++i) REQUIRE(sender.try_send(ringbus::bytes_of(i)).ok());
+    CHECK(sender.try_send("one more").code() == Errc::would_block);
+    // A general record needs several slots: also refused.
+    CHECK(sender.try_send("key", "value").code() == Errc::would_block);
+    CHECK(pump_all(f.shared) == 64);
+    CHECK(sender.try_send("one more").ok());
+    // Another sender has its own quota.
+    SharedProducer::Sender other = f.shared.sender().value();
+    for (std::uint64_t i = 0; i < 64; ++i) REQUIRE(other.try_send(ringbus::bytes_of(i)).ok());
+    // A batch larger than the whole quota can never go in.
+    std::vector<std::uint64_t> many(200, 1); // 1 head + 100 body slots
+    CHECK(sender.send_values(std::span<const std::uint64_t>(many)).code() == Errc::record_too_large);
+  }
+
+  TEST_CASE("a_full_log_under_block_backs_up_into_would_block_not_memory") {
+    // 2 x 4 KiB ring: 64-byte frames fill it after 128 records.
+    Fixture f(caller_mode(64), ringbus::test::small_ring());
+    SharedProducer::Sender sender = f.shared.sender().value();
+    const std::string value(24, 'v');
+    std::uint64_t sent = 0;
+    std::size_t moved = 0;
+    // Send and pump until the log is full and the queue behind it too.
+    // (A pump that finds the log full keeps what it drained and drains no more.)
+    for (int round = 0; round < 100; ++round) {
+      std::uint64_t accepted = 0;
+      while (sender.try_send(value).ok()) ++accepted;
+      sent += accepted;
+      Result<std::size_t> m = f.shared.pump();
+      REQUIRE(m.ok());
+      moved += *m;
+      if (*m == 0 && accepted == 0) break;
+    }
+    CHECK(sender.try_send(value).code() == Errc::would_block);
+    CHECK(moved < sent); // records wait in the queue, not in the log
+    CHECK(sent <= moved + 64 + 2048);
+    // A consumer that reads makes room; everything arrives.
+    std::uint64_t received = 0;
+    for (int i = 0; i < 10000 && received < sent; ++i) {
+      received += ringbus::test::drain(f.consumer).size();
+      (void)f.shared.pump();
+    }
+    CHECK(received == sent);
+  }
+
+  TEST_CASE("send_waits_for_room_and_proceeds_when_the_sequencer_drains") {
+    SharedProducerOptions options;
+    options.sender_queue_slots = 64;
+    options.max_record_bytes = 256;
+    options.idle_wait = ringbus::WaitStrategy::yield;
+    Fixture f(options);
+    SharedProducer::Sender sender = f.shared.sender().value();
+    for (std::uint64_t i = 0; i < 5000; ++i) REQUIRE(sender.send(ringbus::bytes_of(i)).ok());
+    const std::uint64_t last = sender.wait_offset(Ticket{4999}, 10s).value();
+    CHECK(last == 4999);
+    CHECK(sender.offset_of(Ticket{5000}).code() == Errc::invalid_argument); // not issued
+    CHECK(sender.offset_window() == 64);
+    Result<std::uint64_t> old = sender.offset_of(Ticket{10});
+    CHECK(old.code() == Errc::invalid_argument); // older than the window
+    CHECK(contains(old.message(), "64"));
+    CHECK(sender.offset_of(Ticket{4999 - 63}).value() == 4999 - 63);
+  }
+
+  TEST_CASE("senders_are_limited_by_max_senders_and_a_closed_one_frees_its_slot") {
+    SharedProducerOptions options = caller_mode();
+    options.max_senders = 2;
+    Fixture f(options);
+    SharedProducer::Sender a = f.shared.sender().value();
+    SharedProducer::Sender b = f.shared.sender().value();
+    Result<SharedProducer::Sender> c = f.shared.sender();
+    CHECK(c.code() == Errc::too_many_senders);
+    CHECK(contains(c.message(), "max_senders"));
+    REQUIRE(a.send("from a").ok());
+    REQUIRE(a.close().ok());
+    SharedProducer::Sender d = f.shared.sender().value(); // a's slot, a's counters
+    CHECK(d.next_ticket().sequence == 1);
+    REQUIRE(d.send("from d").ok());
+    CHECK(pump_all(f.shared) == 2);
+    const std::vector<OwnedRecord> got = ringbus::test::drain(f.consumer);
+    REQUIRE(got.size() == 2);
+    CHECK(got[0].value == "from a"); // a's record, accepted before it closed, stays
+    CHECK(got[1].value == "from d");
+    SharedProducer::Sender moved = std::move(b);
+    CHECK_FALSE(b.is_open()); // NOLINT: moved-from is closed by design
+    CHECK(b.send("x").code() == Errc::closed);
+    CHECK(moved.send("x").ok());
+  }
+
+  TEST_CASE("options_out_of_their_limits_are_refused_by_name") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", medium_ring()).ok());
+    const auto refused = [&](SharedProducerOptions o, std::string_view field) {
+      Result<SharedProducer> s = bus.shared_producer("t", o);
+      CHECK(s.code() == Errc::invalid_argument);
+      CHECK(contains(s.message(), field));
+      CHECK(contains(s.message(), "topic 't'"));
+    };
+    SharedProducerOptions o;
+    o.max_senders = 0;
+    refused(o, "max_senders");
+    o = {};
+    o.max_senders = 257;
+    refused(o, "max_senders");
+    o = {};
+    o.sender_queue_slots = 10; // a 4096-byte record needs more
+    refused(o, "sender_queue_slots");
+    o = {};
+    o.sequencer_batch_slots = 1;
+    refused(o, "sequencer_batch_slots");
+    o = {};
+    o.sequencer = static_cast<SequencerMode>(9);
+    refused(o, "sequencer mode");
+    CHECK(bus.shared_producer("t").ok()); // nothing was left holding the producer
+  }
+
+  TEST_CASE("closing_the_bus_under_a_shared_producer_refuses_sends") {
+    for (const SequencerMode mode : {SequencerMode::caller, SequencerMode::thread}) {
+      CAPTURE(ringbus::to_string(mode));
+      SharedProducerOptions options = caller_mode();
+      options.sequencer = mode;
+      Fixture f(options);
+      SharedProducer::Sender sender = f.shared.sender().value();
+      REQUIRE(sender.send("before").ok());
+      f.bus.close();
+      if (mode == SequencerMode::caller) CHECK(f.shared.pump().code() == Errc::closed);
+      // The sender learns it on a later send at the latest (thread mode: once the sequencer sees it).
+      Result<Ticket> r = sender.send("after");
+      for (int i = 0; i < 10000 && r.ok(); ++i) {
+        std::this_thread::sleep_for(100us);
+        r = sender.send("after");
+      }
+      CHECK(r.code() == Errc::closed);
+      CHECK(f.shared.close().code() == Errc::closed);
+    }
+  }
+
+  TEST_CASE("a_moved_shared_producer_keeps_working_and_the_old_one_is_closed") {
+    Fixture f;
+    SharedProducer other = std::move(f.shared);
+    CHECK_FALSE(f.shared.is_open()); // NOLINT: moved-from is closed by design
+    CHECK(f.shared.sender().code() == Errc::closed);
+    CHECK(f.shared.topic().empty());
+    CHECK(other.topic() == "t");
+    CHECK(other.options().sequencer == SequencerMode::caller);
+    SharedProducer::Sender s = other.sender().value();
+    REQUIRE(s.send("x").ok());
+    CHECK(pump_all(other) == 1);
+  }
+}
+
+// --- many senders at once ----------------------------------------------------------------------
+
+namespace {
+
+using ringbus::stress::hash64;
+using ringbus::stress::mix64;
+
+constexpr unsigned thread_shift = 56;
+constexpr std::uint64_t sequence_mask = (std::uint64_t{1} << thread_shift) - 1;
+
+// Record `seq` of sender `t` carries id = t << 56 | seq, either as its whole
+// 8-byte value (inline form), or as the first 8 bytes of a 16-byte key whose
+// other 8 bytes are the hash of the value (general form), sometimes with a
+// header "o" holding the id too.
+struct StressRecord {
+  std::uint64_t id;
+  std::array<std::uint64_t, 2> key;
+  Header header;
+  Message message;
+};
+
+enum class Form { inline_value, keyed, keyed_with_header };
+
+Form form_of(std::uint64_t id) noexcept {
+  switch (mix64(id) % 4) {
+    case 0:
+    case 1: return Form::inline_value;
+    case 2: return Form::keyed;
+    default: return Form::keyed_with_header;
+  }
+}
+
+void build(StressRecord& r, std::uint64_t id, const ringbus::stress::PayloadPool& pool) {
+  r.id = id;
+  switch (form_of(id)) {
+    case Form::inline_value: r.message = msg(ByteView(), ringbus::bytes_of(r.id)); return;
+    case Form::keyed:
+    case Form::keyed_with_header: {
+      const ringbus::stress::Slice& s = pool.for_offset(id);
+      const std::size_t size = std::min<std::size_t>(s.size, 300); // within max_record_bytes
+      r.key = {id, hash64(s.data, size)};
+      r.message = msg(ByteView(r.key.data(), 16), ByteView(s.data, size));
+      if (form_of(id) == Form::keyed_with_header) {
+        r.header = Header{ByteView("o"), ringbus::bytes_of(r.id)};
+        r.message.headers = std::span<const Header>(&r.header, 1);
+      }
+      return;
+    }
+  }
+}
+
+// The id a received record carries, or a defect.
+const char* id_of(const Record& r, std::uint64_t& id) {
+  if (r.key.empty()) {
+    if (r.value.size() != 8 || !r.headers.empty()) return "an unkeyed record is not an 8-byte id";
+    id = r.value.as<std::uint64_t>().value();
+    return form_of(id) == Form::inline_value ? nullptr : "an inline record whose id says another form";
+  }
+  if (r.key.size() != 16) return "a key of a size no sender wrote";
+  std::uint64_t hash = 0;
+  std::memcpy(&id, r.key.data(), 8);
+  std::memcpy(&hash, r.key.data() + 8, 8);
+  if (hash64(r.value.data(), r.value.size()) != hash) return "the value does not match the hash in its key";
+  const bool header_expected = form_of(id) == Form::keyed_with_header;
+  if (r.headers.size() != (header_expected ? 1U : 0U)) return "a record with the wrong number of headers";
+  if (header_expected) {
+    const Header h = *r.headers.begin();
+    if (h.name.str() != "o" || h.value.as<std::uint64_t>() != id) return "the header does not hold the record's id";
+  }
+  return nullptr;
+}
+
+// Every offset a sender learned for the sampled sequences, and every offset
+// the consumer saw them at.
+constexpr std::uint64_t sample_every = 256;
+
+struct SenderReport {
+  std::string error;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> sampled; // (sequence, offset told)
+};
+
+// Sender t: `count` records in a mix of send, try_send, send_batch and
+// send_values calls; checks offset_of for every sampled ticket within its window.
+void run_sender(SharedProducer& shared, unsigned t, std::uint64_t count, const ringbus::stress::PayloadPool& pool,
+                ringbus::stress::Progress& progress, SenderReport& report) {
+  Result<SharedProducer::Sender> opened = shared.sender();
+  if (!opened.ok()) {
+    report.error = std::string(opened.message());
+    return;
+  }
+  SharedProducer::Sender sender = std::move(*opened);
+  ringbus::stress::Rng rng(ringbus::stress::test_seed() + t);
+  std::vector<StressRecord> batch(32);
+  std::vector<Message> messages(32);
+  std::vector<std::uint64_t> ids(32);
+  std::vector<Ticket> pending; // sampled tickets not yet resolved
+  const auto base = static_cast<std::uint64_t>(t) << thread_shift;
+  std::uint64_t seq = 0;
+  const auto fail = [&](std::string what, const ringbus::Status& st) {
+    report.error =
+        "sender " + std::to_string(t) + " at " + std::to_string(seq) + ": " + what + ": " + std::string(st.message());
+  };
+  while (seq < count) {
+    const std::uint64_t n = std::min<std::uint64_t>(1 + rng.below(32), count - seq);
+    const std::uint64_t choice = rng.below(8);
+    Result<Ticket> ticket = Ticket{};
+    if (choice < 4 || n == 1) {
+      build(batch[0], base | seq, pool);
+      ticket = choice == 1 ? sender.try_send(batch[0].message) : sender.send(batch[0].message);
+      while (ticket.code() == Errc::would_block) {
+        std::this_thread::yield();
+        ticket = sender.try_send(batch[0].message);
+      }
+      if (!ticket.ok()) return fail("send", ticket.status());
+      if (ticket->sequence != seq) return fail("ticket " + std::to_string(ticket->sequence), ringbus::Status());
+      ++seq;
+    } else if (choice < 6) {
+      for (std::uint64_t i = 0; i < n; ++i) {
+        build(batch[i], base | (seq + i), pool);
+        messages[i] = batch[i].message;
+      }
+      ticket = sender.send_batch(std::span<const Message>(messages.data(), n));
+      if (!ticket.ok()) return fail("send_batch", ticket.status());
+      seq += n;
+    } else {
+      // send_values only for a run of inline-form ids (it carries no key).
+      std::uint64_t k = 0;
+      while (k < n && form_of(base | (seq + k)) == Form::inline_value) {
+        ids[k] = base | (seq + k);
+        ++k;
+      }
+      if (k == 0) continue; // the next record is keyed: another call will take it
+      ticket = sender.send_values(std::span<const std::uint64_t>(ids.data(), k));
+      if (!ticket.ok()) return fail("send_values", ticket.status());
+      seq += k;
+    }
+    // Sampled tickets: remember, resolve later.
+    for (std::uint64_t s = ticket->sequence; s < seq; ++s) {
+      if (s % sample_every == 0) pending.push_back(Ticket{s});
+    }
+    while (!pending.empty()) {
+      Result<std::uint64_t> offset = sender.offset_of(pending.front());
+      if (offset.code() == Errc::would_block && seq - pending.front().sequence < sender.offset_window() / 2) break;
+      if (offset.code() == Errc::would_block) offset = sender.wait_offset(pending.front(), 60s);
+      if (!offset.ok()) return fail("offset_of", offset.status());
+      report.sampled.emplace_back(pending.front().sequence, *offset);
+      pending.erase(pending.begin());
+    }
+    progress.value.store(seq, std::memory_order_relaxed);
+  }
+  for (const Ticket& p : pending) {
+    Result<std::uint64_t> offset = sender.wait_offset(p, 60s);
+    if (!offset.ok()) return fail("wait_offset", offset.status());
+    report.sampled.emplace_back(p.sequence, *offset);
+  }
+}
+
+struct ConsumerReport {
+  std::string error;
+  std::uint64_t received = 0;
+  std::vector<std::vector<std::pair<std::uint64_t, std::uint64_t>>> sampled; // per sender: (sequence, offset)
+};
+
+// Checks every record: dense offsets, each sender's sequence in order, intact content.
+void run_consumer(Consumer& consumer, SharedProducer* pumper, unsigned senders, std::uint64_t per_sender,
+                  ringbus::stress::Progress& progress, ConsumerReport& report) {
+  std::vector<std::uint64_t> next(senders, 0);
+  report.sampled.resize(senders);
+  const std::uint64_t total = per_sender * senders;
+  while (report.received < total) {
+    if (pumper != nullptr) {
+      Result<std::size_t> moved = pumper->pump();
+      if (!moved.ok()) {
+        report.error = "pump: " + std::string(moved.message());
+        return;
+      }
+    }
+    Result<Records> polled = consumer.poll(SIZE_MAX, pumper != nullptr ? 0ms : 10ms);
+    if (!polled.ok()) {
+      report.error = "poll: " + std::string(polled.message());
+      return;
+    }
+    for (const Record& r : *polled) {
+      std::uint64_t id = 0;
+      if (r.offset != report.received) {
+        report.error = "offset " + std::to_string(r.offset) + " where " + std::to_string(report.received) + " was next";
+        return;
+      }
+      if (const char* defect = id_of(r, id)) {
+        report.error = "offset " + std::to_string(r.offset) + ": " + defect;
+        return;
+      }
+      const std::uint64_t t = id >> thread_shift;
+      const std::uint64_t seq = id & sequence_mask;
+      if (t >= senders || seq != next[t]) {
+        report.error = "offset " + std::to_string(r.offset) + ": sender " + std::to_string(t) + " record " +
+                       std::to_string(seq) + " where " + (t < senders ? std::to_string(next[t]) : "none") + " was next";
+        return;
+      }
+      ++next[t];
+      if (seq % sample_every == 0) report.sampled[t].emplace_back(seq, r.offset);
+      ++report.received;
+    }
+    progress.value.store(report.received, std::memory_order_relaxed);
+  }
+}
+
+void stress(SequencerMode mode, unsigned senders, std::uint64_t per_sender) {
+  Bus bus;
+  TopicOptions topic;
+  topic.segment_bytes = std::size_t{256} << 10;
+  topic.segment_count = 4;
+  REQUIRE(bus.create_topic("t", topic).ok());
+  SharedProducerOptions options;
+  options.sequencer = mode;
+  options.max_record_bytes = 512;
+  options.sender_queue_slots = 2048;
+  SharedProducer shared = bus.shared_producer("t", options).value();
+  Consumer consumer = bus.consumer("t").value();
+  const ringbus::stress::PayloadPool pool(ringbus::stress::test_seed());
+
+  std::vector<ringbus::stress::Progress> progress(senders + 1);
+  std::vector<SenderReport> reports(senders);
+  ConsumerReport consumed;
+  ringbus::stress::Watchdog watchdog(
+      std::chrono::seconds(60),
+      [&] {
+        std::uint64_t sum = 0;
+        for (const auto& p : progress) sum += p.value.load(std::memory_order_relaxed);
+        return sum;
+      },
+      [&] { bus.close(); });
+  std::vector<std::thread> threads;
+  for (unsigned t = 0; t < senders; ++t) {
+    threads.emplace_back([&, t] { run_sender(shared, t, per_sender, pool, progress[t], reports[t]); });
+  }
+  std::thread reader([&] {
+    run_consumer(consumer, mode == SequencerMode::caller ? &shared : nullptr, senders, per_sender, progress[senders],
+                 consumed);
+  });
+  for (std::thread& t : threads) t.join();
+  reader.join();
+  watchdog.stop();
+  CHECK_FALSE(watchdog.fired());
+  for (const SenderReport& r : reports) CHECK_MESSAGE(r.error.empty(), r.error);
+  CHECK_MESSAGE(consumed.error.empty(), consumed.error);
+  CHECK(consumed.received == per_sender * senders);
+  CHECK(shared.close().ok());
+  CHECK(bus.describe("t").value().end_offset == per_sender * senders); // nothing more, nothing less
+  // The offset each sender was told holds exactly its record.
+  if (consumed.error.empty()) {
+    for (unsigned t = 0; t < senders; ++t) {
+      CAPTURE(t);
+      CHECK(reports[t].sampled == consumed.sampled[t]);
+    }
+  }
+}
+
+} // namespace
+
+TEST_SUITE("shared_producer") {
+  TEST_CASE("eight_senders_in_thread_mode_deliver_every_record_once_in_each_senders_order") {
+    stress(SequencerMode::thread, 8, ringbus::stress::scaled(1'000'000, 20'000));
+  }
+
+  TEST_CASE("four_senders_and_a_pumping_consumer_deliver_every_record_once_in_each_senders_order") {
+    stress(SequencerMode::caller, 4, ringbus::stress::scaled(1'000'000, 20'000));
+  }
+}
