@@ -25,13 +25,21 @@ inline constexpr std::size_t ringbus_ring_bytes = peer_slots * sizeof(Payload);
 // poll(), boost consume_all) take all there is.
 inline constexpr std::size_t batch_values = 256;
 
+// Fan-out capacity: each consumer may fall as far behind the producer as a
+// spsc consumer may. ringbus keeps one ring of ringbus_ring_bytes (one copy
+// of every item, whatever the number of consumers); rwq_copies keeps one
+// queue of peer_slots slots per consumer (N copies, N times the memory).
+
 // How much work one run does; --quick shrinks it.
 struct RunConfig {
-  std::uint64_t items_per_iteration = 0; // spsc_*: items moved per timed iteration
-  std::int64_t iterations = 0;           // spsc_*: timed iterations per run
-  std::uint64_t warmup_items = 0;        // spsc_*: untimed items moved first (touches every slot twice)
-  std::uint64_t rtt_samples = 0;         // rtt: round trips recorded per run
-  std::uint64_t rtt_warmup = 0;          // rtt: untimed round trips first
+  std::uint64_t items_per_iteration = 0;        // spsc_*: items moved per timed iteration
+  std::int64_t iterations = 0;                  // spsc_*: timed iterations per run
+  std::uint64_t warmup_items = 0;               // spsc_*: untimed items moved first (touches every slot twice)
+  std::uint64_t rtt_samples = 0;                // rtt: round trips recorded per run
+  std::uint64_t rtt_warmup = 0;                 // rtt: untimed round trips first
+  std::uint64_t fanout_items_per_iteration = 0; // fanout_*: items published per timed iteration
+  std::int64_t fanout_iterations = 0;           // fanout_*: timed iterations per run
+  int cpus = 2;                                 // CPUs the process may use (fanout_* pins round robin over them)
   bool quick = false;
 };
 

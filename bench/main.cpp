@@ -11,6 +11,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -24,13 +25,22 @@
 
 #include "affinity.hpp"
 #include "config.hpp"
+#include "fanout.hpp"
+#include "group.hpp"
 #include "harness.hpp"
 #include "impls/atomic_queue.hpp"
 #include "impls/boost_spsc.hpp"
 #include "impls/floor.hpp"
 #include "impls/moodycamel_cq.hpp"
+#include "impls/moodycamel_group.hpp"
+#include "impls/moodycamel_mpsc.hpp"
 #include "impls/ringbus.hpp"
+#include "impls/ringbus_fanout.hpp"
+#include "impls/ringbus_group.hpp"
+#include "impls/ringbus_shared.hpp"
 #include "impls/rwq.hpp"
+#include "impls/rwq_copies.hpp"
+#include "mpsc.hpp"
 #include "run_info.hpp"
 #include "summary.hpp"
 
@@ -83,7 +93,7 @@ void print_help() {
   benchmark::PrintDefaultHelp();
 }
 
-RunConfig config_for(bool quick) {
+RunConfig config_for(bool quick, int cpus) {
   RunConfig c;
   c.quick = quick;
   // Undisturbed, a full run takes about 40 s per repetition (most of it in
@@ -93,6 +103,9 @@ RunConfig config_for(bool quick) {
   c.warmup_items = 4 * peer_slots;
   c.rtt_samples = quick ? 200'000 : 1'000'000;
   c.rtt_warmup = quick ? 20'000 : 100'000;
+  c.fanout_items_per_iteration = quick ? std::uint64_t{1} << 21 : std::uint64_t{1} << 23;
+  c.fanout_iterations = quick ? 3 : 5;
+  c.cpus = cpus;
   return c;
 }
 
@@ -136,6 +149,56 @@ void add_rtt_scenario(const RunConfig& config) {
   add_rtt<FloorRtt>("floor", config);
 }
 
+template <class Impl>
+void add_fanout(const std::string& scenario, std::string_view impl, std::size_t consumers, const RunConfig& config) {
+  benchmark::RegisterBenchmark(
+      (scenario + "/" + std::string(impl)).c_str(),
+      [config, consumers](benchmark::State& state) { fanout_throughput<Impl>(state, config, consumers); })
+      ->Iterations(config.fanout_iterations)
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond);
+}
+
+// fanout_1to{1,2,3}: one producer to N consumers, each receiving every item.
+void add_fanout_scenario(const RunConfig& config) {
+  for (std::size_t consumers = 1; consumers <= 3; ++consumers) {
+    const std::string scenario = "fanout_1to" + std::to_string(consumers);
+    add_fanout<RingbusFanout>(scenario, "ringbus", consumers, config);
+    add_fanout<RwqCopiesFanout>(scenario, "rwq_copies", consumers, config);
+  }
+}
+
+template <class Impl>
+void add_group(std::string_view impl, std::size_t consumers, const RunConfig& config) {
+  benchmark::RegisterBenchmark(
+      ("group_" + std::to_string(consumers) + "C/" + std::string(impl)).c_str(),
+      [config, consumers](benchmark::State& state) { group_throughput<Impl>(state, config, consumers); })
+      ->Iterations(config.fanout_iterations)
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond);
+}
+
+template <class Impl>
+void add_mpsc(std::string_view impl, const RunConfig& config) {
+  benchmark::RegisterBenchmark(("mpsc_4P/" + std::string(impl)).c_str(),
+                               [config](benchmark::State& state) { mpsc_throughput<Impl>(state, config); })
+      ->Iterations(config.iterations)
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond);
+}
+
+// mpsc_4P: four producer threads into one consumer, 8 B items (SharedProducer against ConcurrentQueue).
+void add_mpsc_scenario(const RunConfig& config) {
+  add_mpsc<RingbusSharedMpsc>("ringbus_shared", config);
+  add_mpsc<MoodycamelCqMpsc>("moodycamel_cq", config);
+}
+
+// group_3C: one producer, 3 competing consumers, each item delivered once.
+void add_group_scenario(const RunConfig& config) {
+  add_group<RingbusGroup>("ringbus", 3, config);
+  add_group<MoodycamelCqGroup>("moodycamel_cq", 3, config);
+}
+
 // Written next to its final name first, then renamed: never half a file.
 bool write_file(const std::filesystem::path& path, const std::string& text) {
   std::error_code ec;
@@ -161,14 +224,29 @@ int main(int argc, char** argv) {
   const std::string load_before = load_average();
   RunInfo info = collect_run_info(); // before pinning: it records the CPUs the process may use
   pin_this_thread(producer_cpu);
-  const RunConfig config = config_for(options.quick);
+  const RunConfig config = config_for(options.quick, info.allowed_cpus);
   ns_per_tick = measure_ns_per_tick(std::chrono::milliseconds(options.quick ? 20 : 100));
 
   add_spsc_scenario<Payload8>(config);
   add_spsc_scenario<Payload64>(config);
   add_rtt_scenario(config);
+  add_fanout_scenario(config);
+  add_group_scenario(config);
+  add_mpsc_scenario(config);
+  if (static_cast<std::size_t>(info.allowed_cpus) < mpsc_producers + 1) {
+    benchmark::AddCustomContext("mpsc", "threads outnumber the " + std::to_string(info.allowed_cpus) +
+                                            " CPUs in mpsc_4P (" + std::to_string(mpsc_producers) +
+                                            " producers + 1 consumer); every wait yields");
+  }
   benchmark::AddCustomContext("timing", "manual wall time per iteration (see the summary)");
-  benchmark::AddCustomContext("pinning", "producer CPU 0, consumer CPU 1");
+  benchmark::AddCustomContext("pinning",
+                              "producer CPU 0, consumer CPU 1; fanout_1toN: consumer i on CPU (1 + i) mod "
+                              "CPUs allowed");
+  if (info.allowed_cpus < 4) {
+    benchmark::AddCustomContext("fanout", "threads outnumber the " + std::to_string(info.allowed_cpus) +
+                                              " CPUs from fanout_1to" + std::to_string(std::max(info.allowed_cpus, 1)) +
+                                              " on (N + 1 threads); every wait yields");
+  }
 
   benchmark::BenchmarkReporter* display = benchmark::CreateDefaultDisplayReporter();
   CollectingReporter reporter(display);

@@ -38,7 +38,8 @@ void CollectingReporter::Finalize() { display_->Finalize(); }
 
 namespace {
 
-constexpr std::array<std::string_view, 4> peer_names = {"rwq", "moodycamel_cq", "atomic_queue", "boost_spsc"};
+constexpr std::array<std::string_view, 5> peer_names = {"rwq", "moodycamel_cq", "atomic_queue", "boost_spsc",
+                                                        "rwq_copies"};
 
 bool is_peer(std::string_view impl) {
   return std::find(peer_names.begin(), peer_names.end(), impl) != peer_names.end();
@@ -226,6 +227,48 @@ std::string throughput_section(const Scenario& scenario, const std::string& prim
   return out;
 }
 
+bool is_fanout(const Scenario& scenario) { return scenario.name.rfind("fanout_", 0) == 0; }
+// group_*C: competing consumers; ranked like fan-out (delivered items/s, each item delivered once). No target.
+bool is_group(const Scenario& scenario) { return scenario.name.rfind("group_", 0) == 0; }
+
+// fanout_*: ranked by delivered items/s; says so when the threads outnumbered the CPUs.
+std::string fanout_section(const Scenario& scenario) {
+  std::string out = throughput_section(scenario, "items_per_second", items_rate, "delivered items/s",
+                                       "bytes_per_second", bytes_rate, "delivered bytes/s");
+  for (const Row& row : scenario.rows) {
+    const std::optional<Stats> threads = row.stats("threads");
+    const std::optional<Stats> cpus = row.stats("cpus");
+    if (!threads || !cpus) continue;
+    if (threads->max > cpus->max) {
+      out += format("THREADS OUTNUMBER CPUS: %.0f threads", threads->max) +
+             format(" (1 producer, %.0f consumers)", threads->max - 1) +
+             format(" on %.0f CPUs; they take turns, every wait yields.\n", cpus->max);
+    }
+    break;
+  }
+  return out;
+}
+
+bool is_mpsc(const Scenario& scenario) { return scenario.name.rfind("mpsc_", 0) == 0; }
+
+// mpsc_*: ranked by items/s; says so when the threads outnumbered the CPUs.
+std::string mpsc_section(const Scenario& scenario) {
+  std::string out = throughput_section(scenario, "items_per_second", items_rate, "items/s", "bytes_per_second",
+                                       bytes_rate, "bytes/s");
+  for (const Row& row : scenario.rows) {
+    const std::optional<Stats> threads = row.stats("threads");
+    const std::optional<Stats> cpus = row.stats("cpus");
+    if (!threads || !cpus) continue;
+    if (threads->max > cpus->max) {
+      out += format("THREADS OUTNUMBER CPUS: %.0f threads", threads->max) +
+             format(" (%.0f producers, 1 consumer)", threads->max - 1) +
+             format(" on %.0f CPUs; they take turns, every wait yields.\n", cpus->max);
+    }
+    break;
+  }
+  return out;
+}
+
 std::string latency_section(const Scenario& scenario) {
   const Best best50 = best_peer(scenario, "p50_ns", false);
   const Best best999 = best_peer(scenario, "p999_ns", false);
@@ -261,12 +304,16 @@ struct Target {
   std::string_view text;
 };
 
-constexpr std::array<Target, 5> targets = {{
+constexpr std::array<Target, 7> targets = {{
     {"spsc_8B", "ringbus_batch", "items_per_second", true, 1.0, "spsc_8B/ringbus_batch items/s ≥ 1.0× best peer"},
     {"spsc_8B", "ringbus_append", "items_per_second", true, 0.8, "spsc_8B/ringbus_append items/s ≥ 0.8× best peer"},
     {"spsc_64B", "ringbus_batch", "bytes_per_second", true, 1.0, "spsc_64B/ringbus_batch bytes/s ≥ 1.0× best peer"},
     {"rtt", "ringbus", "p50_ns", false, 1.0, "rtt/ringbus p50 ≤ 1.0× best peer"},
     {"rtt", "ringbus", "p999_ns", false, 1.0, "rtt/ringbus p99.9 ≤ 1.0× best peer"},
+    {"fanout_1to3", "ringbus", "items_per_second", true, 2.0,
+     "fanout_1to3/ringbus delivered items/s ≥ 2.0× rwq_copies (its only peer)"},
+    {"mpsc_4P", "ringbus_shared", "items_per_second", true, 0.8,
+     "mpsc_4P/ringbus_shared items/s ≥ 0.8× moodycamel_cq (while also giving offsets and replay)"},
 }};
 
 std::string targets_section(const std::vector<Scenario>& scenarios) {
@@ -354,6 +401,34 @@ std::string setup_section(const SummaryInput& in, int repetitions) {
   return out.str();
 }
 
+// The fan-out scenarios' own setup, printed when any of them ran.
+std::string fanout_setup_section(const SummaryInput& in) {
+  const RunConfig& c = in.config;
+  std::ostringstream out;
+  out << "- fanout_1toN: one producer (CPU 0) to N consumer threads, consumer i pinned to CPU (1 + i) mod " << c.cpus
+      << " (the CPUs allowed); every consumer receives and checks every item (8 B, as spsc_8B). "
+      << "Ranked by delivered items/s: published × N / the time until the last consumer has verified the last "
+         "item; "
+      << c.fanout_items_per_iteration << " items published per iteration, " << c.fanout_iterations
+      << " iterations per run, after " << c.warmup_items << " untimed items. N + 1 threads on " << c.cpus << " CPUs: "
+      << (c.cpus < 4 ? "the threads outnumber the CPUs from 1to" + std::to_string(std::max(c.cpus, 1)) +
+                           " on, so every wait (queue full, queue empty, round not done) yields "
+                           "(std::this_thread::yield) instead of spinning"
+                     : "every wait yields (std::this_thread::yield)")
+      << ". ringbus: one topic (the spsc ring, one copy of each item for all N), producer claim_values of "
+      << batch_values
+      << " + commit, waiting for room by the topic's `yield` strategy; consumers poll() with its defaults, read "
+         "each batch as a typed span in place (Batch::values) and yield when empty. rwq_copies (what a user does "
+         "without a bus): one ReaderWriterQueue of "
+      << peer_slots
+      << " slots per consumer (each consumer may fall as far behind as with ringbus, at N times the memory); the "
+         "producer try_enqueues each run of "
+      << batch_values
+      << " items into every queue in turn (rwq has no bulk API), consumers try_dequeue. `cpu share` here is the "
+         "CPU time of all N + 1 threads over the wall time times min(N + 1, CPUs).\n";
+  return out.str();
+}
+
 } // namespace
 
 std::string render_summary(const std::vector<RunRecord>& runs, const SummaryInput& input) {
@@ -361,6 +436,34 @@ std::string render_summary(const std::vector<RunRecord>& runs, const SummaryInpu
   for (const RunRecord& run : runs) ordered.push_back(&run);
   const std::vector<Scenario> scenarios = group(std::move(ordered));
   std::string out = "# ringbus-bench summary\n\n" + setup_section(input, repetitions_of(scenarios));
+  if (std::any_of(scenarios.begin(), scenarios.end(), is_fanout)) out += fanout_setup_section(input);
+  if (std::any_of(scenarios.begin(), scenarios.end(), is_group)) {
+    out +=
+        "- group_3C: one producer (CPU 0), 3 competing consumer threads pinned like fanout_1to3's; each item "
+        "goes to exactly one consumer (checked: counts and sums of all consumers together are those of every "
+        "item once). Delivered items/s = published / the time until the consumers together have taken them all; " +
+        std::to_string(input.config.fanout_items_per_iteration) + " items per iteration. 4 threads on " +
+        std::to_string(input.config.cpus) +
+        " CPUs: every wait yields. ringbus: a consumer group (GroupMember::poll claims whole 256-value frames "
+        "with one CAS); moodycamel_cq: try_enqueue_bulk with a ProducerToken, try_dequeue_bulk_from_producer "
+        "of up to 256. No target: both are reported.\n";
+  }
+  if (std::any_of(scenarios.begin(), scenarios.end(), is_mpsc)) {
+    out +=
+        "- mpsc_4P: 4 producer threads into 1 consumer (Google Benchmark's thread, CPU 0), producer p pinned to CPU "
+        "(1 + p) mod " +
+        std::to_string(input.config.cpus) + "; 8 B items, each producer's in its order (checked per producer). " +
+        std::to_string(input.config.items_per_iteration) +
+        " items per iteration (a quarter from each producer). 5 threads on " + std::to_string(input.config.cpus) +
+        " CPUs: every wait yields. moodycamel_cq: a ProducerToken per producer, try_enqueue_bulk of " +
+        std::to_string(batch_values) +
+        ", a ConsumerToken and try_dequeue_bulk; at most 16384 items per producer. ringbus_shared: a "
+        "SharedProducer in caller mode (the consumer thread calls pump(), then poll()), a Sender per producer "
+        "with try_send_values of " +
+        std::to_string(batch_values) +
+        ", 16384 queue slots per sender; every item also gets a dense offset in a replayable topic and its "
+        "sender can learn it.\n";
+  }
   for (const Scenario& s : scenarios) {
     out += '\n';
     if (s.name == "spsc_8B") {
@@ -371,6 +474,10 @@ std::string render_summary(const std::vector<RunRecord>& runs, const SummaryInpu
           throughput_section(s, "bytes_per_second", bytes_rate, "bytes/s", "items_per_second", items_rate, "items/s");
     } else if (s.name == "rtt") {
       out += latency_section(s);
+    } else if (is_fanout(s) || is_group(s)) {
+      out += fanout_section(s);
+    } else if (is_mpsc(s)) {
+      out += mpsc_section(s);
     }
   }
   out += '\n' + targets_section(scenarios);
