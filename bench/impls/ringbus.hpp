@@ -31,6 +31,22 @@ inline TopicOptions ringbus_topic_options(std::size_t ring_bytes, TimestampSourc
   return options;
 }
 
+// Checks every record of a poll, a Batch (one frame) at a time, packed values
+// as a typed span in place (Batch::values<P>): the way a user reads
+// fixed-size records. A batch that is not packed values of sizeof(P) means
+// the row is broken: each of its records counts as rejected.
+template <class P>
+void verify_batches(const Records& records, Verifier<P>& verifier) noexcept {
+  for (const Batch& batch : records.batches()) {
+    const std::span<const P> values = batch.values<P>();
+    if (values.size() != batch.size()) {
+      for (std::size_t i = 0; i < batch.size(); ++i) verifier.reject();
+      continue;
+    }
+    for (const P& value : values) verifier.check(value);
+  }
+}
+
 template <class P, RingbusWrite Write>
 class RingbusSpsc {
  public:
@@ -80,14 +96,7 @@ class RingbusSpsc {
         spin_pause();
         continue;
       }
-      for (const Batch& batch : records->batches()) {
-        const std::span<const P> values = batch.values<P>();
-        if (values.size() != batch.size()) { // not packed values of sizeof(P): the row is broken
-          for (std::size_t i = 0; i < batch.size(); ++i) verifier.reject();
-          continue;
-        }
-        for (const P& value : values) verifier.check(value);
-      }
+      verify_batches(*records, verifier);
       count -= records->size();
     }
   }

@@ -27,6 +27,7 @@
 #include <thread>
 
 #include "config.hpp"
+#include "impls/ringbus.hpp"
 #include "payload.hpp"
 #include "ringbus/ringbus.hpp"
 #include "spin.hpp"
@@ -69,14 +70,7 @@ class RingbusFanout {
         std::this_thread::yield();
         continue;
       }
-      for (const Batch& batch : records->batches()) {
-        const std::span<const Payload> values = batch.values<Payload>();
-        if (values.size() != batch.size()) { // not packed values of sizeof(Payload): the row is broken
-          for (std::size_t i = 0; i < batch.size(); ++i) verifier.reject();
-          continue;
-        }
-        for (const Payload& value : values) verifier.check(value);
-      }
+      verify_batches(*records, verifier);
       count -= records->size();
     }
   }
