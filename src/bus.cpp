@@ -4,6 +4,8 @@
 
 #include "detail/bus_core.hpp"
 #include "detail/consumer_state.hpp"
+#include "detail/topic_store.hpp"
+#include "platform/platform.hpp"
 
 namespace ringbus {
 
@@ -15,6 +17,121 @@ Status no_topic(std::string_view name) {
 } // namespace
 
 Bus::Bus() : core_(std::allocate_shared<detail::BusCore>(detail::HeapAllocator<detail::BusCore>())) {}
+
+namespace {
+
+Status in_directory(const std::string& path, const Status& st) {
+  return Status(st.code(), "bus directory " + path + ": " + std::string(st.message()));
+}
+
+// Opens sub-directory name of dir, creating it (0700, then the parent synced) when writable.
+Result<platform::FileDescriptor> sub_directory(const platform::FileDescriptor& dir, std::string_view name,
+                                               bool read_only) {
+  Result<bool> exists = platform::entry_exists_at(dir, name);
+  if (!exists.ok()) return exists.status();
+  if (!*exists && !read_only) {
+    if (Status st = platform::make_directory_at(dir, name); !st.ok()) return st;
+    if (Status st = platform::sync_directory(dir); !st.ok()) return st;
+  }
+  if (!*exists && read_only) return platform::FileDescriptor();
+  return platform::open_directory_at(dir, name);
+}
+
+// The flusher: prepares the next segment of every persistent topic ahead of
+// its roll, flushes Durability::interval topics when due and persists the
+// indexes of sealed segments. Wakes every millisecond.
+void run_flusher(detail::BusCore* core) {
+  std::vector<detail::Log*> logs;
+  // acquire: pairs with stop_flusher_thread's release.
+  while (!core->stop_flusher.load(std::memory_order_acquire)) {
+    logs.clear();
+    {
+      std::lock_guard lock(core->mutex);
+      for (auto& [name, log] : core->registry) {
+        if (log->store() != nullptr) logs.push_back(log.get());
+      }
+    }
+    const std::int64_t now = platform::monotonic_ns();
+    for (detail::Log* log : logs) log->store()->maintain(log->tail_acquire(), now);
+    platform::sleep_ns(1'000'000);
+  }
+}
+
+} // namespace
+
+Result<Bus> Bus::open(std::string_view directory, const BusOptions& options) {
+  Bus bus;
+  auto disk = std::make_unique<detail::BusDirectory>();
+  disk->path = std::string(directory);
+  disk->read_only = options.read_only;
+  if (disk->path.empty()) return Status(Errc::invalid_argument, "bus directory path is empty");
+  if (!options.read_only) {
+    if (Status st = platform::make_directory(disk->path); !st.ok()) return st;
+  }
+  Result<platform::FileDescriptor> dir = platform::open_directory(disk->path);
+  if (!dir.ok()) return dir.status();
+  disk->dir = std::move(*dir);
+  if (!options.read_only) {
+    Result<platform::FileLock> lock = platform::lock_exclusive(disk->dir, "LOCK");
+    if (!lock.ok()) {
+      return Status(lock.code(), "bus directory " + disk->path + " is open for writing by another Bus (" +
+                                     std::string(lock.message()) + "); open it with BusOptions::read_only to read");
+    }
+    disk->lock = std::move(*lock);
+  }
+  Result<platform::FileDescriptor> topics = sub_directory(disk->dir, "topics", options.read_only);
+  if (!topics.ok()) return in_directory(disk->path, topics.status());
+  disk->topics = std::move(*topics);
+  Result<platform::FileDescriptor> consumers = sub_directory(disk->dir, "consumers", options.read_only);
+  if (!consumers.ok()) return in_directory(disk->path, consumers.status());
+  disk->consumers = std::move(*consumers);
+  if (disk->topics.valid()) {
+    Result<std::vector<platform::DirectoryEntry>> entries = platform::list_directory(disk->topics);
+    if (!entries.ok()) return in_directory(disk->path, entries.status());
+    for (const platform::DirectoryEntry& e : *entries) {
+      if (e.type != platform::EntryType::directory) continue;
+      if (!validate_topic_name(e.name).ok()) continue;
+      Result<std::unique_ptr<detail::TopicStore>> store =
+          detail::TopicStore::open(disk->topics, e.name, options.read_only);
+      if (!store.ok()) return in_directory(disk->path, store.status());
+      try {
+        detail::BusCore::LogPtr log(detail::heap_new<detail::Log>(e.name, std::move(*store)));
+        bus.core_->registry.emplace(detail::HeapString(std::string_view(e.name)), std::move(log));
+      } catch (const std::bad_alloc&) {
+        return Status(Errc::out_of_memory, "topic '" + e.name + "': out of memory");
+      }
+    }
+  }
+  bus.core_->disk = std::move(disk);
+  if (!options.read_only && options.flusher_thread) {
+    try {
+      bus.core_->flusher = std::thread(run_flusher, bus.core_.get());
+    } catch (const std::system_error& e) {
+      return Status(Errc::system_error, std::string("starting the flusher thread failed: ") + e.what());
+    }
+  }
+  return bus;
+}
+
+std::string Bus::directory() const { return core_ && core_->disk ? core_->disk->path : std::string(); }
+
+bool Bus::read_only() const noexcept { return core_ && core_->disk && core_->disk->read_only; }
+
+Status Bus::flush(std::string_view topic) {
+  if (!is_open()) return bus_closed();
+  detail::Log* log = core_->find(topic);
+  if (log == nullptr) return no_topic(topic);
+  if (log->store() == nullptr) return {};
+  return log->store()->flush(log->tail_acquire());
+}
+
+Status Bus::flush() {
+  if (!is_open()) return bus_closed();
+  for (const std::string& name : topic_names()) {
+    if (Status st = flush(name); !st.ok()) return st;
+  }
+  return {};
+}
 Bus::Bus(Bus&&) noexcept = default;
 Bus& Bus::operator=(Bus&& other) noexcept {
   if (this != &other) {
@@ -27,11 +144,21 @@ Bus::~Bus() { close(); }
 
 void Bus::close() noexcept {
   if (!core_) return;
+  core_->stop_flusher_thread();
   std::lock_guard lock(core_->mutex);
+  if (core_->closed.load(std::memory_order_relaxed)) return; // under the mutex: only close() stores it
   // seq_cst: a Dekker pair with a blocking consumer going to sleep (it sets
   // `sleeping`, then rereads `closed`); log->close() then rings its doorbell.
   core_->closed.store(true, std::memory_order_seq_cst);
   for (auto& [name, log] : core_->registry) log->close();
+  // A final flush of what the persistent topics promise to keep. A producer
+  // still inside an append finishes it (its next call sees closed), so this
+  // flushes what was published when close() was called.
+  for (auto& [name, log] : core_->registry) {
+    detail::TopicStore* store = log->store();
+    if (store != nullptr && store->options().durability != Durability::none) (void)store->flush(log->tail_acquire());
+  }
+  if (core_->disk) core_->disk->lock.release();
 }
 
 // acquire: pairs with the store in close().
@@ -46,6 +173,27 @@ Status Bus::create_topic(std::string_view name, const TopicOptions& options) {
   std::lock_guard lock(core_->mutex);
   if (core_->registry.find(name) != core_->registry.end()) {
     return Status(Errc::topic_exists, "topic '" + std::string(name) + "' already exists");
+  }
+  const bool persistent =
+      options.storage == Storage::persistent || (options.storage == Storage::bus_default && core_->disk != nullptr);
+  if (persistent) {
+    if (!core_->disk) {
+      return Status(Errc::invalid_argument, "topic '" + std::string(name) +
+                                                "': storage persistent needs a bus opened on a directory (Bus::open)");
+    }
+    if (core_->disk->read_only) {
+      return Status(Errc::invalid_argument, "topic '" + std::string(name) + "': bus directory " + core_->disk->path +
+                                                " is open read-only; topics cannot be created");
+    }
+    Result<std::unique_ptr<detail::TopicStore>> store = detail::TopicStore::create(core_->disk->topics, name, options);
+    if (!store.ok()) return store.status();
+    try {
+      detail::BusCore::LogPtr log(detail::heap_new<detail::Log>(name, std::move(*store)));
+      core_->registry.emplace(detail::HeapString(name), std::move(log));
+    } catch (const std::bad_alloc&) {
+      return Status(Errc::out_of_memory, "topic '" + std::string(name) + "': out of memory");
+    }
+    return {};
   }
   Result<detail::RingMapping> mapping =
       detail::RingMapping::anonymous(options.capacity_bytes(), options.huge_pages, options.prefault);
@@ -82,6 +230,11 @@ Result<TopicInfo> Bus::describe(std::string_view name) const {
   log->read_head(head, info.oldest_offset);
   info.end_offset = log->end_offset();
   info.has_producer = log->has_writer();
+  if (detail::TopicStore* store = log->store(); store != nullptr) {
+    info.persistent = true;
+    info.segment_files = store->segment_count();
+    if (store->failed()) info.failure = std::string(store->failure().message());
+  }
   return info;
 }
 
@@ -89,6 +242,10 @@ Result<Producer> Bus::producer(std::string_view topic) {
   if (!is_open()) return bus_closed();
   detail::Log* log = core_->find(topic);
   if (log == nullptr) return no_topic(topic);
+  if (read_only()) {
+    return Status(Errc::invalid_argument, "topic '" + std::string(topic) + "': bus directory " + core_->disk->path +
+                                              " is open read-only; it has no producers");
+  }
   if (!log->open_writer()) {
     return Status(Errc::producer_exists,
                   "topic '" + std::string(topic) + "' already has its one producer; close it before opening another");
@@ -107,6 +264,15 @@ Result<Consumer> Bus::consumer(const ConsumerOptions& options) {
     state->core = core_;
     state->override_wait = options.override_wait;
     state->wait = options.wait;
+    if (options.auto_commit_interval.count() < 0) {
+      return Status(Errc::invalid_argument,
+                    "auto_commit_interval " + std::to_string(options.auto_commit_interval.count()) + " ms is negative");
+    }
+    if (options.auto_commit_interval.count() > 0 && options.name.empty()) {
+      return Status(Errc::invalid_argument, "auto_commit_interval needs a named consumer (ConsumerOptions::name)");
+    }
+    state->auto_commit_ns = std::chrono::nanoseconds(options.auto_commit_interval).count();
+    state->last_commit_ns = platform::monotonic_ns();
     consumer = Consumer(state);
     std::lock_guard lock(core_->mutex);
     for (const std::string& upstream : options.after) {

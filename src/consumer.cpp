@@ -6,6 +6,7 @@
 
 #include "detail/bus_core.hpp"
 #include "detail/consumer_state.hpp"
+#include "detail/topic_store.hpp"
 #include "platform/platform.hpp"
 #include "ringbus/detail/wait.hpp"
 
@@ -194,6 +195,12 @@ Status seek_cursor(Cursor& c, std::uint64_t offset) noexcept {
     std::uint64_t first = 0;
     if (!log.segment_for_offset(offset, head, segment, first)) continue; // the head moved: again
     if (first > offset) return out_of_range(c, offset, first, end);
+    if (detail::TopicStore* store = log.store(); store != nullptr && offset > first) {
+      // The segment's sparse index: a frame start at most one interval before offset.
+      if (const auto at = store->position_for_offset(segment, offset, log.tail_acquire()); at.has_value()) {
+        segment = *at;
+      }
+    }
     c.pos = segment;
     c.skip = 0;
     c.offset = offset;
@@ -219,6 +226,72 @@ Status seek_cursor_to_beginning(Cursor& c) noexcept {
 
 Status seek_cursor_to_end(Cursor& c) noexcept { return seek_cursor(c, c.log->end_offset()); }
 
+Status seek_cursor_to_time(Cursor& c, std::int64_t t) noexcept {
+  detail::Log& log = *c.log;
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    std::uint64_t head = 0;
+    std::uint64_t oldest = 0;
+    hold_from_head(c, head, oldest);
+    const std::uint64_t tail = log.tail_acquire();
+    std::uint64_t pos = head;
+    std::uint64_t first = oldest;
+    if (detail::TopicStore* store = log.store(); store != nullptr) {
+      const auto at = store->position_for_time(t, head, tail);
+      if (!at.has_value()) return seek_cursor(c, log.end_offset()); // every record is older
+      pos = at->first;
+      first = at->second;
+    } else if (!log.segment_for_time(t, head, pos, first)) {
+      continue; // the head moved: again
+    }
+    (void)first;
+    std::uint64_t offset = 0;
+    if (!log.offset_at_time(t, pos, tail, offset)) continue;
+    Status st = seek_cursor(c, std::max(offset, oldest));
+    if (st.code() == Errc::invalid_argument) continue; // lapped meanwhile
+    return st;
+  }
+  return Status(Errc::would_block,
+                "seek in topic '" + std::string(log.name()) + "' kept losing the race with the producer lapping it");
+}
+
+// The named consumer's offset store, opened (created) on first use; null with
+// why when this consumer cannot have one.
+detail::OffsetStore* offsets_of(ConsumerState& s, Status& why) {
+  if (s.offsets) return &*s.offsets;
+  const detail::BusDirectory* disk = s.core->disk.get();
+  if (s.name.empty()) {
+    why = Status(Errc::invalid_argument, "durable offsets need a named consumer (ConsumerOptions::name)");
+    return nullptr;
+  }
+  if (disk == nullptr || disk->read_only || !disk->consumers.valid()) {
+    why = Status(Errc::invalid_argument, "consumer '" + std::string(s.name) +
+                                             "': durable offsets need a bus opened on a directory, not read-only");
+    return nullptr;
+  }
+  Result<detail::OffsetStore> store =
+      detail::OffsetStore::open(disk->consumers, std::string(std::string_view(s.name)) + ".offsets");
+  if (!store.ok()) {
+    why = store.status();
+    return nullptr;
+  }
+  s.offsets.emplace(std::move(*store));
+  return &*s.offsets;
+}
+
+Status commit_all(ConsumerState& s) {
+  Status why;
+  detail::OffsetStore* store = offsets_of(s, why);
+  if (store == nullptr) return why;
+  std::vector<detail::OffsetUpdate> updates;
+  for (const Cursor& c : s.cursors) {
+    if (c.log->store() == nullptr) continue;
+    updates.push_back({c.log->name(), std::max(c.offset, c.skip_until), false});
+  }
+  s.last_commit_ns = platform::monotonic_ns();
+  if (updates.empty()) return {};
+  return store->commit(updates);
+}
+
 } // namespace
 
 Consumer::Consumer(Consumer&& other) noexcept : state_(other.state_) { other.state_ = nullptr; }
@@ -236,6 +309,14 @@ Consumer::~Consumer() { close(); }
 
 Status Consumer::close() noexcept {
   if (state_ == nullptr) return closed_status(); // works on a closed bus too: frees the slots
+  Status committed;
+  if (state_->auto_commit_ns != 0) {
+    try {
+      committed = commit_all(*state_);
+    } catch (const std::bad_alloc&) {
+      committed = Status(Errc::out_of_memory, "auto-commit at close ran out of memory");
+    }
+  }
   for (Cursor& c : state_->cursors) drop_cursor(c);
   if (!state_->name.empty()) {
     // Its gates stay with the consumers that run after it, at their last position.
@@ -244,7 +325,7 @@ Status Consumer::close() noexcept {
   }
   detail::heap_delete(state_);
   state_ = nullptr;
-  return {};
+  return committed;
 }
 
 Result<Records> Consumer::poll(std::size_t max_records, std::chrono::nanoseconds timeout) noexcept {
@@ -254,6 +335,14 @@ Result<Records> Consumer::poll(std::size_t max_records, std::chrono::nanoseconds
     return Status(Errc::not_subscribed, "consumer has no subscriptions: subscribe() to a topic first");
   }
   for (Cursor& c : s->cursors) release_position(c);
+  if (RINGBUS_UNLIKELY(s->auto_commit_ns != 0) && platform::monotonic_ns() - s->last_commit_ns >= s->auto_commit_ns) {
+    // The positions before this poll: everything given out so far was handled.
+    try {
+      if (Status st = commit_all(*s); !st.ok()) return st;
+    } catch (const std::bad_alloc&) {
+      return Status(Errc::out_of_memory, "auto-commit ran out of memory");
+    }
+  }
   std::uint64_t total = fill(*s, max_records);
   if (total == 0 && timeout.count() > 0 && max_records != 0) {
     const std::int64_t deadline = platform::monotonic_ns() + timeout.count();
@@ -356,7 +445,24 @@ Status Consumer::subscribe(std::string_view topic, StartPosition start) {
   rewire_doorbell(*s);
   seek_cursor_to_beginning(added);
   Status st;
-  if (start == StartPosition::latest) st = seek_cursor_to_end(added);
+  std::optional<std::uint64_t> resume;
+  if (log->store() != nullptr && !s->name.empty() && s->core->disk && !s->core->disk->read_only) {
+    // A named consumer resumes at its committed offset (clamped to what the
+    // log holds: retention may have deleted it, a crash may have cut the tail).
+    Status why;
+    detail::OffsetStore* offsets = offsets_of(*s, why);
+    if (offsets == nullptr) {
+      st = why;
+    } else {
+      resume = offsets->committed(topic);
+    }
+  }
+  if (st.ok() && resume.has_value()) {
+    const std::uint64_t at = std::min(*resume, log->end_offset());
+    if (at > added.offset) st = seek_cursor(added, at);
+  } else if (st.ok() && start == StartPosition::latest) {
+    st = seek_cursor_to_end(added);
+  }
   // The gate starts where this consumer starts: nothing is passed yet.
   if (added.publish_gate != nullptr) added.publish_gate->passed.store(added.pos, std::memory_order_release); // (P)
   return st;
@@ -398,6 +504,30 @@ Status Consumer::seek_to_end(std::string_view topic) noexcept {
   Cursor* c = nullptr;
   if (Status st = cursor_for(state_, topic, c); !st.ok()) return st;
   return seek_cursor_to_end(*c);
+}
+
+Status Consumer::seek_to_time(std::string_view topic, std::int64_t timestamp_ns) noexcept {
+  Cursor* c = nullptr;
+  if (Status st = cursor_for(state_, topic, c); !st.ok()) return st;
+  return seek_cursor_to_time(*c, timestamp_ns);
+}
+
+Status Consumer::commit() {
+  if (Status st = check_open(state_); !st.ok()) return st;
+  return commit_all(*state_);
+}
+
+Result<std::uint64_t> Consumer::committed(std::string_view topic) const {
+  if (Status st = check_open(state_); !st.ok()) return st;
+  Status why;
+  detail::OffsetStore* store = offsets_of(*state_, why);
+  if (store == nullptr) return why;
+  const std::optional<std::uint64_t> at = store->committed(topic);
+  if (!at.has_value()) {
+    return Status(Errc::topic_not_found, "consumer '" + std::string(std::string_view(state_->name)) +
+                                             "' has no committed offset for topic '" + std::string(topic) + "'");
+  }
+  return *at;
 }
 
 Status Consumer::seek_to_beginning() noexcept {

@@ -34,6 +34,25 @@ Status TopicOptions::validate() const {
   if (static_cast<unsigned>(wait) > static_cast<unsigned>(WaitStrategy::blocking)) {
     return bad("wait strategy " + std::to_string(static_cast<unsigned>(wait)) + " is not one of the four");
   }
+  if (static_cast<unsigned>(storage) > static_cast<unsigned>(Storage::persistent)) {
+    return bad("storage " + std::to_string(static_cast<unsigned>(storage)) +
+               " is not bus_default, memory or persistent");
+  }
+  if (static_cast<unsigned>(durability) > static_cast<unsigned>(Durability::sync)) {
+    return bad("durability " + std::to_string(static_cast<unsigned>(durability)) + " is not none, interval or sync");
+  }
+  if (durability == Durability::interval && flush_interval.count() <= 0 && flush_bytes == 0) {
+    return bad("durability interval needs flush_interval > 0 ms or flush_bytes > 0 (both are 0)");
+  }
+  if (flush_interval.count() < 0) {
+    return bad("flush_interval " + std::to_string(flush_interval.count()) + " ms is negative");
+  }
+  if (retention.max_age.count() < 0) {
+    return bad("retention.max_age " + std::to_string(retention.max_age.count()) + " ns is negative");
+  }
+  if (retention.max_segments == 1) {
+    return bad("retention.max_segments 1 must be 0 (no limit) or at least 2 (the open segment and the one before)");
+  }
   return {};
 }
 
@@ -74,6 +93,15 @@ Status GroupOptions::validate() const {
 
 std::string_view to_string(OverflowPolicy p) noexcept {
   return p == OverflowPolicy::block ? "block" : p == OverflowPolicy::overwrite ? "overwrite" : "unknown";
+}
+
+std::string_view to_string(Durability d) noexcept {
+  switch (d) {
+    case Durability::none: return "none";
+    case Durability::interval: return "interval";
+    case Durability::sync: return "sync";
+  }
+  return "unknown";
 }
 
 std::string_view to_string(WaitStrategy w) noexcept {

@@ -75,6 +75,7 @@ std::size_t Producer::batch_limit_bytes() const noexcept {
 Status Producer::refusal() const noexcept {
   if (log_ == nullptr) return Status(Errc::closed, "producer is closed");
   if (log_->closed()) return Status(Errc::closed, "bus is closed (topic '" + std::string(log_->name()) + "')");
+  if (log_->refusing()) return log_->roll_error();
   return Status(Errc::no_claim, "producer of topic '" + std::string(log_->name()) +
                                     "' has an open claim: commit() or abort() it first");
 }
@@ -99,14 +100,20 @@ Status Producer::batch_too_large(std::size_t total) const noexcept {
                                             " bytes ((ring capacity - one segment) / 2)");
 }
 
+Result<std::uint64_t> Producer::synced(std::uint64_t offset) const noexcept {
+  if (Status st = log_->sync_published(); !st.ok()) return st;
+  return offset;
+}
+
 Status Producer::failure(Errc err) const noexcept {
   if (err == Errc::closed) return Status(Errc::closed, "bus is closed (topic '" + std::string(log_->name()) + "')");
+  if (err != Errc::would_block && err != Errc::timed_out) return log_->roll_error(); // the file system's words
   return Status(err); // would_block: no message, no allocation
 }
 
 Result<std::uint64_t> Producer::append_many(std::span<const Message> messages, bool wait) noexcept {
   detail::Log* const log = log_;
-  if (log == nullptr || log->writer().open_claim != nullptr || log->closed()) return refusal();
+  if (log == nullptr || log->writer().open_claim != nullptr || log->refusing()) return refusal();
   if (messages.empty()) {
     return Status(Errc::invalid_argument, "append_batch of topic '" + std::string(log->name()) + "' got no messages");
   }
@@ -201,13 +208,16 @@ Result<std::uint64_t> Producer::append_many(std::span<const Message> messages, b
     i += k;
   }
   log->publish();
+  if (RINGBUS_UNLIKELY(log->needs_sync())) {
+    if (Status st = log->sync_published(); !st.ok()) return st;
+  }
   return first;
 }
 
 Result<std::uint64_t> Producer::append_packed(const void* data, std::size_t value_bytes, std::size_t count,
                                               std::int64_t timestamp_ns, bool wait) noexcept {
   detail::Log* const log = log_;
-  if (log == nullptr || log->writer().open_claim != nullptr || log->closed()) return refusal();
+  if (log == nullptr || log->writer().open_claim != nullptr || log->refusing()) return refusal();
   if (count == 0) {
     return Status(Errc::invalid_argument, "append_values of topic '" + std::string(log->name()) + "' got no values");
   }
@@ -253,13 +263,16 @@ Result<std::uint64_t> Producer::append_packed(const void* data, std::size_t valu
     left -= k;
   }
   log->publish();
+  if (RINGBUS_UNLIKELY(log->needs_sync())) {
+    if (Status st = log->sync_published(); !st.ok()) return st;
+  }
   return first;
 }
 
 Result<Claim> Producer::claim_frame(std::size_t value_bytes, std::size_t key_bytes, std::size_t count,
                                     bool wait) noexcept {
   detail::Log* const log = log_;
-  if (log == nullptr || log->writer().open_claim != nullptr || log->closed()) return refusal();
+  if (log == nullptr || log->writer().open_claim != nullptr || log->refusing()) return refusal();
   if (count == 0 || count > UINT32_MAX) {
     return Status(Errc::invalid_argument,
                   "claim_values count " + std::to_string(count) + " must be between 1 and 4294967295");
@@ -357,8 +370,9 @@ Result<std::uint64_t> Claim::commit() noexcept {
   }
   detail::Log* const log = log_;
   log_ = nullptr;
-  if (log->closed()) {
+  if (log->refusing()) {
     log->writer().open_claim = nullptr;
+    if (!log->closed()) return log->roll_error();
     return Status(Errc::closed, "bus is closed (topic '" + std::string(log->name()) + "')");
   }
   detail::WriterState& w = log->writer();
@@ -369,6 +383,9 @@ Result<std::uint64_t> Claim::commit() noexcept {
   w.open_claim = nullptr;
   log->advance(w.claim_frame_bytes, count_, word0);
   log->publish();
+  if (RINGBUS_UNLIKELY(log->needs_sync())) {
+    if (Status st = log->sync_published(); !st.ok()) return st;
+  }
   return offset;
 }
 

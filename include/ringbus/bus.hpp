@@ -29,12 +29,21 @@ struct TopicInfo {
   std::uint64_t oldest_offset = 0; // first record still held
   std::uint64_t end_offset = 0;    // offset the next record will get
   bool has_producer = false;
+  bool persistent = false;       // segment files under the bus's directory
+  std::size_t segment_files = 0; // persistent: segment files the topic holds now
+  std::string failure;           // persistent: why the topic stopped taking appends ("" when healthy)
 };
 
 class Bus {
  public:
   // An in-memory bus.
   Bus();
+  // A bus on a directory (created 0700 if missing): topics are persistent by
+  // default (TopicOptions::storage), and the persistent topics already there
+  // are recovered now: each tail segment is checked frame by frame and cut at
+  // the first torn or invalid frame (README "Recovery"). Errors name the
+  // file and the field: a foreign or damaged segment, another format version.
+  static Result<Bus> open(std::string_view directory, const BusOptions& options = {});
   Bus(Bus&&) noexcept;
   Bus& operator=(Bus&&) noexcept;
   Bus(const Bus&) = delete;
@@ -60,6 +69,19 @@ class Bus {
   // member takes one of the topic's reader slots; block topics only.
   Result<GroupMember> group_member(std::string_view group, std::string_view topic, const GroupOptions& options = {});
 
+  // Persistent topics: writes what was appended so far to disk now (msync +
+  // fdatasync), whatever the durability, and applies retention. A failed
+  // flush puts the topic in a failed state: appends then return that error.
+  // A no-op for in-memory topics.
+  Status flush(std::string_view topic);
+  Status flush(); // every topic
+
+  // The directory of a bus made by open(); empty for an in-memory bus.
+  [[nodiscard]] std::string directory() const;
+  [[nodiscard]] bool read_only() const noexcept;
+
+  // Flushes topics with Durability::interval or sync (a final flush), stops the
+  // flusher, then refuses further calls on every handle with Errc::closed.
   void close() noexcept;
   [[nodiscard]] bool is_open() const noexcept;
 

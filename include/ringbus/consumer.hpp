@@ -52,6 +52,21 @@ class Consumer {
   Status seek_to_end(std::string_view topic) noexcept;
   Status seek_to_beginning() noexcept; // every subscribed topic
   Status seek_to_end() noexcept;       // every subscribed topic
+  // The next poll delivers the first record (in offset order) whose timestamp
+  // is >= timestamp_ns, or the end when there is none. Persistent topics use
+  // each segment's sparse time index (logarithmic); in-memory topics binary-
+  // search the segments by their first record's timestamp, then scan one
+  // segment, which finds that record when timestamps do not decrease.
+  Status seek_to_time(std::string_view topic, std::int64_t timestamp_ns) noexcept;
+
+  // Durable offsets: stores this consumer's position in every subscribed
+  // persistent topic (two checksummed slots + fdatasync: after a crash the
+  // stored offsets are the old or the new ones). Needs a named consumer on a
+  // bus opened on a directory (not read-only). Cold path.
+  Status commit();
+  // The offset last committed for topic by a consumer of this name; not_found
+  // ("topic_not_found") when none was.
+  Result<std::uint64_t> committed(std::string_view topic) const;
 
   // Offset of the next record this consumer will get from topic.
   Result<std::uint64_t> position(std::string_view topic) const noexcept;

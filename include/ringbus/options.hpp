@@ -38,6 +38,31 @@ enum class TimestampSource : std::uint8_t {
   none,       // 0 unless the producer sets one: for the last nanoseconds
 };
 
+// Where a topic's log lives.
+enum class Storage : std::uint8_t {
+  bus_default, // persistent on a bus opened on a directory (Bus::open), memory otherwise
+  memory,      // anonymous memory: gone with the bus
+  persistent,  // segment files under the bus's directory (needs Bus::open)
+};
+
+// What a persistent topic promises about appended records (README "Durability").
+enum class Durability : std::uint8_t {
+  none,     // page cache only: survives a crash of the process, not of the machine
+  interval, // flushed (msync + fdatasync) every flush_interval or flush_bytes
+  sync,     // append returns after its records are on disk; a batch shares one flush
+};
+
+// When a persistent topic deletes its oldest segment files (checked at each
+// segment roll; the segment just sealed and the new one are always kept). 0
+// disables a limit. A segment a consumer still reads is kept until it moves
+// on (block policy) or is lapped (overwrite policy): see README "Retention". The ring capacity
+// (segment_bytes * segment_count) always bounds what is kept.
+struct Retention {
+  std::uint64_t max_bytes = 0;         // total bytes of segment data
+  std::chrono::nanoseconds max_age{0}; // a segment sealed (the next one begun) longer ago
+  std::size_t max_segments = 0;        // segment files kept, the open one included
+};
+
 struct TopicOptions {
   // Size of one segment in bytes: a power of two, at least 4 KiB, at most 1 GiB.
   // A record (frame header + key + value + headers) must fit in one segment.
@@ -57,6 +82,15 @@ struct TopicOptions {
   bool huge_pages = false;
   // Touch every page at creation so the first lap takes no page faults.
   bool prefault = true;
+
+  // --- persistence (a topic of a bus opened on a directory; README "Persistence") ---
+  Storage storage = Storage::bus_default;
+  Durability durability = Durability::none;
+  // Durability::interval: flush when this much time passed since the last
+  // flush, or (when not 0) this many bytes were appended since.
+  std::chrono::milliseconds flush_interval{10};
+  std::size_t flush_bytes = 0;
+  Retention retention{};
 
   [[nodiscard]] std::size_t capacity_bytes() const noexcept { return segment_bytes * segment_count; }
   // Checks every field; the error names the field, its value and its limit.
@@ -80,6 +114,23 @@ struct ConsumerOptions {
   // or sought past it. When an upstream closes or unsubscribes, its gate stays
   // where it last was. See README "Pipelines".
   std::vector<std::string> after;
+  // Durable offsets (a named consumer of a bus opened on a directory): where
+  // commit() stores its positions, and a subscription to a persistent topic
+  // resumes at the committed offset when there is one (else at `start`).
+  // Not 0: poll() also commits when this much time passed since the last
+  // commit, and close() commits.
+  std::chrono::milliseconds auto_commit_interval{0};
+};
+
+// How Bus::open treats its directory.
+struct BusOptions {
+  // Open for reading only: topics found in the directory can be consumed
+  // (live, while another process writes them); no producer, no topic
+  // creation, no commits. Files are mapped read-only and no lock is taken.
+  bool read_only = false;
+  // Run one thread that flushes topics with Durability::interval. Off: the
+  // application calls Bus::flush() itself.
+  bool flusher_thread = true;
 };
 
 // A member of a consumer group (competing consumers): see ringbus/group.hpp.
@@ -107,7 +158,8 @@ inline constexpr std::size_t min_segment_count = 2;
 inline constexpr std::size_t max_capacity_bytes = std::size_t{64} << 30;
 inline constexpr std::size_t max_consumers = 4096;
 inline constexpr std::size_t max_headers = 65535;
-inline constexpr std::size_t max_group_members = 64; // open or awaiting hand-over, per group and topic
+inline constexpr std::size_t max_group_members = 64;     // open or awaiting hand-over, per group and topic
+inline constexpr std::size_t max_committed_topics = 256; // topics one named consumer can commit offsets of
 } // namespace limits
 
 // Checks a topic name: 1..255 bytes, no '/', no NUL, not "." or "..", no "..".
@@ -118,5 +170,6 @@ inline constexpr std::size_t max_group_members = 64; // open or awaiting hand-ov
 
 std::string_view to_string(OverflowPolicy p) noexcept;
 std::string_view to_string(WaitStrategy w) noexcept;
+std::string_view to_string(Durability d) noexcept;
 
 } // namespace ringbus

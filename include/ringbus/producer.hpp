@@ -161,7 +161,7 @@ class Producer {
 
   RINGBUS_ALWAYS_INLINE Result<std::uint64_t> append_one(const Message& m, bool wait) noexcept {
     detail::Log* const log = log_;
-    if (RINGBUS_UNLIKELY(log == nullptr || log->writer().open_claim != nullptr || log->closed())) return refusal();
+    if (RINGBUS_UNLIKELY(log == nullptr || log->writer().open_claim != nullptr || log->refusing())) return refusal();
     const bool packed = detail::packable(m);
     const std::size_t length = detail::frame_header_bytes + (packed ? m.value.size() : detail::record_body_bytes(m, 0));
     const std::size_t frame_bytes = detail::align_up(length, detail::frame_alignment);
@@ -183,6 +183,7 @@ class Producer {
     }
     log->advance(frame_bytes, 1, word0);
     log->publish();
+    if (RINGBUS_UNLIKELY(log->needs_sync())) return synced(offset);
     return offset;
   }
 
@@ -196,6 +197,8 @@ class Producer {
   RINGBUS_NOINLINE Status too_large(std::size_t frame_length, const Message& m) const noexcept;
   RINGBUS_NOINLINE Status failure(Errc err) const noexcept;
   RINGBUS_NOINLINE Status batch_too_large(std::size_t total) const noexcept;
+  // Durability::sync: flushes what was just published, then gives offset.
+  RINGBUS_NOINLINE Result<std::uint64_t> synced(std::uint64_t offset) const noexcept;
 
   std::shared_ptr<detail::BusCore> core_;
   detail::Log* log_ = nullptr;

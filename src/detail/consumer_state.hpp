@@ -4,11 +4,13 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "detail/bus_core.hpp"
 #include "ringbus/detail/cursor.hpp"
 #include "ringbus/detail/memory.hpp"
+#include "ringbus/detail/offset_store.hpp"
 #include "ringbus/records.hpp"
 
 namespace ringbus::detail {
@@ -34,6 +36,11 @@ struct ConsumerState {
   };
   std::vector<CursorGates, HeapAllocator<CursorGates>> gates;
   bool gated = false; // some cursor has gates (the blocking wait then naps in short slices)
+  // Durable offsets (named consumers of a bus on a directory): opened at the
+  // first subscribe to a persistent topic or commit.
+  std::optional<OffsetStore> offsets;
+  std::int64_t auto_commit_ns = 0; // 0: no auto-commit
+  std::int64_t last_commit_ns = 0; // monotonic clock
 };
 
 } // namespace ringbus::detail

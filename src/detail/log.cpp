@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <new>
 
+#include "detail/topic_store.hpp"
 #include "platform/platform.hpp"
 #include "ringbus/detail/wait.hpp"
 
@@ -28,6 +29,42 @@ Log::Log(std::string_view name, const TopicOptions& options, RingMapping mapping
   for (std::size_t i = 0; i < slot_count_; ++i) ::new (&slots_[i]) ReaderSlot();
   writer_.segment_end = segment_bytes_;
   if (overwrite_) writer_.scratch = static_cast<std::byte*>(heap_allocate(segment_bytes_, 64));
+}
+
+// Delegation evaluates both arguments before the store is moved in below.
+Log::Log(std::string_view name, std::unique_ptr<TopicStore> store)
+    : Log(name, store->options(), store->take_ring()) {
+  store_ = std::move(store);
+  store_->attach(&refusing_);
+  sync_durability_ = options_.durability == Durability::sync && !store_->read_only();
+  restore(store_->restored());
+}
+
+// Single-threaded (the log is not shared yet): plain-order stores suffice;
+// publication to other threads is by the registry's mutex.
+void Log::restore(const LogRestore& r) noexcept {
+  writer_.pos = r.pos;
+  writer_.published = r.pos;
+  writer_.next_offset = r.next_offset;
+  writer_.segment_end = r.segment_end;
+  synced_ = r.pos;
+  published_.tail.store(r.pos, std::memory_order_relaxed);
+  published_.end_offset.store(r.next_offset, std::memory_order_relaxed);
+  head_.store(r.head, std::memory_order_relaxed);
+  head_offset_.store(r.head_offset, std::memory_order_relaxed);
+}
+
+Status Log::sync_published() noexcept {
+  const std::uint64_t to = writer_.published;
+  if (to <= synced_) return {};
+  Status st = store_->sync_published(synced_, to);
+  if (st.ok()) synced_ = to;
+  return st;
+}
+
+Status Log::roll_error() const {
+  if (store_ != nullptr && store_->failed()) return store_->failure();
+  return roll_error_;
 }
 
 Log::~Log() {
@@ -74,6 +111,7 @@ bool Log::roll(bool wait, Errc& err) noexcept {
       return false;
     }
   }
+  if (store_ != nullptr && !roll_files(next_start, err)) return false;
   if (w.pos < next_start) {
     // Pad frame: only its first word. Published with the next tail store.
     const std::uint64_t word =
@@ -87,6 +125,31 @@ bool Log::roll(bool wait, Errc& err) noexcept {
   }
   w.pos = next_start;
   w.segment_end = next_end;
+  return true;
+}
+
+// Persistent topics, at a roll into [next_start, next_start + S): retention
+// first (the head moves past the segments that go, with the same protocol as
+// the ring's reclaim but never waiting: a reader still in one keeps it for
+// now), then the files behind the head are deleted and the next segment file
+// is mapped into the slot.
+bool Log::roll_files(std::uint64_t next_start, Errc& err) noexcept {
+  const std::uint64_t head = head_.load(std::memory_order_relaxed); // only this thread writes it
+  const std::uint64_t want = store_->retention_head(head, next_start);
+  if (want > head) {
+    if (overwrite_) {
+      store_head(want, offset_at_segment(want)); // (E) before the files go
+    } else {
+      Errc ignored = Errc::ok;
+      (void)reclaim(want, false, ignored); // refused: a reader is behind, keep the segments
+    }
+  }
+  store_->drop_below(head_.load(std::memory_order_relaxed));
+  if (Status st = store_->begin_segment(next_start, writer_.next_offset); !st.ok()) {
+    roll_error_ = std::move(st);
+    err = roll_error_.code();
+    return false;
+  }
   return true;
 }
 
@@ -237,6 +300,82 @@ bool Log::segment_for_offset(std::uint64_t target, std::uint64_t from, std::uint
   segment = from + best * segment_bytes_;
   if (found) first = best_first;
   return true;
+}
+
+bool Log::segment_for_time(std::int64_t t, std::uint64_t from, std::uint64_t& segment,
+                           std::uint64_t& first) const noexcept {
+  const std::uint64_t tail = tail_acquire(); // (C) pairs with (B)
+  segment = from;
+  first = 0;
+  if (tail <= from) return head_acquire() <= from;
+  std::uint64_t lo = 0;
+  std::uint64_t hi = (segment_start(tail - 1) - from) / segment_bytes_;
+  std::uint64_t best = 0;
+  std::uint64_t best_first = 0;
+  while (lo <= hi) {
+    const std::uint64_t mid = lo + (hi - lo) / 2;
+    const std::byte* frame = ring_at(from + mid * segment_bytes_);
+    const std::uint64_t word = load_word_acquire(frame);
+    const std::uint64_t base = load_word_acquire(frame + offsetof(FrameHeader, base_offset));
+    const auto ts = static_cast<std::int64_t>(load_word_acquire(frame + offsetof(FrameHeader, base_timestamp)));
+    if (word0_type(word) != frame_type::data) return false; // being overwritten
+    if (ts < t || mid == 0) {
+      best = mid;
+      best_first = base;
+      if (ts >= t) break; // even the first segment is not older than t
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  if (head_acquire() > from) return false; // (F): the words read were of this lap
+  segment = from + best * segment_bytes_;
+  first = best_first;
+  return true;
+}
+
+bool Log::offset_at_time(std::int64_t t, std::uint64_t pos, std::uint64_t tail, std::uint64_t& offset) const noexcept {
+  offset = end_offset();
+  std::uint64_t p = pos;
+  while (p < tail) {
+    const std::byte* f = ring_at(p);
+    const std::uint64_t word = load_word_acquire(f); // (C) pairs with (B)
+    const std::uint32_t length = word0_length(word);
+    if (word0_type(word) == frame_type::none || length < pad_frame_min_bytes) break;
+    if (word0_type(word) == frame_type::pad) {
+      p += length;
+      continue;
+    }
+    if (length < frame_header_bytes || length > segment_bytes_) break;
+    FrameHeader h;
+    const std::uint64_t words[4] = {word, load_word_acquire(f + 8), load_word_acquire(f + 16),
+                                    load_word_acquire(f + 24)}; // acquire: like copy_acquire
+    std::memcpy(&h, words, sizeof h);
+    if (h.base_timestamp >= t) {
+      offset = h.base_offset;
+      break;
+    }
+    // Each record of a general-form frame carries its own timestamp. Overwrite
+    // topics are searched at frame granularity (their bodies may be rewritten
+    // under us, so they are not decoded in place).
+    if (!overwrite_ && (h.flags & frame_flags::packed) == 0) {
+      const std::byte* r = f + frame_header_bytes;
+      const std::byte* end = f + length;
+      bool found = false;
+      for (std::uint32_t i = 0; i < h.record_count && r != nullptr; ++i) {
+        Record rec;
+        r = decode_record(r, end, h.base_timestamp, rec);
+        if (r != nullptr && rec.timestamp_ns >= t) {
+          offset = h.base_offset + i;
+          found = true;
+          break;
+        }
+      }
+      if (found) break;
+    }
+    p += align_up(length, frame_alignment);
+  }
+  return !overwrite_ || head_acquire() <= pos; // (F): what was read was of this lap
 }
 
 void Log::wake_sleepers() noexcept {

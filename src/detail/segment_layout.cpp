@@ -70,6 +70,14 @@ Status encode_segment_header(std::span<std::byte> out, const SegmentHeaderFields
                                               ": must be a power of two in [4 KiB, 1 GiB]");
   }
   if (Status s = validate_topic_name(fields.topic); !s.ok()) return s;
+  if (!is_power_of_two(fields.ring_capacity) || fields.ring_capacity < 2 * fields.segment_bytes ||
+      fields.ring_capacity > limits::max_capacity_bytes || fields.base_position % fields.segment_bytes != 0) {
+    return Status(Errc::invalid_argument, "segment ring_capacity " + std::to_string(fields.ring_capacity) +
+                                              " / base_position " + std::to_string(fields.base_position) +
+                                              ": capacity must be a power of two of at least two segments, at most " +
+                                              std::to_string(limits::max_capacity_bytes) +
+                                              ", and the position a multiple of segment_bytes");
+  }
 
   std::memset(out.data(), 0, segment_header_bytes);
   std::memcpy(out.data() + offsetof(SegmentHeader, magic), segment_magic.data(), segment_magic.size());
@@ -81,6 +89,8 @@ Status encode_segment_header(std::span<std::byte> out, const SegmentHeaderFields
   store_field(out, offsetof(SegmentHeader, frame_checksum), static_cast<std::uint32_t>(FrameChecksumKind::crc32c));
   store_field(out, offsetof(SegmentHeader, name_length), static_cast<std::uint32_t>(fields.topic.size()));
   std::memcpy(out.data() + offsetof(SegmentHeader, topic_name), fields.topic.data(), fields.topic.size());
+  store_field(out, offsetof(SegmentHeader, base_position), fields.base_position);
+  store_field(out, offsetof(SegmentHeader, ring_capacity), fields.ring_capacity);
   store_field(out, offsetof(SegmentHeader, header_checksum), crc32c(out.data(), segment_header_checked_bytes));
   return {};
 }
@@ -144,7 +154,21 @@ Status validate_segment_header(std::span<const std::byte> bytes, std::string_vie
     return refuse(file_name, "base_offset " + std::to_string(base_offset) + " does not match the file name's " +
                                  std::to_string(*named));
   }
+  const auto base_position = load_field<std::uint64_t>(bytes, offsetof(SegmentHeader, base_position));
+  const auto ring_capacity = load_field<std::uint64_t>(bytes, offsetof(SegmentHeader, ring_capacity));
+  if (!is_power_of_two(ring_capacity) || ring_capacity < 2 * segment_bytes ||
+      ring_capacity > limits::max_capacity_bytes) {
+    return refuse(file_name, "ring_capacity " + std::to_string(ring_capacity) +
+                                 ": must be a power of two of at least two segments, at most " +
+                                 std::to_string(limits::max_capacity_bytes));
+  }
+  if (base_position % segment_bytes != 0) {
+    return refuse(file_name, "base_position " + std::to_string(base_position) + " is not a multiple of segment_bytes " +
+                                 std::to_string(segment_bytes));
+  }
   if (out != nullptr) {
+    out->base_position = base_position;
+    out->ring_capacity = ring_capacity;
     out->page_size = page_size;
     out->segment_bytes = segment_bytes;
     out->base_offset = base_offset;

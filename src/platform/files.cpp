@@ -147,6 +147,11 @@ Result<FileDescriptor> open_directory(const std::string& path) {
   return FileDescriptor(fd, path);
 }
 
+Status make_directory(const std::string& path) {
+  if (::mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) return {};
+  return os_error(errno, "mkdir", path);
+}
+
 Result<FileDescriptor> open_directory_at(const FileDescriptor& dir, std::string_view name) {
   if (Status s = check_component(name); !s.ok()) return s;
   const std::string path = join(dir, name);
@@ -406,6 +411,47 @@ Result<void*> reserve_address_space(std::size_t bytes) {
                   "reserving " + std::to_string(bytes) + " bytes of address space failed: " + std::strerror(e));
   }
   return p;
+}
+
+Result<void*> reserve_readable_zeros(std::size_t bytes) {
+  void* p = ::mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    const int e = errno;
+    return Status(e == ENOMEM ? Errc::out_of_memory : Errc::system_error,
+                  "reserving " + std::to_string(bytes) + " bytes of address space failed: " + std::strerror(e));
+  }
+  return p;
+}
+
+Status map_zeros_into(void* address, std::size_t bytes) {
+  void* p = ::mmap(address, bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    const int e = errno;
+    return Status(Errc::system_error,
+                  "mapping " + std::to_string(bytes) + " bytes of zero pages failed: " + std::strerror(e));
+  }
+  return {};
+}
+
+Status zero_file_range(const FileDescriptor& file, std::uint64_t offset, std::uint64_t bytes) {
+  if (bytes == 0) return {};
+  const auto off = static_cast<off_t>(offset);
+  const auto len = static_cast<off_t>(bytes);
+  if (::fallocate(file.get(), FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off, len) == 0) return {};
+  if (errno == ENOSPC || errno == EDQUOT) return os_error(errno, "zeroing a range of", file.path());
+  if (::fallocate(file.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) == 0) {
+    const int rc = ::posix_fallocate(file.get(), off, len);
+    if (rc == 0) return {};
+    return os_error(rc, "allocating a zeroed range of", file.path());
+  }
+  // No fallocate modes here: write the zeros.
+  static const std::byte zeros[65536] = {};
+  for (std::uint64_t done = 0; done < bytes;) {
+    const std::uint64_t n = std::min<std::uint64_t>(sizeof zeros, bytes - done);
+    if (Status st = write_at(file, offset + done, std::span<const std::byte>(zeros, n)); !st.ok()) return st;
+    done += n;
+  }
+  return {};
 }
 
 Result<FileMapping> map_file_into(void* address, const FileDescriptor& file, std::uint64_t offset, std::size_t bytes,

@@ -69,6 +69,8 @@ std::size_t system_page_size() noexcept;
 
 // Opens the directory at path (O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC): a symlink as the last component is refused.
 Result<FileDescriptor> open_directory(const std::string& path);
+// Creates the directory at path (mode 0700) unless something is there already (mkdir; EEXIST is fine).
+Status make_directory(const std::string& path);
 // Opens directory name inside dir; a symlink or non-directory is refused (ELOOP / ENOTDIR in the message).
 Result<FileDescriptor> open_directory_at(const FileDescriptor& dir, std::string_view name);
 // Creates directory name inside dir with mode 0700 (mkdirat); EEXIST is an error naming the path.
@@ -122,6 +124,12 @@ class FileMapping {
   [[nodiscard]] std::byte* data() const noexcept { return data_; }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] std::span<std::byte> bytes() const noexcept { return {data_, size_}; }
+  // Stops owning the range without touching it: whoever holds the reservation
+  // (a ring of segment files) replaces or unmaps it.
+  void forget() noexcept {
+    data_ = nullptr;
+    size_ = 0;
+  }
 
  private:
   void release() noexcept;
@@ -136,6 +144,14 @@ class FileMapping {
 Result<FileMapping> map_file(const FileDescriptor& file, std::uint64_t offset, std::size_t bytes, Access access);
 // Reserves bytes of address space (PROT_NONE, no memory) for map_file_into; unmap with platform::unmap.
 Result<void*> reserve_address_space(std::size_t bytes);
+// Reserves bytes of address space that read as zeros (PROT_READ anonymous, no
+// memory): a reader that strays into a slot with no file reads "nothing here".
+Result<void*> reserve_readable_zeros(std::size_t bytes);
+// Puts readable zero pages back over [address, address+bytes) (MAP_FIXED), releasing what was mapped there.
+Status map_zeros_into(void* address, std::size_t bytes);
+// Makes [offset, offset+bytes) of file read as zeros and stay allocated (FALLOC_FL_ZERO_RANGE, else punch a
+// hole and allocate it again, else write zeros); ENOSPC is Errc::no_space.
+Status zero_file_range(const FileDescriptor& file, std::uint64_t offset, std::uint64_t bytes);
 // Maps [offset, offset+bytes) of file MAP_SHARED|MAP_FIXED at address, inside a reservation the caller owns.
 Result<FileMapping> map_file_into(void* address, const FileDescriptor& file, std::uint64_t offset, std::size_t bytes,
                                   Access access);

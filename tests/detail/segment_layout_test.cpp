@@ -29,6 +29,8 @@ std::vector<std::byte> valid_header() {
   fields.base_offset = 128;
   fields.created_ns = 1'700'000'000'123'456'789;
   fields.topic = "orders";
+  fields.base_position = 3 * segment_bytes;
+  fields.ring_capacity = 8 * segment_bytes;
   REQUIRE(detail::encode_segment_header(bytes, fields).ok());
   return bytes;
 }
@@ -62,6 +64,8 @@ TEST_SUITE("segment_layout") {
     CHECK(out.base_offset == 128);
     CHECK(out.created_ns == 1'700'000'000'123'456'789);
     CHECK(out.topic == "orders");
+    CHECK(out.base_position == 3 * segment_bytes);
+    CHECK(out.ring_capacity == 8 * segment_bytes);
     CHECK(detail::segment_data_offset(out) == 4096);
     CHECK(std::memcmp(bytes.data(), "RBUS-SEG", 8) == 0);
     // The rest of the page is zero, whatever was in the buffer before.
@@ -112,6 +116,18 @@ TEST_SUITE("segment_layout") {
            reseal(b);
          },
          "frame_checksum 2"},
+        {"ring_capacity",
+         [](auto& b) {
+           put<std::uint64_t>(b, offsetof(detail::SegmentHeader, ring_capacity), 3 * segment_bytes);
+           reseal(b);
+         },
+         "ring_capacity 196608"},
+        {"base_position",
+         [](auto& b) {
+           put<std::uint64_t>(b, offsetof(detail::SegmentHeader, base_position), 100);
+           reseal(b);
+         },
+         "base_position 100 is not a multiple"},
         {"name_length zero",
          [](auto& b) {
            put<std::uint32_t>(b, offsetof(detail::SegmentHeader, name_length), 0);
@@ -167,8 +183,15 @@ TEST_SUITE("segment_layout") {
     detail::SegmentHeaderFields fields;
     fields.segment_bytes = segment_bytes;
     fields.topic = "orders";
+    fields.ring_capacity = 2 * segment_bytes;
     CHECK(detail::encode_segment_header(bytes, fields).ok());
     auto bad = fields;
+    bad.ring_capacity = 3 * segment_bytes;
+    CHECK(detail::encode_segment_header(bytes, bad).code() == Errc::invalid_argument);
+    bad = fields;
+    bad.base_position = segment_bytes / 2;
+    CHECK(detail::encode_segment_header(bytes, bad).code() == Errc::invalid_argument);
+    bad = fields;
     bad.page_size = 1000;
     CHECK(detail::encode_segment_header(bytes, bad).code() == Errc::invalid_argument);
     bad = fields;

@@ -69,9 +69,11 @@
 #include <cstdint>
 #include <cstring>
 #include <ctime>
+#include <memory>
 #include <span>
 #include <string_view>
 
+#include "ringbus/detail/checksum.hpp"
 #include "ringbus/detail/config.hpp"
 #include "ringbus/detail/frame.hpp"
 #include "ringbus/detail/frame_layout.hpp"
@@ -85,6 +87,9 @@ class Claim;
 }
 
 namespace ringbus::detail {
+
+class TopicStore;
+struct LogRestore;
 
 inline constexpr std::uint64_t no_reader = UINT64_MAX;
 
@@ -134,6 +139,9 @@ struct WriterState {
 class Log {
  public:
   Log(std::string_view name, const TopicOptions& options, RingMapping mapping);
+  // A persistent topic: the ring is the store's (segment files mapped into a
+  // reserved range) and the log resumes where recovery left it.
+  Log(std::string_view name, std::unique_ptr<TopicStore> store);
   ~Log();
   Log(const Log&) = delete;
   Log& operator=(const Log&) = delete;
@@ -153,11 +161,23 @@ class Log {
   // --- closing -------------------------------------------------------------
   // Refuses further appends and wakes consumers asleep in a blocking wait.
   void close() noexcept {
-    closed_.store(true, std::memory_order_seq_cst); // pairs with closed() and the sleeper's recheck
+    refusing_.store(true, std::memory_order_release); // pairs with refusing()
+    closed_.store(true, std::memory_order_seq_cst);   // pairs with closed() and the sleeper's recheck
     wake_sleepers();
   }
   // acquire: pairs with the store in close().
   [[nodiscard]] bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+  // The producer's check: closed, or (persistent) failed. acquire: pairs with
+  // the release stores in close() and in TopicStore's failure.
+  [[nodiscard]] bool refusing() const noexcept { return refusing_.load(std::memory_order_acquire); }
+
+  // --- persistence (null store: an in-memory topic) -----------------------------
+  [[nodiscard]] TopicStore* store() const noexcept { return store_.get(); }
+  // Durability::sync: the producer calls sync_published() after each publish.
+  [[nodiscard]] bool needs_sync() const noexcept { return sync_durability_; }
+  Status sync_published() noexcept;
+  // Why the last roll failed (the writer's thread only): the file system's words.
+  Status roll_error() const;
 
   // --- producer side ---------------------------------------------------------
   // Takes the single-writer token; false if a producer is open.
@@ -185,6 +205,7 @@ class Log {
   // Accepts the frame built at the reserved place, whose publication word
   // (from write_header) is word0; not yet visible to readers.
   RINGBUS_ALWAYS_INLINE void advance(std::size_t frame_bytes, std::uint32_t records, std::uint64_t word0) noexcept {
+    if (RINGBUS_UNLIKELY(store_ != nullptr)) stamp_checksum(overwrite_ ? writer_.scratch : ring_at(writer_.pos), word0);
     word0 |= lap_bits(writer_.pos);
     if (overwrite_) {
       std::memcpy(writer_.scratch, &word0, sizeof word0);
@@ -194,6 +215,16 @@ class Log {
     }
     writer_.pos += frame_bytes;
     writer_.next_offset += records;
+  }
+
+  // Persistent topics: the frame's CRC32C (frame_checksum() in checksum.hpp)
+  // into its checksum field. word0 is the publication word without the lap
+  // tag; its bytes [0, 6) are the frame's, which may not be in place yet.
+  static void stamp_checksum(std::byte* frame, std::uint64_t word0) noexcept {
+    std::uint32_t crc = crc32c_extend(0, &word0, 6);
+    crc = crc32c_extend(crc, frame + 8, 4);
+    crc = crc32c_extend(crc, frame + 16, word0_length(word0) - 16);
+    std::memcpy(frame + offsetof(FrameHeader, checksum), &crc, sizeof crc);
   }
 
   // Block policy: the first unpublished frame's word waits for publish(); a
@@ -285,6 +316,17 @@ class Log {
   bool segment_for_offset(std::uint64_t target, std::uint64_t from, std::uint64_t& segment,
                           std::uint64_t& first) const noexcept;
 
+  // seek_to_time, in-memory topics: like segment_for_offset, the last
+  // published segment at or after `from` whose first record's timestamp is
+  // < t (or the first one), by a binary search on the segments' first frames.
+  bool segment_for_time(std::int64_t t, std::uint64_t from, std::uint64_t& segment,
+                        std::uint64_t& first) const noexcept;
+  // From the frame at pos (first offset `first`) up to tail, the offset of the
+  // first record whose timestamp >= t; end_offset() when none. Reads frames
+  // with acquire loads; for overwrite topics false when the head passed pos
+  // meanwhile (the caller retries).
+  bool offset_at_time(std::int64_t t, std::uint64_t pos, std::uint64_t tail, std::uint64_t& offset) const noexcept;
+
   // Blocking wait support.
   std::atomic<std::uint32_t>& sleepers() noexcept { return sleepers_; }
   void wake_sleepers() noexcept;
@@ -314,14 +356,18 @@ class Log {
 
  private:
   bool roll(bool wait, Errc& err) noexcept;
+  bool roll_files(std::uint64_t next_start, Errc& err) noexcept;
   // Block policy: waits until every reader is at or past need, then moves the head there.
   bool reclaim(std::uint64_t need, bool wait, Errc& err) noexcept;
   void store_head(std::uint64_t pos, std::uint64_t offset) noexcept;
   std::uint64_t offset_at_segment(std::uint64_t pos) const noexcept;
   std::uint64_t min_reader_position() const noexcept;
 
+  void restore(const LogRestore& r) noexcept;
+
   HeapString name_;
   TopicOptions options_;
+  std::unique_ptr<TopicStore> store_; // persistent topics only
   RingMapping mapping_;
   std::byte* ring_;
   std::uint64_t capacity_;
@@ -347,6 +393,10 @@ class Log {
   // Single-writer token: 1 while a producer is open. CAS 0->1 acquire, store 0 release.
   std::atomic<std::uint32_t> writer_open_{0};
   std::atomic<bool> closed_{false};
+  std::atomic<bool> refusing_{false}; // closed_ or the store failed: appends are refused
+  bool sync_durability_ = false;
+  std::uint64_t synced_ = 0; // Durability::sync: published bytes below this were msync'ed (writer only)
+  Status roll_error_;        // writer only
   alignas(cache_line) WriterState writer_;
 };
 

@@ -1,6 +1,6 @@
 // The memory a topic's segments live in. In memory, the ring's segments are
 // one anonymous mapping (contiguous, so a frame is always one run of bytes);
-// persistent topics will map segment files here behind the same interface.
+// persistent topics map segment files into one reserved range (topic_store.hpp).
 #pragma once
 
 #include <cstddef>
@@ -14,6 +14,9 @@ class RingMapping {
   // Maps bytes of zeroed anonymous memory. huge_pages asks for transparent huge
   // pages (madvise), prefault touches every page now so no later access faults.
   static Result<RingMapping> anonymous(std::size_t bytes, bool huge_pages, bool prefault);
+  // Takes over a mapping made elsewhere (a persistent topic's reserved ring
+  // with segment files mapped into it); unmaps all of it on destruction.
+  static RingMapping adopt(std::byte* data, std::size_t size) noexcept { return RingMapping(data, size); }
 
   RingMapping() noexcept = default;
   RingMapping(RingMapping&& other) noexcept;

@@ -30,7 +30,11 @@
 //   +----------------------------------------------------------------------+
 //   | topic_name: name_length bytes, then zeros (255 bytes at most + a 0)   |
 //   +----------------------------------------------------------------------+
-//   304               308
+//   304                                   312                                   320
+//   +-------------------------------------+-------------------------------------+
+//   | base_position (u64)                 | ring_capacity (u64)                 |
+//   +-------------------------------------+-------------------------------------+
+//   320               324
 //   +-----------------+-- zeros to segment_header_bytes ---
 //   | header_checksum |
 //   +-----------------+
@@ -48,7 +52,11 @@
 //   frame_checksum  how DATA frames are checksummed: 1 = CRC32C (frame_checksum()
 //                   in checksum.hpp)
 //   name_length     bytes of topic_name: 1..255
-//   header_checksum CRC32C of bytes [0, 304)
+//   base_position   byte position of the segment's first frame in the topic's
+//                   unbounded log (a multiple of segment_bytes): with
+//                   ring_capacity it gives the lap tag the frames carry
+//   ring_capacity   segment_bytes * segment_count of the topic that wrote it
+//   header_checksum CRC32C of bytes [0, 320)
 //
 // Invariants: file size = page_size + segment_bytes (preallocated), and
 //   base_offset(next segment) = base_offset + records in this segment.
@@ -87,6 +95,8 @@ struct SegmentHeader {
   std::uint32_t frame_checksum;
   std::uint32_t name_length;
   char topic_name[segment_topic_name_capacity];
+  std::uint64_t base_position;
+  std::uint64_t ring_capacity;
   std::uint32_t header_checksum;
 };
 
@@ -99,7 +109,9 @@ static_assert(offsetof(SegmentHeader, created_ns) == 32);
 static_assert(offsetof(SegmentHeader, frame_checksum) == 40);
 static_assert(offsetof(SegmentHeader, name_length) == 44);
 static_assert(offsetof(SegmentHeader, topic_name) == 48);
-static_assert(offsetof(SegmentHeader, header_checksum) == 304);
+static_assert(offsetof(SegmentHeader, base_position) == 304);
+static_assert(offsetof(SegmentHeader, ring_capacity) == 312);
+static_assert(offsetof(SegmentHeader, header_checksum) == 320);
 inline constexpr std::size_t segment_header_checked_bytes = offsetof(SegmentHeader, header_checksum);
 static_assert(sizeof(SegmentHeader) <= segment_header_bytes);
 
@@ -109,6 +121,8 @@ struct SegmentHeaderFields {
   std::uint64_t segment_bytes = 0;
   std::uint64_t base_offset = 0;
   std::int64_t created_ns = 0;
+  std::uint64_t base_position = 0;
+  std::uint64_t ring_capacity = 0;
   std::string topic;
 };
 
@@ -117,7 +131,9 @@ struct SegmentHeaderFields {
 Status encode_segment_header(std::span<std::byte> out, const SegmentHeaderFields& fields);
 
 // Checks the header at the start of bytes, read from file file_name, against
-// the topic and segment size it must have; corrupt_data names the file and the
+// the topic and segment size it must have (ring_capacity and base_position are
+// checked for shape: a power of two of at least two segments, a multiple of
+// segment_bytes; the caller compares them across segments); corrupt_data names the file and the
 // field, e.g. "segment 00000000000000000000.seg: format_version 7, this build reads 1".
 // On success fills *out when given.
 Status validate_segment_header(std::span<const std::byte> bytes, std::string_view file_name,

@@ -1,0 +1,715 @@
+#include "detail/topic_store.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "platform/platform.hpp"
+#include "ringbus/detail/checksum.hpp"
+#include "ringbus/detail/log.hpp"
+#include "ringbus/detail/segment_layout.hpp"
+
+namespace ringbus::detail {
+
+namespace {
+
+constexpr std::string_view meta_file = "topic.meta";
+constexpr std::string_view meta_temp_file = "topic.meta.tmp";
+constexpr std::string_view prepared_prefix = "next-";
+constexpr std::string_view temp_suffix = ".tmp";
+constexpr std::size_t max_meta_bytes = 4096;
+constexpr std::uint32_t index_interval_bytes = 4096;
+
+Status in_topic(std::string_view topic, const Status& st) {
+  return Status(st.code(), "topic '" + std::string(topic) + "': " + std::string(st.message()));
+}
+
+std::uint16_t lap_of(std::uint64_t position, std::uint64_t capacity) noexcept {
+  return static_cast<std::uint16_t>((position >> __builtin_ctzll(capacity)) & 0xffff);
+}
+
+bool is_prepared_name(std::string_view name) noexcept {
+  return name.size() > prepared_prefix.size() + temp_suffix.size() && name.starts_with(prepared_prefix) &&
+         name.ends_with(temp_suffix);
+}
+
+// --- topic.meta -------------------------------------------------------------------
+
+template <class E>
+std::string_view enum_name(E value, std::initializer_list<std::pair<E, std::string_view>> names) {
+  for (const auto& [e, n] : names) {
+    if (e == value) return n;
+  }
+  return "?";
+}
+
+const std::initializer_list<std::pair<OverflowPolicy, std::string_view>> overflow_names{
+    {OverflowPolicy::block, "block"}, {OverflowPolicy::overwrite, "overwrite"}};
+const std::initializer_list<std::pair<WaitStrategy, std::string_view>> wait_names{
+    {WaitStrategy::busy_spin, "busy_spin"},
+    {WaitStrategy::yield, "yield"},
+    {WaitStrategy::backoff, "backoff"},
+    {WaitStrategy::blocking, "blocking"}};
+const std::initializer_list<std::pair<TimestampSource, std::string_view>> timestamp_names{
+    {TimestampSource::wall_clock, "wall_clock"}, {TimestampSource::none, "none"}};
+const std::initializer_list<std::pair<Durability, std::string_view>> durability_names{
+    {Durability::none, "none"}, {Durability::interval, "interval"}, {Durability::sync, "sync"}};
+
+} // namespace
+
+std::string encode_topic_meta(std::string_view name, const TopicOptions& o) {
+  std::string text = "ringbus-topic 1\n";
+  const auto line = [&text](std::string_view key, const std::string& value) {
+    text.append(key);
+    text += ' ';
+    text += value;
+    text += '\n';
+  };
+  line("name", std::string(name));
+  line("segment_bytes", std::to_string(o.segment_bytes));
+  line("segment_count", std::to_string(o.segment_count));
+  line("overflow", std::string(enum_name(o.overflow, overflow_names)));
+  line("wait", std::string(enum_name(o.wait, wait_names)));
+  line("timestamps", std::string(enum_name(o.timestamps, timestamp_names)));
+  line("max_consumers", std::to_string(o.max_consumers));
+  line("huge_pages", o.huge_pages ? "1" : "0");
+  line("prefault", o.prefault ? "1" : "0");
+  line("durability", std::string(enum_name(o.durability, durability_names)));
+  line("flush_interval_ms", std::to_string(o.flush_interval.count()));
+  line("flush_bytes", std::to_string(o.flush_bytes));
+  line("retention_max_bytes", std::to_string(o.retention.max_bytes));
+  line("retention_max_age_ns", std::to_string(o.retention.max_age.count()));
+  line("retention_max_segments", std::to_string(o.retention.max_segments));
+  char sum[32];
+  std::snprintf(sum, sizeof sum, "checksum %08x\n", crc32c(text.data(), text.size()));
+  return text + sum;
+}
+
+Result<TopicOptions> decode_topic_meta(std::string_view text, std::string_view path, std::string_view name) {
+  const auto bad = [&](const std::string& why) { return Status(Errc::corrupt_data, std::string(path) + ": " + why); };
+  const std::size_t sum_at = text.rfind("checksum ");
+  if (!text.starts_with("ringbus-topic "))
+    return bad("does not start with \"ringbus-topic\": not a ringbus topic file");
+  if (!text.starts_with("ringbus-topic 1\n")) return bad("format version is not 1, the one this build reads");
+  if (sum_at == std::string_view::npos || !text.ends_with("\n")) return bad("has no checksum line");
+  unsigned stored = 0;
+  if (std::sscanf(std::string(text.substr(sum_at)).c_str(), "checksum %8x", &stored) != 1) {
+    return bad("checksum line is not 8 hex digits");
+  }
+  if (stored != crc32c(text.data(), sum_at)) return bad("checksum does not match its contents: the file is damaged");
+  TopicOptions o;
+  std::size_t seen = 0;
+  std::string_view rest = text.substr(16, sum_at - 16);
+  while (!rest.empty()) {
+    const std::size_t eol = rest.find('\n');
+    const std::string_view line = rest.substr(0, eol);
+    rest.remove_prefix(eol + 1);
+    const std::size_t sp = line.find(' ');
+    if (sp == std::string_view::npos) return bad("line \"" + std::string(line) + "\" is not \"key value\"");
+    const std::string_view key = line.substr(0, sp);
+    const std::string value(line.substr(sp + 1));
+    const auto number = [&](auto& out) -> bool {
+      char* end = nullptr;
+      errno = 0;
+      const long long v = std::strtoll(value.c_str(), &end, 10);
+      if (errno != 0 || end == value.c_str() || *end != '\0' || v < 0) return false;
+      out = static_cast<std::remove_reference_t<decltype(out)>>(v);
+      return true;
+    };
+    const auto pick = [&](auto& out, const auto& names) -> bool {
+      for (const auto& [e, n] : names) {
+        if (n == value) {
+          out = e;
+          return true;
+        }
+      }
+      return false;
+    };
+    bool ok = true;
+    std::int64_t count = 0;
+    if (key == "name") {
+      ok = value == name;
+      if (!ok) return bad("names topic '" + value + "', its directory is '" + std::string(name) + "'");
+    } else if (key == "segment_bytes") {
+      ok = number(o.segment_bytes);
+    } else if (key == "segment_count") {
+      ok = number(o.segment_count);
+    } else if (key == "overflow") {
+      ok = pick(o.overflow, overflow_names);
+    } else if (key == "wait") {
+      ok = pick(o.wait, wait_names);
+    } else if (key == "timestamps") {
+      ok = pick(o.timestamps, timestamp_names);
+    } else if (key == "max_consumers") {
+      ok = number(o.max_consumers);
+    } else if (key == "huge_pages") {
+      ok = value == "0" || value == "1";
+      o.huge_pages = value == "1";
+    } else if (key == "prefault") {
+      ok = value == "0" || value == "1";
+      o.prefault = value == "1";
+    } else if (key == "durability") {
+      ok = pick(o.durability, durability_names);
+    } else if (key == "flush_interval_ms") {
+      ok = number(count);
+      o.flush_interval = std::chrono::milliseconds(count);
+    } else if (key == "flush_bytes") {
+      ok = number(o.flush_bytes);
+    } else if (key == "retention_max_bytes") {
+      ok = number(o.retention.max_bytes);
+    } else if (key == "retention_max_age_ns") {
+      ok = number(count);
+      o.retention.max_age = std::chrono::nanoseconds(count);
+    } else if (key == "retention_max_segments") {
+      ok = number(o.retention.max_segments);
+    } else {
+      return bad("unknown key \"" + std::string(key) + "\"");
+    }
+    if (!ok) return bad("value \"" + value + "\" of " + std::string(key) + " is not valid");
+    ++seen;
+  }
+  if (seen != 15) return bad("has " + std::to_string(seen) + " of its 15 keys");
+  o.storage = Storage::persistent;
+  if (Status st = o.validate(); !st.ok()) return bad(std::string(st.message()));
+  return o;
+}
+
+// --- construction -------------------------------------------------------------------
+
+TopicStore::TopicStore(std::string name, const TopicOptions& options, bool read_only)
+    : name_(std::move(name)),
+      options_(options),
+      read_only_(read_only),
+      segment_bytes_(options.segment_bytes),
+      capacity_(options.capacity_bytes()) {
+  page_size_ = std::max<std::uint64_t>(segment_header_bytes, platform::system_page_size());
+}
+
+TopicStore::~TopicStore() {
+  Prepared* p = prepared_.exchange(nullptr, std::memory_order_acquire); // pairs with the release in maintain
+  if (p != nullptr) {
+    if (!read_only_) (void)platform::remove_file_at(dir_, p->name);
+    delete p;
+  }
+  // ring_ (if not taken) unmaps the whole reservation; segment fds close with segments_.
+}
+
+Status TopicStore::open_directory_and_ring(const platform::FileDescriptor& topics_dir, bool create) {
+  Result<platform::FileDescriptor> dir = platform::open_directory_at(topics_dir, name_);
+  if (!dir.ok()) return dir.status();
+  dir_ = std::move(*dir);
+  if (create) {
+    const std::string meta = encode_topic_meta(name_, options_);
+    Result<platform::FileDescriptor> f = platform::create_file_at(dir_, meta_temp_file);
+    if (!f.ok()) return f.status();
+    const auto bytes = std::as_bytes(std::span(meta.data(), meta.size()));
+    if (Status st = platform::write_at(*f, 0, bytes); !st.ok()) return st;
+    if (Status st = platform::sync_file_data(*f); !st.ok()) return st;
+    if (Status st = platform::rename_at(dir_, meta_temp_file, meta_file); !st.ok()) return st;
+    if (Status st = platform::sync_directory(dir_); !st.ok()) return st;
+  }
+  Result<void*> ring = platform::reserve_readable_zeros(capacity_);
+  if (!ring.ok()) return ring.status();
+  ring_base_ = static_cast<std::byte*>(*ring);
+  ring_ = RingMapping::adopt(ring_base_, capacity_);
+  return {};
+}
+
+Result<std::unique_ptr<TopicStore>> TopicStore::create(const platform::FileDescriptor& topics_dir,
+                                                       std::string_view name, const TopicOptions& options) {
+  try {
+    std::unique_ptr<TopicStore> store(new TopicStore(std::string(name), options, false));
+    Result<bool> exists = platform::entry_exists_at(topics_dir, name);
+    if (!exists.ok()) return in_topic(name, exists.status());
+    if (*exists) {
+      return Status(Errc::topic_exists, "topic '" + std::string(name) + "' already exists in " + topics_dir.path());
+    }
+    if (Status st = platform::make_directory_at(topics_dir, name); !st.ok()) return in_topic(name, st);
+    if (Status st = platform::sync_directory(topics_dir); !st.ok()) return in_topic(name, st);
+    if (Status st = store->open_directory_and_ring(topics_dir, true); !st.ok()) return in_topic(name, st);
+    if (Status st = store->begin_segment(0, 0); !st.ok()) return in_topic(name, st);
+    store->restore_ = LogRestore{0, 0, 0, store->segment_bytes_, 0};
+    store->report_.segments = 1;
+    return store;
+  } catch (const std::bad_alloc&) {
+    return Status(Errc::out_of_memory, "topic '" + std::string(name) + "': out of memory");
+  }
+}
+
+Result<std::unique_ptr<TopicStore>> TopicStore::open(const platform::FileDescriptor& topics_dir, std::string_view name,
+                                                     bool read_only) {
+  try {
+    Result<platform::FileDescriptor> dir = platform::open_directory_at(topics_dir, name);
+    if (!dir.ok()) return in_topic(name, dir.status());
+    Result<platform::FileDescriptor> meta = platform::open_file_at(*dir, meta_file, platform::Access::read_only);
+    if (!meta.ok()) return in_topic(name, meta.status());
+    std::string text(max_meta_bytes, '\0');
+    Result<std::size_t> got = platform::read_at(*meta, 0, std::as_writable_bytes(std::span(text.data(), text.size())));
+    if (!got.ok()) return in_topic(name, got.status());
+    if (*got == max_meta_bytes) {
+      return Status(Errc::corrupt_data, meta->path() + ": larger than " + std::to_string(max_meta_bytes) + " bytes");
+    }
+    text.resize(*got);
+    Result<TopicOptions> options = decode_topic_meta(text, meta->path(), name);
+    if (!options.ok()) return options.status();
+    std::unique_ptr<TopicStore> store(new TopicStore(std::string(name), *options, read_only));
+    if (Status st = store->open_directory_and_ring(topics_dir, false); !st.ok()) return in_topic(name, st);
+    if (Status st = store->recover(); !st.ok()) return st;
+    return store;
+  } catch (const std::bad_alloc&) {
+    return Status(Errc::out_of_memory, "topic '" + std::string(name) + "': out of memory");
+  }
+}
+
+// --- mapping ----------------------------------------------------------------------------
+
+std::span<const std::byte> TopicStore::data_of(const Segment& s) const noexcept {
+  return {ring_base_ + (s.position & (capacity_ - 1)), segment_bytes_};
+}
+
+Status TopicStore::map_segment(Segment& s, bool prefault) noexcept {
+  const auto access = read_only_ ? platform::Access::read_only : platform::Access::read_write;
+  std::byte* at = ring_base_ + (s.position & (capacity_ - 1));
+  Result<platform::FileMapping> m = platform::map_file_into(at, s.fd, page_size_, segment_bytes_, access);
+  if (!m.ok()) return m.status();
+  m->forget(); // the ring reservation owns the range from here
+  if (prefault && !platform::prefault_shared(at, segment_bytes_, access)) {
+    (void)platform::map_zeros_into(at, segment_bytes_);
+    return Status(Errc::no_space, "could not fault in the pages of " + s.fd.path() +
+                                      " (the file system may be full or the file was truncated)");
+  }
+  return {};
+}
+
+// --- recovery -------------------------------------------------------------------------------
+
+Status TopicStore::recover() {
+  Result<std::vector<platform::DirectoryEntry>> entries = platform::list_directory(dir_);
+  if (!entries.ok()) return in_topic(name_, entries.status());
+  const auto access = read_only_ ? platform::Access::read_only : platform::Access::read_write;
+  std::vector<std::byte> header(segment_header_bytes);
+  for (const platform::DirectoryEntry& e : *entries) {
+    if (is_prepared_name(e.name) || e.name == meta_temp_file) {
+      // A segment prepared ahead, or a meta file never renamed: never part of the log.
+      if (!read_only_ && e.type == platform::EntryType::regular) (void)platform::remove_file_at(dir_, e.name);
+      continue;
+    }
+    const std::optional<std::uint64_t> base = parse_segment_file_name(e.name);
+    if (!base) continue; // .idx files, LOCK, topic.meta, anything else: not a segment
+    Result<platform::FileDescriptor> fd = platform::open_file_at(dir_, e.name, access);
+    if (!fd.ok()) return in_topic(name_, fd.status());
+    Result<std::size_t> got = platform::read_at(*fd, 0, header);
+    if (!got.ok()) return in_topic(name_, got.status());
+    SegmentHeaderFields fields;
+    if (Status st = validate_segment_header(std::span(header).first(*got), e.name, name_, segment_bytes_, &fields);
+        !st.ok()) {
+      return in_topic(name_, Status(st.code(), fd->path() + ": " + std::string(st.message())));
+    }
+    if (fields.ring_capacity != capacity_) {
+      return Status(Errc::corrupt_data, fd->path() + ": ring_capacity " + std::to_string(fields.ring_capacity) +
+                                            ", topic.meta gives " + std::to_string(capacity_) +
+                                            " (segment_bytes * segment_count)");
+    }
+    if (fields.page_size != page_size_) {
+      return Status(Errc::corrupt_data, fd->path() + ": page_size " + std::to_string(fields.page_size) +
+                                            ", this system uses " + std::to_string(page_size_));
+    }
+    Result<platform::FileInfo> info = platform::file_info(*fd);
+    if (!info.ok()) return in_topic(name_, info.status());
+    if (info->size < page_size_ + segment_bytes_) {
+      return Status(Errc::corrupt_data, fd->path() + ": file is " + std::to_string(info->size) +
+                                            " bytes, a segment file is " + std::to_string(page_size_ + segment_bytes_) +
+                                            " (truncated?)");
+    }
+    Segment s;
+    s.position = fields.base_position;
+    s.base_offset = fields.base_offset;
+    s.created_ns = fields.created_ns;
+    s.fd = std::move(*fd);
+    if (!segments_.empty()) {
+      const Segment& prev = segments_.back();
+      if (s.position != prev.position + segment_bytes_ || s.base_offset <= prev.base_offset) {
+        return Status(Errc::corrupt_data, s.fd.path() + ": base_position " + std::to_string(s.position) +
+                                              " / base_offset " + std::to_string(s.base_offset) + " do not follow " +
+                                              prev.fd.path() + " (position " + std::to_string(prev.position) +
+                                              ", offset " + std::to_string(prev.base_offset) +
+                                              "): a segment is missing or foreign");
+      }
+    }
+    segments_.push_back(std::move(s));
+  }
+  if (segments_.empty()) {
+    if (read_only_) return Status(Errc::corrupt_data, "topic '" + name_ + "' in " + dir_.path() + " has no segment");
+    if (Status st = begin_segment(0, 0); !st.ok()) return in_topic(name_, st);
+    restore_ = LogRestore{0, 0, 0, segment_bytes_, 0};
+    report_.segments = 1;
+    return {};
+  }
+  if (segments_.back().position - segments_.front().position >= capacity_) {
+    return Status(Errc::corrupt_data, "topic '" + name_ + "' in " + dir_.path() + " holds " +
+                                          std::to_string(segments_.size()) + " segments, more than its ring of " +
+                                          std::to_string(options_.segment_count));
+  }
+  for (Segment& s : segments_) {
+    if (Status st = map_segment(s, false); !st.ok()) return in_topic(name_, st);
+  }
+
+  // The tail: validate frame by frame, cut at the first bad one. A segment
+  // before it must be sealed (a pad frame or full): if it is not, the tail's
+  // frames belong to a batch whose first frame was never published.
+  ScanOptions scan;
+  scan.verify_checksums = true;
+  for (;;) {
+    Segment& tail = segments_.back();
+    scan.lap = lap_of(tail.position, capacity_);
+    Result<SegmentIndex> index = SegmentIndex::create(tail.base_offset, segment_bytes_, index_interval_bytes);
+    if (!index.ok()) return in_topic(name_, index.status());
+    const ScanStop stop = index->catch_up(data_of(tail), scan);
+    if (segments_.size() >= 2) {
+      Segment& prev = segments_[segments_.size() - 2];
+      SegmentIndex* prev_index = index_of(prev, UINT64_MAX);
+      if (prev_index == nullptr || !prev_index->sealed() || prev_index->next_offset() != tail.base_offset) {
+        if (!read_only_) {
+          (void)platform::map_zeros_into(ring_base_ + (tail.position & (capacity_ - 1)), segment_bytes_);
+          (void)platform::remove_file_at(dir_, segment_file_name(tail.base_offset));
+          (void)platform::sync_directory(dir_);
+          report_.dropped_unpublished_segment = true;
+          segments_.pop_back();
+          segments_.back().index.reset(); // rescanned as the tail
+          continue;
+        }
+      }
+    }
+    report_.cut_at_position = index->end_position();
+    if (stop == ScanStop::invalid_frame) report_.cut_reason = index->problem();
+    const bool full = stop == ScanStop::segment_full;
+    if (!full && !read_only_) {
+      const std::uint64_t end = index->end_position();
+      if (Status st = platform::zero_file_range(tail.fd, page_size_ + end, segment_bytes_ - end); !st.ok()) {
+        return in_topic(name_, st);
+      }
+      if (options_.prefault) {
+        (void)platform::prefault_shared(ring_base_ + (tail.position & (capacity_ - 1)), segment_bytes_,
+                                        platform::Access::read_write);
+      }
+    }
+    restore_.head = segments_.front().position;
+    restore_.head_offset = segments_.front().base_offset;
+    restore_.pos = full ? tail.position + segment_bytes_ : tail.position + index->end_position();
+    restore_.segment_end = full ? restore_.pos : tail.position + segment_bytes_;
+    restore_.next_offset = index->next_offset();
+    report_.records_kept_in_tail = index->next_offset() - tail.base_offset;
+    tail.index = std::move(*index);
+    break;
+  }
+  report_.segments = segments_.size();
+  synced_.store(restore_.pos, std::memory_order_relaxed); // recovered bytes are what the disk holds
+  return {};
+}
+
+// --- producer thread ---------------------------------------------------------------------------
+
+Result<TopicStore::Prepared*> TopicStore::prepare_segment() noexcept {
+  try {
+    auto p = std::make_unique<Prepared>();
+    p->name = std::string(prepared_prefix) + std::to_string(prepare_counter_.fetch_add(1, std::memory_order_relaxed)) +
+              std::string(temp_suffix);
+    Result<platform::FileDescriptor> fd = platform::create_file_at(dir_, p->name);
+    if (!fd.ok()) return fd.status();
+    p->fd = std::move(*fd);
+    if (Status st = platform::preallocate(p->fd, page_size_ + segment_bytes_); !st.ok()) {
+      p->fd.reset();
+      (void)platform::remove_file_at(dir_, p->name);
+      return st;
+    }
+    return p.release();
+  } catch (const std::bad_alloc&) {
+    return Status(Errc::out_of_memory, "preparing a segment of topic '" + name_ + "': out of memory");
+  }
+}
+
+Status TopicStore::begin_segment(std::uint64_t start, std::uint64_t first_offset) noexcept {
+  if (failed()) return failure();
+  std::unique_ptr<Prepared> p(prepared_.exchange(nullptr, std::memory_order_acquire)); // pairs with maintain's release
+  if (!p) {
+    Result<Prepared*> made = prepare_segment();
+    if (!made.ok()) return made.status();
+    p.reset(*made);
+  }
+  try {
+    std::array<std::byte, segment_header_bytes> header{};
+    SegmentHeaderFields fields;
+    fields.page_size = static_cast<std::uint32_t>(page_size_);
+    fields.segment_bytes = segment_bytes_;
+    fields.base_offset = first_offset;
+    fields.created_ns = wall_clock_ns();
+    fields.base_position = start;
+    fields.ring_capacity = capacity_;
+    fields.topic = name_;
+    if (Status st = encode_segment_header(header, fields); !st.ok()) return st;
+    if (Status st = platform::write_at(p->fd, 0, header); !st.ok()) return st;
+    const bool durable = options_.durability == Durability::sync;
+    if (durable) {
+      if (Status st = platform::sync_file_data(p->fd); !st.ok()) {
+        set_failure(st);
+        return st;
+      }
+    }
+    const std::string final_name = segment_file_name(first_offset);
+    if (Status st = platform::rename_at(dir_, p->name, final_name); !st.ok()) return st;
+    p->fd.set_path(dir_.path() + "/" + final_name);
+    if (durable) {
+      if (Status st = platform::sync_directory(dir_); !st.ok()) {
+        set_failure(st);
+        return st;
+      }
+    }
+    Segment s;
+    s.position = start;
+    s.base_offset = first_offset;
+    s.created_ns = fields.created_ns;
+    s.fd = std::move(p->fd);
+    if (Status st = map_segment(s, options_.prefault); !st.ok()) {
+      (void)platform::remove_file_at(dir_, final_name);
+      return st;
+    }
+    std::lock_guard lock(mutex_);
+    segments_.push_back(std::move(s));
+  } catch (const std::bad_alloc&) {
+    return Status(Errc::out_of_memory, "rolling topic '" + name_ + "' to a new segment: out of memory");
+  }
+  return {};
+}
+
+Status TopicStore::sync_published(std::uint64_t from, std::uint64_t to) noexcept {
+  if (failed()) return failure();
+  const std::uint64_t page = platform::system_page_size();
+  std::uint64_t p = from & ~(page - 1);
+  while (p < to) {
+    const std::uint64_t segment_end = (p & ~(segment_bytes_ - 1)) + segment_bytes_;
+    const std::uint64_t end = std::min(to, segment_end);
+    if (Status st = platform::sync_mapping(ring_base_ + (p & (capacity_ - 1)), end - p, "topic '" + name_ + "' data");
+        !st.ok()) {
+      set_failure(st);
+      return st;
+    }
+    p = end;
+  }
+  synced_.store(to, std::memory_order_release); // read by flush/maintain (acquire)
+  return {};
+}
+
+std::uint64_t TopicStore::retention_head(std::uint64_t current_head, std::uint64_t writer_segment) noexcept {
+  const Retention& r = options_.retention;
+  if (r.max_bytes == 0 && r.max_age.count() == 0 && r.max_segments == 0) return current_head;
+  std::lock_guard lock(mutex_);
+  const std::int64_t now = wall_clock_ns();
+  std::uint64_t head = current_head;
+  for (std::size_t i = 0; i < segments_.size(); ++i) {
+    const Segment& s = segments_[i];
+    if (s.position < head) continue;
+    if (s.position + segment_bytes_ >= writer_segment) break; // the segment just sealed stays
+    const std::size_t kept = segments_.size() - i + 1;        // with the one the writer enters
+    const bool too_many = r.max_segments != 0 && kept > r.max_segments;
+    const bool too_big = r.max_bytes != 0 && kept * segment_bytes_ > r.max_bytes;
+    // A sealed segment's last record was appended before the next one was created.
+    const bool too_old =
+        r.max_age.count() != 0 && i + 1 < segments_.size() && segments_[i + 1].created_ns < now - r.max_age.count();
+    if (!too_many && !too_big && !too_old) break;
+    head = s.position + segment_bytes_;
+  }
+  return head;
+}
+
+void TopicStore::drop_below(std::uint64_t head) noexcept {
+  std::lock_guard lock(mutex_);
+  bool removed = false;
+  while (!segments_.empty() && segments_.front().position + segment_bytes_ <= head) {
+    Segment& s = segments_.front();
+    (void)platform::map_zeros_into(ring_base_ + (s.position & (capacity_ - 1)), segment_bytes_);
+    if (!read_only_) {
+      (void)platform::remove_file_at(dir_, segment_file_name(s.base_offset));
+      if (s.index_on_disk) (void)platform::remove_file_at(dir_, segment_index_file_name(s.base_offset));
+      removed = true;
+    }
+    segments_.pop_front();
+  }
+  if (removed && options_.durability != Durability::none) (void)platform::sync_directory(dir_);
+}
+
+// --- any thread ------------------------------------------------------------------------------------
+
+void TopicStore::set_failure(Status st) noexcept {
+  std::lock_guard lock(mutex_);
+  if (failed_.load(std::memory_order_relaxed)) return; // the first failure is the one reported
+  try {
+    failure_ =
+        Status(st.code(), "topic '" + name_ + "' failed and takes no more appends: " + std::string(st.message()));
+  } catch (const std::bad_alloc&) {
+    failure_ = Status(st.code());
+  }
+  failed_.store(true, std::memory_order_release);                              // pairs with failed()
+  if (refusing_ != nullptr) refusing_->store(true, std::memory_order_release); // pairs with Log::refusing()
+}
+
+Status TopicStore::failure() const {
+  if (!failed()) return {};
+  std::lock_guard lock(mutex_);
+  return failure_;
+}
+
+std::size_t TopicStore::segment_count() const {
+  std::lock_guard lock(mutex_);
+  return segments_.size();
+}
+
+Status TopicStore::flush(std::uint64_t tail) noexcept {
+  if (read_only_) return {};
+  if (failed()) return failure();
+  std::unique_lock lock(mutex_);
+  const std::uint64_t from = synced_.load(std::memory_order_acquire); // pairs with the release stores of synced_
+  if (tail <= from) return {};
+  for (const Segment& s : segments_) {
+    if (s.position + segment_bytes_ <= from || s.position >= tail) continue;
+    if (Status st = platform::sync_file_data(s.fd); !st.ok()) {
+      lock.unlock();
+      set_failure(st);
+      return failure();
+    }
+  }
+  if (Status st = platform::sync_directory(dir_); !st.ok()) {
+    lock.unlock();
+    set_failure(st);
+    return failure();
+  }
+  synced_.store(tail, std::memory_order_release); // pairs with the acquire above
+  return {};
+}
+
+void TopicStore::maintain(std::uint64_t tail, std::int64_t now_ns) noexcept {
+  if (read_only_ || failed()) return;
+  if (prepared_.load(std::memory_order_acquire) == nullptr) { // pairs with begin_segment's exchange
+    Result<Prepared*> p = prepare_segment();
+    if (p.ok()) {
+      Prepared* expected = nullptr;
+      // release: the prepared file's state is visible to the roll that takes it.
+      if (!prepared_.compare_exchange_strong(expected, *p, std::memory_order_release, std::memory_order_relaxed)) {
+        (void)platform::remove_file_at(dir_, (*p)->name);
+        delete *p;
+      }
+    }
+    // A failure here (a full disk) is reported by the roll that needs the file.
+  }
+  if (options_.durability == Durability::interval) {
+    const std::uint64_t synced = synced_.load(std::memory_order_acquire); // pairs with flush's release
+    const bool due_time = options_.flush_interval.count() > 0 &&
+                          now_ns - last_flush_ns_ >= std::chrono::nanoseconds(options_.flush_interval).count();
+    const bool due_bytes = options_.flush_bytes != 0 && tail - synced >= options_.flush_bytes;
+    if (tail > synced && (due_time || due_bytes)) {
+      (void)flush(tail);
+      last_flush_ns_ = now_ns;
+    }
+  }
+  // Persist the indexes of sealed segments (so a restart need not rebuild them).
+  std::lock_guard lock(mutex_);
+  for (Segment& s : segments_) {
+    if (s.index_on_disk || s.position + segment_bytes_ > tail) continue;
+    SegmentIndex* index = index_of(s, tail);
+    if (index == nullptr || !index->sealed()) continue;
+    try {
+      const std::vector<std::byte> bytes = index->encode();
+      const std::string name = segment_index_file_name(s.base_offset);
+      const std::string temp = name + ".tmp";
+      (void)platform::remove_file_at(dir_, temp);
+      Result<platform::FileDescriptor> fd = platform::create_file_at(dir_, temp);
+      if (!fd.ok()) continue;
+      if (!platform::write_at(*fd, 0, bytes).ok() || !platform::rename_at(dir_, temp, name).ok()) {
+        (void)platform::remove_file_at(dir_, temp);
+        continue;
+      }
+      s.index_on_disk = true;
+    } catch (const std::bad_alloc&) {
+      return;
+    }
+    break; // one per call: the flusher comes back within a millisecond
+  }
+}
+
+// --- seeks --------------------------------------------------------------------------------
+
+TopicStore::Segment* TopicStore::segment_at(std::uint64_t position) noexcept {
+  for (Segment& s : segments_) {
+    if (s.position == position) return &s;
+  }
+  return nullptr;
+}
+
+SegmentIndex* TopicStore::index_of(Segment& s, std::uint64_t tail) noexcept {
+  try {
+    const std::span<const std::byte> data = data_of(s);
+    ScanOptions scan;
+    scan.verify_checksums = true;
+    scan.lap = lap_of(s.position, capacity_);
+    const std::uint64_t until = tail >= s.position + segment_bytes_ ? segment_bytes_ : tail - s.position;
+    if (!s.index) {
+      // A persisted index is used only once it is checked against the data.
+      const std::string idx_name = segment_index_file_name(s.base_offset);
+      Result<platform::FileDescriptor> fd = platform::open_file_at(dir_, idx_name, platform::Access::read_only);
+      if (fd.ok()) {
+        Result<platform::FileInfo> info = platform::file_info(*fd);
+        if (info.ok() && info->size <= (std::uint64_t{1} << 26)) {
+          std::vector<std::byte> bytes(info->size);
+          Result<std::size_t> got = platform::read_at(*fd, 0, bytes);
+          if (got.ok() && *got == bytes.size()) {
+            Result<SegmentIndex> decoded = SegmentIndex::decode(bytes, idx_name, s.base_offset, segment_bytes_);
+            if (decoded.ok() && decoded->end_position() <= until && decoded->verify(data, idx_name).ok()) {
+              s.index = std::move(*decoded);
+              s.index_on_disk = true;
+            }
+          }
+        }
+      }
+      if (!s.index) {
+        Result<SegmentIndex> fresh = SegmentIndex::create(s.base_offset, segment_bytes_, index_interval_bytes);
+        if (!fresh.ok()) return nullptr;
+        s.index = std::move(*fresh);
+      }
+    }
+    if (!s.index->sealed() && s.index->end_position() < until) {
+      s.index->catch_up(data, scan, static_cast<std::uint32_t>(until));
+    }
+    return &*s.index;
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+
+std::optional<std::uint64_t> TopicStore::position_for_offset(std::uint64_t segment, std::uint64_t offset,
+                                                             std::uint64_t tail) noexcept {
+  std::lock_guard lock(mutex_);
+  Segment* s = segment_at(segment);
+  if (s == nullptr) return std::nullopt;
+  SegmentIndex* index = index_of(*s, tail);
+  if (index == nullptr) return std::nullopt;
+  return segment + index->lookup_offset(offset).position;
+}
+
+std::optional<std::pair<std::uint64_t, std::uint64_t>> TopicStore::position_for_time(std::int64_t timestamp_ns,
+                                                                                     std::uint64_t head,
+                                                                                     std::uint64_t tail) noexcept {
+  std::lock_guard lock(mutex_);
+  for (Segment& s : segments_) {
+    if (s.position < head || s.position >= tail) continue;
+    SegmentIndex* index = index_of(s, tail);
+    if (index == nullptr) return std::nullopt;
+    if (index->max_timestamp() == no_timestamp || index->max_timestamp() < timestamp_ns) continue;
+    const IndexPosition at = index->lookup_time(timestamp_ns);
+    return std::pair{s.position + at.position, at.offset};
+  }
+  return std::nullopt;
+}
+
+} // namespace ringbus::detail

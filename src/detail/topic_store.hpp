@@ -1,0 +1,183 @@
+// The files behind a persistent topic: its directory, its segment files mapped
+// into the ring, recovery, flushing, retention and the per-segment indexes.
+// The log (log.hpp) calls in at the cold points only: a segment roll, a
+// published range under Durability::sync, a seek. Appends and polls never
+// enter here.
+//
+// Layout on disk (README "Persistence"):
+//
+//   <bus>/LOCK                     held by the one writable Bus (pid inside)
+//   <bus>/topics/<name>/topic.meta  the topic's options (text, CRC32C-sealed)
+//   <bus>/topics/<name>/NNNNNNNNNNNNNNNNNNNN.seg   segment files (segment_layout.hpp)
+//   <bus>/topics/<name>/NNNNNNNNNNNNNNNNNNNN.idx   sparse indexes of sealed segments (segment_index.hpp)
+//   <bus>/topics/<name>/next-N.tmp  a segment prepared ahead of the roll
+//   <bus>/consumers/<name>.offsets  durable offsets of a named consumer (offset_store.hpp)
+//
+// The ring: one address range of the ring's capacity is reserved (readable
+// zero pages); ring slot k (positions p with (p & mask) / S == k) maps the
+// data of the segment file whose base_position is p. A roll maps the next
+// file over the slot with MAP_FIXED (one replacement, never a hole); a
+// deleted segment's slot goes back to zero pages. Frames are the in-memory
+// frames with their CRC32C filled, so readers run the same code.
+//
+// Threads: the producer (roll, sync_published), the bus's flusher (prepare,
+// flush, write_indexes), consumers (seek lookups) and the Bus (flush). The
+// segment list and the indexes are guarded by mutex_ (cold paths only); the
+// prepared file is handed over through an atomic pointer.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "platform/files.hpp"
+#include "ringbus/detail/segment.hpp"
+#include "ringbus/detail/segment_index.hpp"
+#include "ringbus/options.hpp"
+#include "ringbus/status.hpp"
+
+namespace ringbus::detail {
+
+// Where a recovered log stands (positions in the unbounded log).
+struct LogRestore {
+  std::uint64_t head = 0;        // start of the oldest segment kept
+  std::uint64_t head_offset = 0; // its first offset
+  std::uint64_t pos = 0;         // where the writer resumes
+  std::uint64_t segment_end = 0; // end of the segment the writer is in
+  std::uint64_t next_offset = 0; // offset of the next record
+};
+
+// What recovery did, for describe() and tests.
+struct RecoveryReport {
+  std::size_t segments = 0;
+  std::uint64_t records_kept_in_tail = 0;
+  std::uint64_t cut_at_position = 0; // where the tail segment's valid frames end (relative)
+  std::string cut_reason;            // "" for a clean end; else why the log was cut there
+  bool dropped_unpublished_segment = false;
+};
+
+class TopicStore {
+ public:
+  // Creates topic `name` under topics_dir: its directory (0700), topic.meta
+  // and its first segment (base offset 0). topic_exists when a directory of
+  // that name is there.
+  static Result<std::unique_ptr<TopicStore>> create(const platform::FileDescriptor& topics_dir, std::string_view name,
+                                                    const TopicOptions& options);
+  // Opens and recovers an existing topic directory (options from topic.meta).
+  static Result<std::unique_ptr<TopicStore>> open(const platform::FileDescriptor& topics_dir, std::string_view name,
+                                                  bool read_only);
+
+  ~TopicStore();
+  TopicStore(const TopicStore&) = delete;
+  TopicStore& operator=(const TopicStore&) = delete;
+
+  [[nodiscard]] const TopicOptions& options() const noexcept { return options_; }
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  [[nodiscard]] const LogRestore& restored() const noexcept { return restore_; }
+  [[nodiscard]] const RecoveryReport& recovery() const noexcept { return report_; }
+  [[nodiscard]] bool read_only() const noexcept { return read_only_; }
+  // The reserved ring with the segments mapped in; the log takes it once.
+  RingMapping take_ring() noexcept { return std::move(ring_); }
+  // The log's refusal flag: a failure sets it (release), so appends stop.
+  void attach(std::atomic<bool>* refusing) noexcept { refusing_ = refusing; }
+
+  // --- producer thread ---------------------------------------------------------
+  // At a roll into [start, start + S): the head is already past start - C, so
+  // no reader is in the slot. Maps a fresh segment file there whose first
+  // record will be first_offset, names it, and (durability interval/sync)
+  // syncs the directory. no_space when the disk is full; nothing published
+  // before is touched.
+  Status begin_segment(std::uint64_t start, std::uint64_t first_offset) noexcept;
+  // Durability::sync: [from, to) was just published; msync it.
+  Status sync_published(std::uint64_t from, std::uint64_t to) noexcept;
+  // The head retention wants (a segment start >= current_head, <= the
+  // writer's segment start): the oldest segments past a limit. current_head
+  // when nothing is to go.
+  [[nodiscard]] std::uint64_t retention_head(std::uint64_t current_head, std::uint64_t writer_segment) noexcept;
+  // Deletes every segment wholly below head (readers are past it: the log
+  // moved its head first). Their slots become zero pages.
+  void drop_below(std::uint64_t head) noexcept;
+
+  // --- any thread ----------------------------------------------------------------
+  // Writes [synced, tail) to disk: fdatasync of each segment file with data
+  // in it. A failure is sticky (failure()).
+  Status flush(std::uint64_t tail) noexcept;
+  // Flusher work: prepare the next segment file if none is ready; persist the
+  // indexes of sealed segments below tail; flush when Durability::interval is due.
+  void maintain(std::uint64_t tail, std::int64_t now_ns) noexcept;
+  // "" while healthy; else the error that stopped the topic.
+  [[nodiscard]] Status failure() const;
+  [[nodiscard]] bool failed() const noexcept { return failed_.load(std::memory_order_acquire); }
+  [[nodiscard]] std::size_t segment_count() const;
+
+  // --- seeks (consumers) -----------------------------------------------------
+  // A frame start at or before the first frame holding `offset`, inside the
+  // segment that starts at segment (a position), from its sparse index
+  // brought up to tail. nullopt when that segment is no longer held.
+  std::optional<std::uint64_t> position_for_offset(std::uint64_t segment, std::uint64_t offset,
+                                                   std::uint64_t tail) noexcept;
+  // A frame start such that every record before it (from head) is older than
+  // timestamp_ns, and its first offset; nullopt when no segment is held.
+  std::optional<std::pair<std::uint64_t, std::uint64_t>> position_for_time(std::int64_t timestamp_ns,
+                                                                           std::uint64_t head,
+                                                                           std::uint64_t tail) noexcept;
+
+ private:
+  struct Segment {
+    std::uint64_t position = 0;
+    std::uint64_t base_offset = 0;
+    std::int64_t created_ns = 0;
+    platform::FileDescriptor fd;
+    std::optional<SegmentIndex> index; // built on demand (seek) or by the flusher
+    bool index_on_disk = false;
+  };
+  struct Prepared {
+    platform::FileDescriptor fd;
+    std::string name;
+  };
+
+  TopicStore(std::string name, const TopicOptions& options, bool read_only);
+
+  Status open_directory_and_ring(const platform::FileDescriptor& topics_dir, bool create);
+  Status recover();
+  Result<Prepared*> prepare_segment() noexcept;
+  Status map_segment(Segment& s, bool prefault) noexcept;
+  void set_failure(Status st) noexcept;
+  std::span<const std::byte> data_of(const Segment& s) const noexcept;
+  SegmentIndex* index_of(Segment& s, std::uint64_t tail) noexcept; // under mutex_
+  Segment* segment_at(std::uint64_t position) noexcept;            // under mutex_
+
+  std::string name_;
+  TopicOptions options_;
+  bool read_only_;
+  std::uint64_t segment_bytes_;
+  std::uint64_t capacity_;
+  std::uint64_t page_size_ = 4096; // header page bytes in front of each segment's data
+  platform::FileDescriptor dir_;
+  RingMapping ring_;
+  std::byte* ring_base_ = nullptr;
+  LogRestore restore_;
+  RecoveryReport report_;
+
+  mutable std::mutex mutex_; // segments_, indexes, synced_ bookkeeping
+  std::deque<Segment> segments_;
+  std::atomic<Prepared*> prepared_{nullptr}; // exchange by the roll, set by prepare
+  std::atomic<std::uint64_t> prepare_counter_{0};
+  std::atomic<std::uint64_t> synced_{0}; // everything below is on disk (interval/sync)
+  std::uint64_t synced_at_bytes_ = 0;    // flusher: tail at the last interval flush
+  std::int64_t last_flush_ns_ = 0;       // flusher: time of the last interval flush
+  std::atomic<bool> failed_{false};
+  std::atomic<bool>* refusing_ = nullptr;
+  Status failure_; // set once, before failed_ (release)
+};
+
+// topic.meta: the options a persistent topic was created with.
+std::string encode_topic_meta(std::string_view name, const TopicOptions& options);
+Result<TopicOptions> decode_topic_meta(std::string_view text, std::string_view path, std::string_view name);
+
+} // namespace ringbus::detail

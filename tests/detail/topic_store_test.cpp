@@ -1,0 +1,347 @@
+// Persistent topics through the public API: reopen and replay, seeks by offset
+// and time across segments, durability modes, retention, durable offsets, and
+// the errors for foreign files, other versions, planted links, a second writer
+// and a full disk.
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "detail/topic_store.hpp"
+#include "persist_support.hpp"
+#include "platform/files.hpp"
+#include "ringbus/detail/segment_layout.hpp"
+#include "test_support.hpp"
+
+using namespace ringbus;
+using namespace ringbus::test;
+
+namespace {
+
+TopicOptions persistent_ring(std::size_t segment_count = 8, Durability durability = Durability::none) {
+  TopicOptions o = small_ring(segment_count);
+  o.durability = durability;
+  return o;
+}
+
+// Appends count records with values value_for(offset, size) and timestamps 1000 * (offset + 1).
+void append_timed(Producer& p, std::size_t count, std::size_t size = even_value_bytes) {
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::uint64_t offset = p.next_offset();
+    const std::string value = value_for(offset, size);
+    const std::string key = key_for(offset);
+    Result<std::uint64_t> r = p.append(msg(key, value, static_cast<std::int64_t>(1000 * (offset + 1))));
+    REQUIRE_MESSAGE(r.ok(), r.message());
+    REQUIRE(*r == offset);
+  }
+}
+
+void check_numbered(const std::vector<OwnedRecord>& records, std::uint64_t first, std::size_t count,
+                    std::size_t size = even_value_bytes) {
+  REQUIRE(records.size() == count);
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::uint64_t offset = first + i;
+    REQUIRE(records[i].offset == offset);
+    REQUIRE(records[i].value == value_for(offset, size));
+    REQUIRE(records[i].key == key_for(offset));
+    REQUIRE(records[i].timestamp_ns == static_cast<std::int64_t>(1000 * (offset + 1)));
+  }
+}
+
+std::vector<OwnedRecord> read_all(Bus& bus, const std::string& topic) {
+  Result<Consumer> c = bus.consumer(topic);
+  REQUIRE_MESSAGE(c.ok(), c.message());
+  return drain(*c);
+}
+
+} // namespace
+
+TEST_SUITE("topic_store") {
+  TEST_CASE("a_reopened_bus_replays_every_record_across_segments_and_appends_after_them") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path());
+      REQUIRE(bus.create_topic("orders", persistent_ring()).ok());
+      Result<Producer> p = bus.producer("orders");
+      REQUIRE(p.ok());
+      append_timed(*p, 300);
+      Result<TopicInfo> info = bus.describe("orders");
+      REQUIRE(info.ok());
+      CHECK(info->persistent);
+      CHECK(info->segment_files >= 4);
+    }
+    CHECK(dir.segments("orders").size() >= 4);
+    Bus bus = open_bus(dir.path());
+    REQUIRE(bus.has_topic("orders"));
+    check_numbered(read_all(bus, "orders"), 0, 300);
+    Result<Producer> p = bus.producer("orders");
+    REQUIRE(p.ok());
+    CHECK(p->next_offset() == 300);
+    append_timed(*p, 100);
+    check_numbered(read_all(bus, "orders"), 0, 400);
+  }
+
+  TEST_CASE("seek_by_offset_and_by_time_lands_on_the_record_across_segment_boundaries") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path());
+      REQUIRE(bus.create_topic("t", persistent_ring()).ok());
+      Result<Producer> p = bus.producer("t");
+      REQUIRE(p.ok());
+      append_timed(*p, 400);
+    }
+    Bus bus = open_bus(dir.path());
+    Result<Consumer> c = bus.consumer("t");
+    REQUIRE(c.ok());
+    for (std::uint64_t target : {0, 1, 63, 64, 65, 127, 200, 399}) {
+      REQUIRE(c->seek("t", target).ok());
+      std::vector<OwnedRecord> got = drain(*c);
+      check_numbered(got, target, 400 - target);
+      // Timestamps are 1000 * (offset + 1): a time between two records lands on the later one.
+      REQUIRE(c->seek_to_time("t", static_cast<std::int64_t>(1000 * (target + 1)) - 500).ok());
+      got = drain(*c);
+      check_numbered(got, target, 400 - target);
+    }
+    REQUIRE(c->seek_to_time("t", 1'000'000'000).ok()); // after every record: the end
+    CHECK(drain(*c).empty());
+    CHECK(c->seek("t", 401).code() == Errc::invalid_argument);
+  }
+
+  TEST_CASE("seek_to_time_works_on_in_memory_topics_too") {
+    Bus bus;
+    REQUIRE(bus.create_topic("m", small_ring(8)).ok());
+    Result<Producer> p = bus.producer("m");
+    REQUIRE(p.ok());
+    append_timed(*p, 300);
+    Result<Consumer> c = bus.consumer("m");
+    REQUIRE(c.ok());
+    for (std::uint64_t target : {0, 64, 65, 150, 299}) {
+      REQUIRE(c->seek_to_time("m", static_cast<std::int64_t>(1000 * (target + 1))).ok());
+      check_numbered(drain(*c), target, 300 - target);
+    }
+  }
+
+  TEST_CASE("each_durability_mode_keeps_every_appended_record_across_a_reopen") {
+    for (Durability d : {Durability::none, Durability::interval, Durability::sync}) {
+      CAPTURE(to_string(d));
+      TempBusDir dir;
+      {
+        Bus bus = open_bus(dir.path());
+        TopicOptions o = persistent_ring(4, d);
+        o.flush_interval = std::chrono::milliseconds(1);
+        REQUIRE(bus.create_topic("d", o).ok());
+        Result<Producer> p = bus.producer("d");
+        REQUIRE(p.ok());
+        append_timed(*p, 150);
+        REQUIRE(bus.flush("d").ok());
+      }
+      Bus bus = open_bus(dir.path());
+      Result<TopicInfo> info = bus.describe("d");
+      REQUIRE(info.ok());
+      CHECK(info->options.durability == d);
+      check_numbered(read_all(bus, "d"), 0, 150);
+    }
+  }
+
+  TEST_CASE("retention_by_segment_count_deletes_the_oldest_files_and_readers_start_at_what_is_kept") {
+    TempBusDir dir;
+    Bus bus = open_bus(dir.path());
+    TopicOptions o = persistent_ring(8);
+    o.retention.max_segments = 3;
+    REQUIRE(bus.create_topic("r", o).ok());
+    Result<Producer> p = bus.producer("r");
+    REQUIRE(p.ok());
+    append_timed(*p, 64 * 10);
+    CHECK(dir.segments("r").size() <= 3);
+    Result<TopicInfo> info = bus.describe("r");
+    REQUIRE(info.ok());
+    CHECK(info->oldest_offset >= 64 * 7);
+    std::vector<OwnedRecord> got = read_all(bus, "r");
+    REQUIRE(!got.empty());
+    check_numbered(got, info->oldest_offset, 640 - info->oldest_offset);
+  }
+
+  TEST_CASE("a_reader_inside_an_old_segment_keeps_it_from_retention_until_it_moves_on") {
+    TempBusDir dir;
+    Bus bus = open_bus(dir.path());
+    TopicOptions o = persistent_ring(8);
+    o.retention.max_segments = 2;
+    REQUIRE(bus.create_topic("r", o).ok());
+    Result<Producer> p = bus.producer("r");
+    REQUIRE(p.ok());
+    Result<Consumer> slow = bus.consumer("r");
+    REQUIRE(slow.ok());
+    append_timed(*p, 300);
+    CHECK(dir.segments("r").size() >= 5); // the reader holds offset 0
+    check_numbered(drain(*slow), 0, 300);
+    REQUIRE(slow->close().ok());
+    append_timed(*p, 120);
+    CHECK(dir.segments("r").size() == 2);
+  }
+
+  TEST_CASE("a_named_consumer_resumes_at_its_committed_offset_after_a_restart") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path());
+      REQUIRE(bus.create_topic("c", persistent_ring()).ok());
+      Result<Producer> p = bus.producer("c");
+      REQUIRE(p.ok());
+      append_timed(*p, 200);
+      ConsumerOptions co;
+      co.name = "billing";
+      co.topics = {"c"};
+      Result<Consumer> c = bus.consumer(co);
+      REQUIRE(c.ok());
+      check_numbered(poll_once(*c, 120), 0, 120);
+      REQUIRE(c->commit().ok());
+      CHECK(*c->committed("c") == 120);
+      check_numbered(poll_once(*c, 10), 120, 10); // read but not committed
+    }
+    Bus bus = open_bus(dir.path());
+    ConsumerOptions co;
+    co.name = "billing";
+    co.topics = {"c"};
+    Result<Consumer> c = bus.consumer(co);
+    REQUIRE(c.ok());
+    CHECK(*c->position("c") == 120);
+    check_numbered(drain(*c), 120, 80);
+    Result<Consumer> anonymous = bus.consumer("c");
+    REQUIRE(anonymous.ok());
+    CHECK(anonymous->commit().code() == Errc::invalid_argument);
+  }
+
+  TEST_CASE("a_second_writable_bus_on_the_directory_is_refused_naming_the_holder_pid") {
+    TempBusDir dir;
+    Bus first = open_bus(dir.path());
+    Result<Bus> second = Bus::open(dir.path());
+    REQUIRE(!second.ok());
+    CHECK(second.code() == Errc::producer_exists);
+    CHECK(contains(second.message(), "pid " + std::to_string(::getpid())));
+    BusOptions ro;
+    ro.read_only = true;
+    Result<Bus> reader = Bus::open(dir.path(), ro);
+    CHECK(reader.ok());
+    first.close();
+    CHECK(Bus::open(dir.path()).ok());
+  }
+
+  TEST_CASE("a_full_disk_at_a_roll_is_an_error_and_every_record_before_it_reads_back") {
+    TempBusDir dir;
+    Bus bus = open_bus(dir.path(), BusOptions{false, false}); // no flusher: the roll prepares the file itself
+    REQUIRE(bus.create_topic("f", persistent_ring()).ok());
+    Result<Producer> p = bus.producer("f");
+    REQUIRE(p.ok());
+    append_timed(*p, 10);
+    platform::testing::fail_next_preallocations(1);
+    // Appends go on until the segment is full and the roll needs a new file.
+    Result<std::uint64_t> r = std::uint64_t{0};
+    std::uint64_t committed = 10;
+    while (r.ok()) {
+      const std::string value = value_for(committed, even_value_bytes);
+      const std::string key = key_for(committed);
+      r = p->append(msg(key, value, static_cast<std::int64_t>(1000 * (committed + 1))));
+      if (r.ok()) ++committed;
+      REQUIRE(committed < 200);
+    }
+    CHECK(r.code() == Errc::no_space);
+    CHECK(contains(r.message(), "No space"));
+    CHECK(committed > 40);
+    check_numbered(read_all(bus, "f"), 0, committed);
+    append_timed(*p, 10); // room again: the roll succeeds
+    check_numbered(read_all(bus, "f"), 0, committed + 10);
+  }
+
+  TEST_CASE("a_failed_flush_stops_the_topic_with_the_error_and_never_reports_success") {
+    TempBusDir dir;
+    Bus bus = open_bus(dir.path(), BusOptions{false, false});
+    Status created = bus.create_topic("s", persistent_ring(4, Durability::sync));
+    REQUIRE_MESSAGE(created.ok(), created.message());
+    Result<Producer> p = bus.producer("s");
+    REQUIRE(p.ok());
+    append_timed(*p, 5);
+    platform::testing::fail_next_syncs(1, EIO);
+    Result<std::uint64_t> r = p->append(value_for(5, 8));
+    REQUIRE(!r.ok());
+    CHECK(r.code() == Errc::system_error);
+    CHECK(contains(r.message(), "Input/output error"));
+    Result<std::uint64_t> again = p->append(value_for(6, 8));
+    CHECK(!again.ok());
+    CHECK(contains(again.message(), "failed and takes no more appends"));
+    Result<TopicInfo> info = bus.describe("s");
+    REQUIRE(info.ok());
+    CHECK(!info->failure.empty());
+  }
+
+  TEST_CASE("a_foreign_file_or_another_version_at_a_segment_name_is_refused_naming_file_and_field") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path());
+      REQUIRE(bus.create_topic("x", persistent_ring()).ok());
+    }
+    const std::string seg = dir.segments("x").front();
+    SUBCASE("foreign") {
+      std::fstream f(seg, std::ios::in | std::ios::out | std::ios::binary);
+      f.write("SQLite format 3\0", 16);
+    }
+    SUBCASE("version") {
+      std::fstream f(seg, std::ios::in | std::ios::out | std::ios::binary);
+      const std::uint32_t v = 9;
+      f.seekp(8);
+      f.write(reinterpret_cast<const char*>(&v), 4);
+    }
+    Result<Bus> bus = Bus::open(dir.path());
+    REQUIRE(!bus.ok());
+    CHECK(bus.code() == Errc::corrupt_data);
+    CHECK(contains(bus.message(), "00000000000000000000.seg"));
+    CHECK((contains(bus.message(), "magic") || contains(bus.message(), "format_version 9")));
+  }
+
+  TEST_CASE("a_symlink_planted_at_a_segment_name_is_refused_and_its_target_untouched") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path());
+      REQUIRE(bus.create_topic("x", persistent_ring()).ok());
+    }
+    const std::string target = dir.path() + "/victim";
+    { std::ofstream(target) << "precious"; }
+    const std::string planted = dir.topic_dir("x") + "/00000000000000000064.seg";
+    REQUIRE(::symlink(target.c_str(), planted.c_str()) == 0);
+    Result<Bus> bus = Bus::open(dir.path());
+    REQUIRE(!bus.ok());
+    CHECK(contains(bus.message(), "00000000000000000064.seg"));
+    std::ifstream in(target);
+    std::string content;
+    in >> content;
+    CHECK(content == "precious");
+  }
+
+  TEST_CASE("topic_meta_round_trips_every_option_and_refuses_damage") {
+    TopicOptions o = persistent_ring(16, Durability::interval);
+    o.overflow = OverflowPolicy::overwrite;
+    o.flush_interval = std::chrono::milliseconds(7);
+    o.flush_bytes = 4096;
+    o.retention.max_bytes = 1 << 20;
+    o.retention.max_age = std::chrono::seconds(3);
+    o.retention.max_segments = 5;
+    const std::string text = detail::encode_topic_meta("t", o);
+    Result<TopicOptions> back = detail::decode_topic_meta(text, "t/topic.meta", "t");
+    REQUIRE_MESSAGE(back.ok(), back.message());
+    CHECK(back->segment_count == 16);
+    CHECK(back->overflow == OverflowPolicy::overwrite);
+    CHECK(back->durability == Durability::interval);
+    CHECK(back->flush_interval.count() == 7);
+    CHECK(back->flush_bytes == 4096);
+    CHECK(back->retention.max_bytes == 1 << 20);
+    CHECK(back->retention.max_age == std::chrono::seconds(3));
+    CHECK(back->retention.max_segments == 5);
+    std::string damaged = text;
+    damaged[30] ^= 1;
+    CHECK(detail::decode_topic_meta(damaged, "t/topic.meta", "t").code() == Errc::corrupt_data);
+    CHECK(contains(detail::decode_topic_meta(text, "t/topic.meta", "u").message(), "names topic 't'"));
+  }
+}
