@@ -62,6 +62,13 @@ std::uint64_t take(Cursor& c, std::uint64_t budget, detail::Chunk& chunk, Gap& g
   return taken;
 }
 
+// Topics another process writes: catch up with what it published.
+void follow_writers(ConsumerState& s) noexcept {
+  for (Cursor& c : s.cursors) {
+    if (c.log->follower()) c.log->follow();
+  }
+}
+
 // One pass over the subscriptions, fair: each poll starts at the next topic and
 // gives each topic an equal share first, then what is left to whoever has more.
 std::uint64_t fill(ConsumerState& s, std::uint64_t max_records) noexcept {
@@ -343,6 +350,7 @@ Result<Records> Consumer::poll(std::size_t max_records, std::chrono::nanoseconds
       return Status(Errc::out_of_memory, "auto-commit ran out of memory");
     }
   }
+  if (RINGBUS_UNLIKELY(s->followers)) follow_writers(*s);
   std::uint64_t total = fill(*s, max_records);
   if (total == 0 && timeout.count() > 0 && max_records != 0) {
     const std::int64_t deadline = platform::monotonic_ns() + timeout.count();
@@ -355,6 +363,7 @@ Result<Records> Consumer::poll(std::size_t max_records, std::chrono::nanoseconds
       } else {
         waiter.idle();
       }
+      if (RINGBUS_UNLIKELY(s->followers)) follow_writers(*s);
       total = fill(*s, max_records);
       if (total != 0 || s->gap_count != 0) break;
       // The clock is read every round except when spinning (every 64th).
@@ -442,6 +451,7 @@ Status Consumer::subscribe(std::string_view topic, StartPosition start) {
   s->chunks.back().topic = log->name();
   s->wait = wait;
   s->gated = s->gated || added.gate_count != 0;
+  s->followers = s->followers || log->follower();
   rewire_doorbell(*s);
   seek_cursor_to_beginning(added);
   Status st;
@@ -478,7 +488,11 @@ Status Consumer::unsubscribe(std::string_view topic) {
   s->gates.erase(s->gates.begin() + index);
   s->cursors.erase(s->cursors.begin() + index);
   s->gated = false;
-  for (const Cursor& k : s->cursors) s->gated = s->gated || k.gate_count != 0;
+  s->followers = false;
+  for (const Cursor& k : s->cursors) {
+    s->gated = s->gated || k.gate_count != 0;
+    s->followers = s->followers || k.log->follower();
+  }
   s->chunks.resize(s->cursors.size());
   for (std::size_t i = 0; i < s->cursors.size(); ++i) s->chunks[i].topic = s->cursors[i].log->name();
   s->next_first = 0;

@@ -35,7 +35,8 @@ struct ConsumerState {
     std::vector<Gate*, HeapAllocator<Gate*>> raw;
   };
   std::vector<CursorGates, HeapAllocator<CursorGates>> gates;
-  bool gated = false; // some cursor has gates (the blocking wait then naps in short slices)
+  bool gated = false;     // some cursor has gates (the blocking wait then naps in short slices)
+  bool followers = false; // some cursor reads a topic another process writes (Log::follow)
   // Durable offsets (named consumers of a bus on a directory): opened at the
   // first subscribe to a persistent topic or commit.
   std::optional<OffsetStore> offsets;

@@ -32,12 +32,61 @@ Log::Log(std::string_view name, const TopicOptions& options, RingMapping mapping
 }
 
 // Delegation evaluates both arguments before the store is moved in below.
-Log::Log(std::string_view name, std::unique_ptr<TopicStore> store)
-    : Log(name, store->options(), store->take_ring()) {
+Log::Log(std::string_view name, std::unique_ptr<TopicStore> store) : Log(name, store->options(), store->take_ring()) {
   store_ = std::move(store);
   store_->attach(&refusing_);
   sync_durability_ = options_.durability == Durability::sync && !store_->read_only();
+  follower_ = store_->read_only();
+  if (follower_) {
+    overwrite_ = true;                                // readers copy and validate: see follower()
+    refusing_.store(true, std::memory_order_relaxed); // no producer here; not shared yet
+  }
   restore(store_->restored());
+}
+
+void Log::follow() noexcept {
+  // acquire/release: the follower state (writer_) passes from one consumer to the next.
+  if (following_.exchange(true, std::memory_order_acquire)) return;
+  WriterState& w = writer_;
+  std::uint64_t p = w.pos;
+  std::uint64_t next = w.next_offset;
+  for (;;) {
+    if (p == w.segment_end) {
+      // The writer's next segment file, once it exists: first make its ring
+      // slot free. (E) The head moves past the old lap before the slot is remapped.
+      if (!store_->follow_next(p, next, *this)) break; // may jump p and next ahead (lapped)
+      w.segment_end = p + segment_bytes_;
+    }
+    const std::byte* f = ring_at(p);
+    const std::uint64_t word = load_word_acquire(f); // (C) pairs with the writer's (B)
+    if (word0_type(word) == frame_type::none || word0_lap_bits(word) != lap_bits(p)) break;
+    const std::uint32_t length = word0_length(word);
+    if (length < pad_frame_min_bytes || length > w.segment_end - p) break; // not a frame: stop here
+    if (word0_type(word) == frame_type::pad) {
+      p += length;
+      continue;
+    }
+    const std::uint64_t counts = load_word_acquire(f + 8);
+    const std::uint64_t base = load_word_acquire(f + offsetof(FrameHeader, base_offset));
+    const auto records = static_cast<std::uint32_t>(counts);
+    if (length < frame_header_bytes || base != next || records == 0) break;
+    p += align_up(length, frame_alignment);
+    next = base + records;
+  }
+  if (p != w.pos) {
+    w.pos = p;
+    w.next_offset = next;
+    published_.end_offset.store(next, std::memory_order_release); // pairs with end_offset()
+    published_.tail.store(p, std::memory_order_release);          // (B) pairs with (C) in refill
+  }
+  following_.store(false, std::memory_order_release); // pairs with the exchange above
+}
+
+void Log::make_room(std::uint64_t segment) noexcept {
+  if (segment + segment_bytes_ <= capacity_) return;
+  const std::uint64_t need = segment + segment_bytes_ - capacity_;
+  // relaxed: in a follower only follow() stores the head.
+  if (head_.load(std::memory_order_relaxed) < need) store_head(need, offset_at_segment(need));
 }
 
 // Single-threaded (the log is not shared yet): plain-order stores suffice;

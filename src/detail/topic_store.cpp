@@ -20,6 +20,7 @@ constexpr std::string_view meta_file = "topic.meta";
 constexpr std::string_view meta_temp_file = "topic.meta.tmp";
 constexpr std::string_view prepared_prefix = "next-";
 constexpr std::string_view temp_suffix = ".tmp";
+constexpr std::string_view index_temp_suffix = ".idx.tmp"; // maintain writes an index here, then renames it
 constexpr std::size_t max_meta_bytes = 4096;
 constexpr std::uint32_t index_interval_bytes = 4096;
 
@@ -239,13 +240,49 @@ Result<std::unique_ptr<TopicStore>> TopicStore::create(const platform::FileDescr
   }
 }
 
+namespace {
+
+// create() makes the topic's directory first and renames topic.meta into it
+// last (before any segment), so a directory without topic.meta that holds
+// nothing but topic.meta.tmp is a creation a crash cut short: no record was
+// ever appended to it. True when it is one; unless read_only, it is removed
+// so the name can be created again. Anything else in it (a segment) means real
+// damage: false, and the caller reports the missing topic.meta.
+Result<bool> discard_unfinished_creation(const platform::FileDescriptor& topics_dir,
+                                         const platform::FileDescriptor& dir, std::string_view name, bool read_only) {
+  Result<bool> has_meta = platform::entry_exists_at(dir, meta_file);
+  if (!has_meta.ok()) return has_meta.status();
+  if (*has_meta) return false;
+  Result<std::vector<platform::DirectoryEntry>> entries = platform::list_directory(dir);
+  if (!entries.ok()) return entries.status();
+  for (const platform::DirectoryEntry& e : *entries) {
+    if (e.name != meta_temp_file || e.type != platform::EntryType::regular) return false;
+  }
+  if (read_only) return true;
+  for (const platform::DirectoryEntry& e : *entries) {
+    if (Status st = platform::remove_file_at(dir, e.name); !st.ok()) return st;
+  }
+  if (Status st = platform::remove_directory_at(topics_dir, name); !st.ok()) return st;
+  if (Status st = platform::sync_directory(topics_dir); !st.ok()) return st;
+  return true;
+}
+
+} // namespace
+
 Result<std::unique_ptr<TopicStore>> TopicStore::open(const platform::FileDescriptor& topics_dir, std::string_view name,
                                                      bool read_only) {
   try {
     Result<platform::FileDescriptor> dir = platform::open_directory_at(topics_dir, name);
     if (!dir.ok()) return in_topic(name, dir.status());
     Result<platform::FileDescriptor> meta = platform::open_file_at(*dir, meta_file, platform::Access::read_only);
-    if (!meta.ok()) return in_topic(name, meta.status());
+    if (!meta.ok()) {
+      if (Result<bool> unfinished = discard_unfinished_creation(topics_dir, *dir, name, read_only);
+          unfinished.ok() && *unfinished) {
+        return Status(Errc::topic_not_found, "topic '" + std::string(name) + "' in " + topics_dir.path() +
+                                                 " was never finished (a crash during its creation)");
+      }
+      return in_topic(name, meta.status());
+    }
     std::string text(max_meta_bytes, '\0');
     Result<std::size_t> got = platform::read_at(*meta, 0, std::as_writable_bytes(std::span(text.data(), text.size())));
     if (!got.ok()) return in_topic(name, got.status());
@@ -255,6 +292,9 @@ Result<std::unique_ptr<TopicStore>> TopicStore::open(const platform::FileDescrip
     text.resize(*got);
     Result<TopicOptions> options = decode_topic_meta(text, meta->path(), name);
     if (!options.ok()) return options.status();
+    if (read_only && options->wait == WaitStrategy::blocking) {
+      options->wait = WaitStrategy::backoff; // the writer is another process: no doorbell reaches us
+    }
     std::unique_ptr<TopicStore> store(new TopicStore(std::string(name), *options, read_only));
     if (Status st = store->open_directory_and_ring(topics_dir, false); !st.ok()) return in_topic(name, st);
     if (Status st = store->recover(); !st.ok()) return st;
@@ -292,8 +332,9 @@ Status TopicStore::recover() {
   const auto access = read_only_ ? platform::Access::read_only : platform::Access::read_write;
   std::vector<std::byte> header(segment_header_bytes);
   for (const platform::DirectoryEntry& e : *entries) {
-    if (is_prepared_name(e.name) || e.name == meta_temp_file) {
-      // A segment prepared ahead, or a meta file never renamed: never part of the log.
+    if (is_prepared_name(e.name) || e.name == meta_temp_file || e.name.ends_with(index_temp_suffix)) {
+      // A segment prepared ahead, a meta file or an index never renamed (a
+      // crash inside maintain): never part of the log, and nothing else removes them.
       if (!read_only_ && e.type == platform::EntryType::regular) (void)platform::remove_file_at(dir_, e.name);
       continue;
     }
@@ -391,10 +432,12 @@ Status TopicStore::recover() {
       if (Status st = platform::zero_file_range(tail.fd, page_size_ + end, segment_bytes_ - end); !st.ok()) {
         return in_topic(name_, st);
       }
-      if (options_.prefault) {
-        (void)platform::prefault_shared(ring_base_ + (tail.position & (capacity_ - 1)), segment_bytes_,
-                                        platform::Access::read_write);
-      }
+      // The tail's pages are faulted in later, off Bus::open's path: by the
+      // flusher's next maintain() (else by the producer's first writes). The
+      // unwritten rest was just zeroed, so faulting it in allocates fresh
+      // pages: done here it took ~90 ms of a 64 MiB tail (ringbus-bench
+      // recover/ringbus, 1 GiB topic: Bus::open 111 ms -> 8 ms).
+      if (options_.prefault) prefault_tail_.store(tail.position, std::memory_order_relaxed);
     }
     restore_.head = segments_.front().position;
     restore_.head_offset = segments_.front().base_offset;
@@ -531,8 +574,13 @@ void TopicStore::drop_below(std::uint64_t head) noexcept {
     Segment& s = segments_.front();
     (void)platform::map_zeros_into(ring_base_ + (s.position & (capacity_ - 1)), segment_bytes_);
     if (!read_only_) {
+      // The index goes whether or not this run wrote or loaded it
+      // (index_on_disk): an earlier run may have persisted it, and left behind
+      // it would never be removed. It goes first, so a crash between the two
+      // leaves a segment without its index (rebuilt on demand), never a stray
+      // index. A missing file is fine.
+      (void)platform::remove_file_at(dir_, segment_index_file_name(s.base_offset));
       (void)platform::remove_file_at(dir_, segment_file_name(s.base_offset));
-      if (s.index_on_disk) (void)platform::remove_file_at(dir_, segment_index_file_name(s.base_offset));
       removed = true;
     }
     segments_.pop_front();
@@ -591,6 +639,13 @@ Status TopicStore::flush(std::uint64_t tail) noexcept {
 
 void TopicStore::maintain(std::uint64_t tail, std::int64_t now_ns) noexcept {
   if (read_only_ || failed()) return;
+  // relaxed: recover() stored it before the store was shared (the registry's
+  // mutex publishes the log to the flusher); only the flusher exchanges it.
+  if (const std::uint64_t at = prefault_tail_.exchange(no_prefault, std::memory_order_relaxed); at != no_prefault) {
+    // The producer may have rolled on meanwhile: the slot then holds a newer
+    // segment (faulting it in is harmless) or zero pages (refused: ignored).
+    (void)platform::prefault_shared(ring_base_ + (at & (capacity_ - 1)), segment_bytes_, platform::Access::read_write);
+  }
   if (prepared_.load(std::memory_order_acquire) == nullptr) { // pairs with begin_segment's exchange
     Result<Prepared*> p = prepare_segment();
     if (p.ok()) {
@@ -635,6 +690,68 @@ void TopicStore::maintain(std::uint64_t tail, std::int64_t now_ns) noexcept {
       return;
     }
     break; // one per call: the flusher comes back within a millisecond
+  }
+}
+
+// --- read-only followers -----------------------------------------------------------------------
+
+bool TopicStore::follow_next(std::uint64_t& position, std::uint64_t& offset, Log& log) noexcept {
+  try {
+    std::string name = segment_file_name(offset);
+    Result<platform::FileDescriptor> fd = platform::open_file_at(dir_, name, platform::Access::read_only);
+    bool lapped = false;
+    if (!fd.ok()) {
+      // Not rolled yet, or rolled and already deleted: the writer lapped us.
+      // Look at the directory (at most every 10 ms) for a newer segment.
+      const std::int64_t now = platform::monotonic_ns();
+      if (now - last_listing_ns_ < 10'000'000) return false;
+      last_listing_ns_ = now;
+      Result<std::vector<platform::DirectoryEntry>> entries = platform::list_directory(dir_);
+      if (!entries.ok()) return false;
+      std::optional<std::uint64_t> oldest_newer;
+      for (const platform::DirectoryEntry& e : *entries) {
+        const std::optional<std::uint64_t> base = parse_segment_file_name(e.name);
+        if (base && *base > offset && (!oldest_newer || *base < *oldest_newer)) oldest_newer = base;
+      }
+      if (!oldest_newer) return false;
+      name = segment_file_name(*oldest_newer);
+      fd = platform::open_file_at(dir_, name, platform::Access::read_only);
+      if (!fd.ok()) return false; // deleted meanwhile: next time
+      lapped = true;
+    }
+    std::array<std::byte, segment_header_bytes> header{};
+    Result<std::size_t> got = platform::read_at(*fd, 0, header);
+    if (!got.ok()) return false;
+    SegmentHeaderFields fields;
+    if (!validate_segment_header(std::span(header).first(*got), name, name_, segment_bytes_, &fields).ok() ||
+        fields.ring_capacity != capacity_ || (!lapped && fields.base_position != position) ||
+        (lapped && fields.base_position <= position)) {
+      return false;
+    }
+    Result<platform::FileInfo> info = platform::file_info(*fd);
+    if (!info.ok() || info->size < page_size_ + segment_bytes_) return false;
+    if (lapped) {
+      log.jump_head(fields.base_position, fields.base_offset); // readers find the gap from the head
+    } else {
+      log.make_room(position);
+    }
+    std::uint64_t head = 0;
+    std::uint64_t head_offset = 0;
+    log.read_head(head, head_offset);
+    drop_below(head);
+    Segment s;
+    s.position = fields.base_position;
+    s.base_offset = fields.base_offset;
+    s.created_ns = fields.created_ns;
+    s.fd = std::move(*fd);
+    if (!map_segment(s, false).ok()) return false;
+    position = s.position;
+    offset = s.base_offset;
+    std::lock_guard lock(mutex_);
+    segments_.push_back(std::move(s));
+    return true;
+  } catch (const std::bad_alloc&) {
+    return false;
   }
 }
 

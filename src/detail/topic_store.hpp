@@ -43,6 +43,8 @@
 
 namespace ringbus::detail {
 
+class Log;
+
 // Where a recovered log stands (positions in the unbounded log).
 struct LogRestore {
   std::uint64_t head = 0;        // start of the oldest segment kept
@@ -69,6 +71,9 @@ class TopicStore {
   static Result<std::unique_ptr<TopicStore>> create(const platform::FileDescriptor& topics_dir, std::string_view name,
                                                     const TopicOptions& options);
   // Opens and recovers an existing topic directory (options from topic.meta).
+  // topic_not_found when the directory is a creation a crash interrupted (no
+  // topic.meta, nothing in it but topic.meta.tmp): not a topic; unless
+  // read_only, it is removed so the name is free again.
   static Result<std::unique_ptr<TopicStore>> open(const platform::FileDescriptor& topics_dir, std::string_view name,
                                                   bool read_only);
 
@@ -114,6 +119,15 @@ class TopicStore {
   [[nodiscard]] Status failure() const;
   [[nodiscard]] bool failed() const noexcept { return failed_.load(std::memory_order_acquire); }
   [[nodiscard]] std::size_t segment_count() const;
+
+  // --- read-only followers --------------------------------------------------------
+  // The writing process's segment starting at position with first record
+  // offset: when its file exists and its header says so, frees the ring slot
+  // (log.make_room, then drop_below) and maps it read-only. When the writer
+  // already deleted it (it lapped this reader), takes the oldest newer
+  // segment instead, moves the head there (readers see the gap) and updates
+  // position and offset. false when there is nothing new yet.
+  bool follow_next(std::uint64_t& position, std::uint64_t& offset, Log& log) noexcept;
 
   // --- seeks (consumers) -----------------------------------------------------
   // A frame start at or before the first frame holding `offset`, inside the
@@ -171,7 +185,11 @@ class TopicStore {
   std::atomic<std::uint64_t> synced_{0}; // everything below is on disk (interval/sync)
   std::uint64_t synced_at_bytes_ = 0;    // flusher: tail at the last interval flush
   std::int64_t last_flush_ns_ = 0;       // flusher: time of the last interval flush
+  std::int64_t last_listing_ns_ = 0;     // follower: last directory listing (follow_next)
   std::atomic<bool> failed_{false};
+  // recover(): the recovered tail segment's position, for maintain() to fault in; no_prefault when none.
+  static constexpr std::uint64_t no_prefault = UINT64_MAX;
+  std::atomic<std::uint64_t> prefault_tail_{no_prefault};
   std::atomic<bool>* refusing_ = nullptr;
   Status failure_; // set once, before failed_ (release)
 };

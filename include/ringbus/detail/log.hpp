@@ -178,6 +178,19 @@ class Log {
   Status sync_published() noexcept;
   // Why the last roll failed (the writer's thread only): the file system's words.
   Status roll_error() const;
+  // A persistent topic opened read-only while another process writes it: its
+  // readers behave as under the overwrite policy (the writer cannot see them,
+  // so a reader a ring behind is lapped and told what it lost).
+  [[nodiscard]] bool follower() const noexcept { return follower_; }
+  // Followers: reads the frames the writing process published since the last
+  // call and maps its new segment files, then moves tail and end_offset on.
+  // One consumer at a time does the work (a flag, no lock); others return.
+  void follow() noexcept;
+  // Followers, from TopicStore::follow_next: moves the head past the old lap
+  // of the ring slot of `segment` (a seqlock store readers validate against).
+  void make_room(std::uint64_t segment) noexcept;
+  // Followers lapped by the writer: the head jumps to a newer segment.
+  void jump_head(std::uint64_t segment, std::uint64_t first_offset) noexcept { store_head(segment, first_offset); }
 
   // --- producer side ---------------------------------------------------------
   // Takes the single-writer token; false if a producer is open.
@@ -395,8 +408,10 @@ class Log {
   std::atomic<bool> closed_{false};
   std::atomic<bool> refusing_{false}; // closed_ or the store failed: appends are refused
   bool sync_durability_ = false;
-  std::uint64_t synced_ = 0; // Durability::sync: published bytes below this were msync'ed (writer only)
-  Status roll_error_;        // writer only
+  bool follower_ = false;
+  std::atomic<bool> following_{false}; // a consumer is inside follow()
+  std::uint64_t synced_ = 0;           // Durability::sync: published bytes below this were msync'ed (writer only)
+  Status roll_error_;                  // writer only
   alignas(cache_line) WriterState writer_;
 };
 
