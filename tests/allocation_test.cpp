@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "persist_support.hpp"
 #include "ringbus/detail/memory.hpp"
 #include "ringbus/ringbus.hpp"
 #include "stress_support.hpp"
@@ -249,6 +250,49 @@ TEST_CASE("steady state: append and poll allocate nothing") {
   CHECK(failed == 0);
   CHECK(tally.wrong == 0);
   CHECK(tally.delivered == warmup_pairs + pairs());
+}
+
+// Persistent topics: inside a segment, append (CRC32C included) and poll
+// allocate nothing, and neither does the bus's flusher thread flushing an
+// `interval` topic meanwhile. A segment roll is not steady state here: it
+// names, creates and maps a file (a few small allocations once per segment).
+TEST_CASE("steady state: a persistent topic's append and poll allocate nothing between rolls") {
+  for (ringbus::Durability durability : {ringbus::Durability::none, ringbus::Durability::interval}) {
+    CAPTURE(ringbus::to_string(durability));
+    ringbus::test::TempBusDir dir;
+    Result<Bus> bus = Bus::open(dir.path());
+    REQUIRE(bus.ok());
+    TopicOptions o;
+    o.segment_bytes = std::size_t{8} << 20; // the window below stays inside the first segment
+    o.segment_count = 2;
+    o.durability = durability;
+    o.flush_interval = std::chrono::milliseconds(1);
+    REQUIRE(bus->create_topic("p", o).ok());
+    Producer producer = bus->producer("p").value();
+    Consumer consumer = bus->consumer("p").value();
+    std::uint64_t failed = 0;
+    Tally tally;
+    const std::uint64_t value = 42;
+    for (std::uint64_t i = 0; i < 1000; ++i) {
+      if (!producer.append(ringbus::bytes_of(value)).ok()) ++failed;
+      tally.take(consumer.poll().value());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20)); // the flusher has prepared the next segment
+    const std::uint64_t n = 60'000;                             // 64-byte frames: under 4 MiB
+    AllocationWindow window;
+    for (std::uint64_t i = 0; i < n; ++i) {
+      if (!producer.append(ringbus::bytes_of(value)).ok()) ++failed;
+      Result<Records> polled = consumer.poll();
+      if (polled.ok()) {
+        tally.take(*polled);
+      } else {
+        ++tally.wrong;
+      }
+      if (i % 10'000 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2)); // let it flush
+    }
+    const Allocations a = window.stop();
+    check_clean(a, failed, tally, 1000 + n);
+  }
 }
 
 TEST_CASE("steady state: try_append, including its would_block refusals, allocates nothing") {

@@ -69,8 +69,9 @@ class Bus {
   // member takes one of the topic's reader slots; block topics only.
   Result<GroupMember> group_member(std::string_view group, std::string_view topic, const GroupOptions& options = {});
 
-  // Persistent topics: writes what was appended so far to disk now (msync +
-  // fdatasync), whatever the durability, and applies retention. A failed
+  // Persistent topics: writes what was appended so far to disk now
+  // (fdatasync of the segment files, fsync of the directory), whatever the
+  // durability. A failed
   // flush puts the topic in a failed state: appends then return that error.
   // A no-op for in-memory topics.
   Status flush(std::string_view topic);
