@@ -13,8 +13,13 @@ bool refill(Cursor& c, Gap& gap) noexcept {
     const bool lapped = from < head;
     if (lapped) from = head; // the oldest segment still held
     // Descheduled between the two loads, we may see the producer a whole ring
-    // further on in head than in our (older) tail: look again.
-    if (from >= tail) continue;
+    // further on in head than in our (older) tail: look again, unless the
+    // tail really is behind the head (a follower in the middle of a jump, see
+    // Log::follow): nothing to read yet.
+    if (from >= tail) {
+      if (log.tail_acquire() <= tail) return false;
+      continue;
+    }
     const std::uint64_t to = std::min(tail, log.segment_start(from) + log.segment_bytes());
     Log::copy_acquire(c.staging, log.ring_at(from), to - from);
     // (F) again: if the producer started overwriting the copied segment while

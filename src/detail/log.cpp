@@ -24,7 +24,8 @@ Log::Log(std::string_view name, const TopicOptions& options, RingMapping mapping
       overwrite_(options.overflow == OverflowPolicy::overwrite),
       blocking_(options.wait == WaitStrategy::blocking),
       slots_(nullptr),
-      slot_count_(options.max_consumers) {
+      slot_count_(options.max_consumers),
+      hold_word0_(options.overflow != OverflowPolicy::overwrite) {
   slots_ = static_cast<ReaderSlot*>(heap_allocate(sizeof(ReaderSlot) * slot_count_, alignof(ReaderSlot)));
   for (std::size_t i = 0; i < slot_count_; ++i) ::new (&slots_[i]) ReaderSlot();
   writer_.segment_end = segment_bytes_;
@@ -37,6 +38,7 @@ Log::Log(std::string_view name, std::unique_ptr<TopicStore> store) : Log(name, s
   store_->attach(&refusing_);
   sync_durability_ = options_.durability == Durability::sync && !store_->read_only();
   follower_ = store_->read_only();
+  hold_word0_ = true;
   if (follower_) {
     overwrite_ = true;                                // readers copy and validate: see follower()
     refusing_.store(true, std::memory_order_relaxed); // no producer here; not shared yet
@@ -165,7 +167,7 @@ bool Log::roll(bool wait, Errc& err) noexcept {
     // Pad frame: only its first word. Published with the next tail store.
     const std::uint64_t word =
         frame_word0(static_cast<std::uint32_t>(next_start - w.pos), frame_type::pad, 0) | lap_bits(w.pos);
-    if (overwrite_) {
+    if (!hold_word0_) {
       std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(ring_at(w.pos)))
           .store(word, std::memory_order_release); // (E') like copy_release
     } else {
@@ -194,13 +196,15 @@ bool Log::roll_files(std::uint64_t next_start, Errc& err) noexcept {
     }
   }
   store_->drop_below(head_.load(std::memory_order_relaxed));
-  if (Status st = store_->begin_segment(next_start, writer_.next_offset); !st.ok()) {
+  if (Status st = store_->begin_segment(next_start, writer_.next_offset, writer_.has_pending); !st.ok()) {
     roll_error_ = std::move(st);
     err = roll_error_.code();
     return false;
   }
   return true;
 }
+
+void Log::abandon_segments_from(std::uint64_t start) noexcept { store_->abandon_from(start); }
 
 void Log::store_head(std::uint64_t pos, std::uint64_t offset) noexcept {
   const std::uint64_t seq = head_seq_.load(std::memory_order_relaxed); // only this thread writes it

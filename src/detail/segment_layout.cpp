@@ -70,6 +70,9 @@ Status encode_segment_header(std::span<std::byte> out, const SegmentHeaderFields
                                               ": must be a power of two in [4 KiB, 1 GiB]");
   }
   if (Status s = validate_topic_name(fields.topic); !s.ok()) return s;
+  if ((fields.flags & ~segment_flags::known) != 0) {
+    return Status(Errc::invalid_argument, "segment flags " + hex32(fields.flags) + ": unknown bits");
+  }
   if (!is_power_of_two(fields.ring_capacity) || fields.ring_capacity < 2 * fields.segment_bytes ||
       fields.ring_capacity > limits::max_capacity_bytes || fields.base_position % fields.segment_bytes != 0) {
     return Status(Errc::invalid_argument, "segment ring_capacity " + std::to_string(fields.ring_capacity) +
@@ -91,6 +94,7 @@ Status encode_segment_header(std::span<std::byte> out, const SegmentHeaderFields
   std::memcpy(out.data() + offsetof(SegmentHeader, topic_name), fields.topic.data(), fields.topic.size());
   store_field(out, offsetof(SegmentHeader, base_position), fields.base_position);
   store_field(out, offsetof(SegmentHeader, ring_capacity), fields.ring_capacity);
+  store_field(out, offsetof(SegmentHeader, flags), fields.flags);
   store_field(out, offsetof(SegmentHeader, header_checksum), crc32c(out.data(), segment_header_checked_bytes));
   return {};
 }
@@ -166,7 +170,12 @@ Status validate_segment_header(std::span<const std::byte> bytes, std::string_vie
     return refuse(file_name, "base_position " + std::to_string(base_position) + " is not a multiple of segment_bytes " +
                                  std::to_string(segment_bytes));
   }
+  const auto flags = load_field<std::uint32_t>(bytes, offsetof(SegmentHeader, flags));
+  if ((flags & ~segment_flags::known) != 0) {
+    return refuse(file_name, "flags " + hex32(flags) + " has bits this build does not know");
+  }
   if (out != nullptr) {
+    out->flags = flags;
     out->base_position = base_position;
     out->ring_capacity = ring_capacity;
     out->page_size = page_size;

@@ -103,14 +103,20 @@ Result<TopicOptions> decode_topic_meta(std::string_view text, std::string_view p
   if (stored != crc32c(text.data(), sum_at)) return bad("checksum does not match its contents: the file is damaged");
   TopicOptions o;
   std::size_t seen = 0;
+  std::vector<std::string_view> keys_seen;
   std::string_view rest = text.substr(16, sum_at - 16);
   while (!rest.empty()) {
     const std::size_t eol = rest.find('\n');
+    if (eol == std::string_view::npos) return bad("last line has no newline");
     const std::string_view line = rest.substr(0, eol);
     rest.remove_prefix(eol + 1);
     const std::size_t sp = line.find(' ');
     if (sp == std::string_view::npos) return bad("line \"" + std::string(line) + "\" is not \"key value\"");
     const std::string_view key = line.substr(0, sp);
+    if (std::find(keys_seen.begin(), keys_seen.end(), key) != keys_seen.end()) {
+      return bad("key \"" + std::string(key) + "\" appears twice");
+    }
+    keys_seen.push_back(key);
     const std::string value(line.substr(sp + 1));
     const auto number = [&](auto& out) -> bool {
       char* end = nullptr;
@@ -231,7 +237,7 @@ Result<std::unique_ptr<TopicStore>> TopicStore::create(const platform::FileDescr
     if (Status st = platform::make_directory_at(topics_dir, name); !st.ok()) return in_topic(name, st);
     if (Status st = platform::sync_directory(topics_dir); !st.ok()) return in_topic(name, st);
     if (Status st = store->open_directory_and_ring(topics_dir, true); !st.ok()) return in_topic(name, st);
-    if (Status st = store->begin_segment(0, 0); !st.ok()) return in_topic(name, st);
+    if (Status st = store->begin_segment(0, 0, false); !st.ok()) return in_topic(name, st);
     store->restore_ = LogRestore{0, 0, 0, store->segment_bytes_, 0};
     store->report_.segments = 1;
     return store;
@@ -369,6 +375,7 @@ Status TopicStore::recover() {
     s.position = fields.base_position;
     s.base_offset = fields.base_offset;
     s.created_ns = fields.created_ns;
+    s.opened_mid_batch = (fields.flags & segment_flags::opened_mid_batch) != 0;
     s.fd = std::move(*fd);
     if (!segments_.empty()) {
       const Segment& prev = segments_.back();
@@ -384,10 +391,20 @@ Status TopicStore::recover() {
   }
   if (segments_.empty()) {
     if (read_only_) return Status(Errc::corrupt_data, "topic '" + name_ + "' in " + dir_.path() + " has no segment");
-    if (Status st = begin_segment(0, 0); !st.ok()) return in_topic(name_, st);
+    if (Status st = begin_segment(0, 0, false); !st.ok()) return in_topic(name_, st);
     restore_ = LogRestore{0, 0, 0, segment_bytes_, 0};
     report_.segments = 1;
     return {};
+  }
+  // More segments than the ring holds: the oldest were deleted (a roll
+  // overwrote their slot) but the deletion did not reach the disk before a
+  // power loss (Durability::none does not sync the directory). They are
+  // behind the head by definition: delete them again.
+  while (!read_only_ && segments_.back().position - segments_.front().position >= capacity_) {
+    if (Status st = platform::remove_file_at(dir_, segment_file_name(segments_.front().base_offset)); !st.ok()) {
+      return in_topic(name_, st);
+    }
+    segments_.pop_front();
   }
   if (segments_.back().position - segments_.front().position >= capacity_) {
     return Status(Errc::corrupt_data, "topic '" + name_ + "' in " + dir_.path() + " holds " +
@@ -398,32 +415,42 @@ Status TopicStore::recover() {
     if (Status st = map_segment(s, false); !st.ok()) return in_topic(name_, st);
   }
 
-  // The tail: validate frame by frame, cut at the first bad one. A segment
-  // before it must be sealed (a pad frame or full): if it is not, the tail's
-  // frames belong to a batch whose first frame was never published.
+  // A batch's frames are published by its first word alone (log.hpp): if a
+  // crash came before that store, its later frames may sit in newer segments
+  // with their words in place. So the segment before the tail must be sealed
+  // (a pad frame or full), and so must the one before any segment begun while
+  // a batch was pending (opened_mid_batch), back along that chain. Everything
+  // after an unsealed segment was never published: it goes (a read-only
+  // opener only unmaps it; follow() maps it again once the writer publishes).
+  std::size_t keep = segments_.size();
+  for (std::size_t i = segments_.size() - 1; i > 0; --i) {
+    if (!sealed(segments_[i - 1])) keep = i;
+    if (!segments_[i].opened_mid_batch) break;
+  }
+  while (segments_.size() > keep) {
+    Segment& dropped = segments_.back();
+    (void)platform::map_zeros_into(ring_base_ + (dropped.position & (capacity_ - 1)), segment_bytes_);
+    if (!read_only_) {
+      if (Status st = platform::remove_file_at(dir_, segment_file_name(dropped.base_offset)); !st.ok()) {
+        return in_topic(name_, st);
+      }
+      report_.dropped_unpublished_segment = true;
+    }
+    segments_.pop_back();
+  }
+  if (report_.dropped_unpublished_segment) {
+    if (Status st = platform::sync_directory(dir_); !st.ok()) return in_topic(name_, st);
+  }
+
+  // The tail: validate frame by frame, cut at the first bad one.
   ScanOptions scan;
   scan.verify_checksums = true;
-  for (;;) {
+  {
     Segment& tail = segments_.back();
     scan.lap = lap_of(tail.position, capacity_);
     Result<SegmentIndex> index = SegmentIndex::create(tail.base_offset, segment_bytes_, index_interval_bytes);
     if (!index.ok()) return in_topic(name_, index.status());
     const ScanStop stop = index->catch_up(data_of(tail), scan);
-    if (segments_.size() >= 2) {
-      Segment& prev = segments_[segments_.size() - 2];
-      SegmentIndex* prev_index = index_of(prev, UINT64_MAX);
-      if (prev_index == nullptr || !prev_index->sealed() || prev_index->next_offset() != tail.base_offset) {
-        if (!read_only_) {
-          (void)platform::map_zeros_into(ring_base_ + (tail.position & (capacity_ - 1)), segment_bytes_);
-          (void)platform::remove_file_at(dir_, segment_file_name(tail.base_offset));
-          (void)platform::sync_directory(dir_);
-          report_.dropped_unpublished_segment = true;
-          segments_.pop_back();
-          segments_.back().index.reset(); // rescanned as the tail
-          continue;
-        }
-      }
-    }
     report_.cut_at_position = index->end_position();
     if (stop == ScanStop::invalid_frame) report_.cut_reason = index->problem();
     const bool full = stop == ScanStop::segment_full;
@@ -446,11 +473,29 @@ Status TopicStore::recover() {
     restore_.next_offset = index->next_offset();
     report_.records_kept_in_tail = index->next_offset() - tail.base_offset;
     tail.index = std::move(*index);
-    break;
   }
   report_.segments = segments_.size();
   synced_.store(restore_.pos, std::memory_order_relaxed); // recovered bytes are what the disk holds
   return {};
+}
+
+bool TopicStore::sealed(const Segment& s) const noexcept {
+  // A walk of the frames' first words (single-threaded here: no writer yet).
+  const std::span<const std::byte> data = data_of(s);
+  const std::uint64_t lap = std::uint64_t{lap_of(s.position, capacity_)} << 48;
+  std::uint64_t p = 0;
+  while (p < segment_bytes_) {
+    std::uint64_t word;
+    std::memcpy(&word, data.data() + p, sizeof word);
+    const std::uint32_t length = word0_length(word);
+    if (word0_type(word) == frame_type::none || word0_lap_bits(word) != lap || length < pad_frame_min_bytes ||
+        length > segment_bytes_ - p) {
+      return false;
+    }
+    if (word0_type(word) == frame_type::pad) return p + length == segment_bytes_;
+    p += align_up(length, frame_alignment);
+  }
+  return p == segment_bytes_;
 }
 
 // --- producer thread ---------------------------------------------------------------------------
@@ -474,7 +519,7 @@ Result<TopicStore::Prepared*> TopicStore::prepare_segment() noexcept {
   }
 }
 
-Status TopicStore::begin_segment(std::uint64_t start, std::uint64_t first_offset) noexcept {
+Status TopicStore::begin_segment(std::uint64_t start, std::uint64_t first_offset, bool mid_batch) noexcept {
   if (failed()) return failure();
   std::unique_ptr<Prepared> p(prepared_.exchange(nullptr, std::memory_order_acquire)); // pairs with maintain's release
   if (!p) {
@@ -489,6 +534,7 @@ Status TopicStore::begin_segment(std::uint64_t start, std::uint64_t first_offset
     fields.segment_bytes = segment_bytes_;
     fields.base_offset = first_offset;
     fields.created_ns = wall_clock_ns();
+    fields.flags = mid_batch ? segment_flags::opened_mid_batch : 0;
     fields.base_position = start;
     fields.ring_capacity = capacity_;
     fields.topic = name_;
@@ -502,7 +548,10 @@ Status TopicStore::begin_segment(std::uint64_t start, std::uint64_t first_offset
       }
     }
     const std::string final_name = segment_file_name(first_offset);
-    if (Status st = platform::rename_at(dir_, p->name, final_name); !st.ok()) return st;
+    if (Status st = platform::rename_at(dir_, p->name, final_name); !st.ok()) {
+      (void)platform::remove_file_at(dir_, p->name);
+      return st;
+    }
     p->fd.set_path(dir_.path() + "/" + final_name);
     if (durable) {
       if (Status st = platform::sync_directory(dir_); !st.ok()) {
@@ -514,6 +563,7 @@ Status TopicStore::begin_segment(std::uint64_t start, std::uint64_t first_offset
     s.position = start;
     s.base_offset = first_offset;
     s.created_ns = fields.created_ns;
+    s.opened_mid_batch = mid_batch;
     s.fd = std::move(p->fd);
     if (Status st = map_segment(s, options_.prefault); !st.ok()) {
       (void)platform::remove_file_at(dir_, final_name);
@@ -584,6 +634,19 @@ void TopicStore::drop_below(std::uint64_t head) noexcept {
       removed = true;
     }
     segments_.pop_front();
+  }
+  if (removed && options_.durability != Durability::none) (void)platform::sync_directory(dir_);
+}
+
+void TopicStore::abandon_from(std::uint64_t start) noexcept {
+  std::lock_guard lock(mutex_);
+  bool removed = false;
+  while (!segments_.empty() && segments_.back().position >= start) {
+    Segment& s = segments_.back();
+    (void)platform::map_zeros_into(ring_base_ + (s.position & (capacity_ - 1)), segment_bytes_);
+    (void)platform::remove_file_at(dir_, segment_file_name(s.base_offset));
+    removed = true;
+    segments_.pop_back();
   }
   if (removed && options_.durability != Durability::none) (void)platform::sync_directory(dir_);
 }
@@ -744,6 +807,8 @@ bool TopicStore::follow_next(std::uint64_t& position, std::uint64_t& offset, Log
     s.base_offset = fields.base_offset;
     s.created_ns = fields.created_ns;
     s.fd = std::move(*fd);
+    // A failed map leaves the head past the tail: readers find nothing
+    // (refill) until a later follow() maps the segment.
     if (!map_segment(s, false).ok()) return false;
     position = s.position;
     offset = s.base_offset;

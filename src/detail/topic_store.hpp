@@ -97,7 +97,11 @@ class TopicStore {
   // record will be first_offset, names it, and (durability interval/sync)
   // syncs the directory. no_space when the disk is full; nothing published
   // before is touched.
-  Status begin_segment(std::uint64_t start, std::uint64_t first_offset) noexcept;
+  // mid_batch: a batch begun in an earlier segment is not published yet.
+  Status begin_segment(std::uint64_t start, std::uint64_t first_offset, bool mid_batch) noexcept;
+  // A batch refused after it rolled: removes the segments it began, from
+  // position start on (their files too), so the next roll begins them again.
+  void abandon_from(std::uint64_t start) noexcept;
   // Durability::sync: [from, to) was just published; msync it.
   Status sync_published(std::uint64_t from, std::uint64_t to) noexcept;
   // The head retention wants (a segment start >= current_head, <= the
@@ -149,6 +153,7 @@ class TopicStore {
     platform::FileDescriptor fd;
     std::optional<SegmentIndex> index; // built on demand (seek) or by the flusher
     bool index_on_disk = false;
+    bool opened_mid_batch = false; // segment_flags::opened_mid_batch in its header
   };
   struct Prepared {
     platform::FileDescriptor fd;
@@ -161,6 +166,8 @@ class TopicStore {
   Status recover();
   Result<Prepared*> prepare_segment() noexcept;
   Status map_segment(Segment& s, bool prefault) noexcept;
+  // Whether s's frames run to its end (a pad frame or exactly full).
+  [[nodiscard]] bool sealed(const Segment& s) const noexcept;
   void set_failure(Status st) noexcept;
   std::span<const std::byte> data_of(const Segment& s) const noexcept;
   SegmentIndex* index_of(Segment& s, std::uint64_t tail) noexcept; // under mutex_

@@ -31,6 +31,7 @@ std::vector<std::byte> valid_header() {
   fields.topic = "orders";
   fields.base_position = 3 * segment_bytes;
   fields.ring_capacity = 8 * segment_bytes;
+  fields.flags = detail::segment_flags::opened_mid_batch;
   REQUIRE(detail::encode_segment_header(bytes, fields).ok());
   return bytes;
 }
@@ -66,6 +67,7 @@ TEST_SUITE("segment_layout") {
     CHECK(out.topic == "orders");
     CHECK(out.base_position == 3 * segment_bytes);
     CHECK(out.ring_capacity == 8 * segment_bytes);
+    CHECK(out.flags == detail::segment_flags::opened_mid_batch);
     CHECK(detail::segment_data_offset(out) == 4096);
     CHECK(std::memcmp(bytes.data(), "RBUS-SEG", 8) == 0);
     // The rest of the page is zero, whatever was in the buffer before.
@@ -122,6 +124,12 @@ TEST_SUITE("segment_layout") {
            reseal(b);
          },
          "ring_capacity 196608"},
+        {"flags",
+         [](auto& b) {
+           put<std::uint32_t>(b, offsetof(detail::SegmentHeader, flags), 0x80);
+           reseal(b);
+         },
+         "flags 0x00000080 has bits"},
         {"base_position",
          [](auto& b) {
            put<std::uint64_t>(b, offsetof(detail::SegmentHeader, base_position), 100);

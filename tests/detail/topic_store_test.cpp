@@ -449,4 +449,57 @@ TEST_SUITE("topic_store") {
     ::close(ready[0]);
     ::close(go[1]);
   }
+
+  TEST_CASE("a_batch_refused_after_it_rolled_leaves_no_segment_file_behind_and_the_topic_reopens") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path(), BusOptions{false, false});
+      REQUIRE(bus.create_topic("b", persistent_ring(8)).ok());
+      Result<Producer> p = bus.producer("b");
+      REQUIRE(p.ok());
+      Result<Consumer> holder = bus.consumer("b"); // never polls: holds offset 0
+      REQUIRE(holder.ok());
+      append_timed(*p, 250); // ~5 of the 8 segments
+      const std::size_t files_before = dir.segments("b").size();
+      // Needs ~4 more segments: the first rolls succeed, the one that would
+      // overwrite segment 0 is refused (the holder is there): all or nothing.
+      std::vector<std::uint64_t> values(1700, 7); // 13.6 KB: under the batch limit of 14 KiB
+      Result<std::uint64_t> r = p->try_append_values(std::span<const std::uint64_t>(values));
+      REQUIRE(!r.ok());
+      CHECK(r.code() == Errc::would_block);
+      CHECK(dir.segments("b").size() == files_before); // the batch's new files are gone
+      CHECK(p->next_offset() == 250);
+      check_numbered(drain(*holder), 0, 250);
+      append_timed(*p, 10);
+    }
+    Bus bus = open_bus(dir.path());
+    check_numbered(read_all(bus, "b"), 0, 260);
+  }
+
+  TEST_CASE("an_overwrite_topic_batch_refused_by_a_full_disk_does_not_come_back_on_reopen") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path(), BusOptions{false, false});
+      TopicOptions o = persistent_ring(8);
+      o.overflow = OverflowPolicy::overwrite;
+      REQUIRE(bus.create_topic("o", o).ok());
+      Result<Producer> p = bus.producer("o");
+      REQUIRE(p.ok());
+      append_timed(*p, 50);
+      platform::testing::fail_next_preallocations(1); // the batch's roll finds the disk full
+      std::vector<std::uint64_t> values(800, 9);
+      Result<std::uint64_t> r = p->append_values(std::span<const std::uint64_t>(values));
+      REQUIRE(!r.ok());
+      CHECK(r.code() == Errc::no_space);
+      CHECK(p->next_offset() == 50);
+      Result<TopicInfo> info = bus.describe("o");
+      REQUIRE(info.ok());
+      CHECK(info->end_offset == 50);
+    }
+    Bus bus = open_bus(dir.path());
+    Result<TopicInfo> info = bus.describe("o");
+    REQUIRE(info.ok());
+    CHECK(info->end_offset == 50);
+    check_numbered(read_all(bus, "o"), 0, 50);
+  }
 }

@@ -65,7 +65,8 @@ RINGBUS_ALWAYS_INLINE std::uint64_t walk_frames(Cursor& c, std::uint64_t limit, 
     if (!published(p, f, word0)) break;
     const std::uint32_t length = word0_length(word0);
     if (RINGBUS_UNLIKELY(word0_type(word0) != frame_type::data)) {
-      p += length; // pad frame: runs to the segment end
+      if (length < pad_frame_min_bytes) break; // not a frame (a copied zero word): stop, never loop
+      p += length;                             // pad frame: runs to the segment end
       skip = 0;
       continue;
     }

@@ -221,11 +221,16 @@ class Log {
     if (RINGBUS_UNLIKELY(store_ != nullptr)) stamp_checksum(overwrite_ ? writer_.scratch : ring_at(writer_.pos), word0);
     word0 |= lap_bits(writer_.pos);
     if (overwrite_) {
-      std::memcpy(writer_.scratch, &word0, sizeof word0);
-      copy_release(ring_at(writer_.pos), writer_.scratch, frame_bytes);
-    } else {
-      place_word0(writer_.pos, word0);
+      if (!hold_word0_) {
+        std::memcpy(writer_.scratch, &word0, sizeof word0);
+        copy_release(ring_at(writer_.pos), writer_.scratch, frame_bytes);
+        writer_.pos += frame_bytes;
+        writer_.next_offset += records;
+        return;
+      }
+      copy_release(ring_at(writer_.pos) + 8, writer_.scratch + 8, frame_bytes - 8);
     }
+    place_word0(writer_.pos, word0);
     writer_.pos += frame_bytes;
     writer_.next_offset += records;
   }
@@ -240,12 +245,17 @@ class Log {
     std::memcpy(frame + offsetof(FrameHeader, checksum), &crc, sizeof crc);
   }
 
-  // Block policy: the first unpublished frame's word waits for publish(); a
-  // later one is stored now (no reader reaches it before that release).
+  // Block policy and persistent topics: the first unpublished frame's word
+  // waits for publish(); a later one is stored now (no reader reaches it
+  // before that release). Overwrite topics store it atomically: a lapped
+  // reader may be copying the old lap's word there (copy_acquire).
   RINGBUS_ALWAYS_INLINE void place_word0(std::uint64_t pos, std::uint64_t word0) noexcept {
     if (!writer_.has_pending) {
       writer_.pending_word0 = word0;
       writer_.has_pending = true;
+    } else if (overwrite_) {
+      std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(ring_at(pos)))
+          .store(word0, std::memory_order_release); // (E') like copy_release
     } else {
       std::memcpy(ring_at(pos), &word0, sizeof word0);
     }
@@ -253,13 +263,22 @@ class Log {
 
   // Makes every accepted frame visible with one store.
   RINGBUS_ALWAYS_INLINE void publish() noexcept {
-    if (!overwrite_) {
+    if (hold_word0_) {
       if (!writer_.has_pending) return;
       // The word after the last frame reads as "nothing here" until the next
       // frame is published (old payload bytes there must never pass for a
       // header). A segment start needs none: it is a frame boundary in every
       // lap, so it holds last lap's header, whose lap tag is wrong.
-      if ((writer_.pos & (segment_bytes_ - 1)) != 0) std::memset(ring_at(writer_.pos), 0, 8);
+      if ((writer_.pos & (segment_bytes_ - 1)) != 0) {
+        if (overwrite_) {
+          std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(ring_at(writer_.pos)))
+              .store(0, std::memory_order_release); // (E') a lapped reader may be copying here
+        } else {
+          std::memset(ring_at(writer_.pos), 0, 8);
+        }
+      }
+      // On disk too, this word is the batch's commit point: recovery reads no
+      // frame of a batch whose first word never reached the file.
       std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(ring_at(writer_.published)))
           .store(writer_.pending_word0, std::memory_order_release); // (B) pairs with (C)
       writer_.has_pending = false;
@@ -284,7 +303,9 @@ class Log {
   }
   // Frames written past the mark were never published; the next publish
   // zeroes the word after its own last frame, so none of them is reachable.
+  // Persistent topics also remove the segment files the batch began.
   void rollback(const WriterMark& m) noexcept {
+    if (store_ != nullptr && writer_.segment_end != m.segment_end) abandon_segments_from(m.segment_end);
     writer_.pos = m.pos;
     writer_.next_offset = m.next_offset;
     writer_.segment_end = m.segment_end;
@@ -370,6 +391,7 @@ class Log {
  private:
   bool roll(bool wait, Errc& err) noexcept;
   bool roll_files(std::uint64_t next_start, Errc& err) noexcept;
+  void abandon_segments_from(std::uint64_t start) noexcept;
   // Block policy: waits until every reader is at or past need, then moves the head there.
   bool reclaim(std::uint64_t need, bool wait, Errc& err) noexcept;
   void store_head(std::uint64_t pos, std::uint64_t offset) noexcept;
@@ -409,6 +431,11 @@ class Log {
   std::atomic<bool> refusing_{false}; // closed_ or the store failed: appends are refused
   bool sync_durability_ = false;
   bool follower_ = false;
+  // The first frame's word of each batch is held back until publish() (block
+  // policy, and every persistent topic: it is the batch's commit point on
+  // disk). In-memory overwrite topics write it with the frame (their readers
+  // go by the tail).
+  bool hold_word0_ = true;
   std::atomic<bool> following_{false}; // a consumer is inside follow()
   std::uint64_t synced_ = 0;           // Durability::sync: published bytes below this were msync'ed (writer only)
   Status roll_error_;                  // writer only

@@ -34,10 +34,10 @@
 //   +-------------------------------------+-------------------------------------+
 //   | base_position (u64)                 | ring_capacity (u64)                 |
 //   +-------------------------------------+-------------------------------------+
-//   320               324
-//   +-----------------+-- zeros to segment_header_bytes ---
-//   | header_checksum |
-//   +-----------------+
+//   320               324               328
+//   +-----------------+-----------------+-- zeros to segment_header_bytes ---
+//   | flags           | header_checksum |
+//   +-----------------+-----------------+
 //
 //   magic           identifies a ringbus segment file
 //   format_version  segment_format_version of the build that wrote it; another
@@ -56,7 +56,10 @@
 //                   unbounded log (a multiple of segment_bytes): with
 //                   ring_capacity it gives the lap tag the frames carry
 //   ring_capacity   segment_bytes * segment_count of the topic that wrote it
-//   header_checksum CRC32C of bytes [0, 320)
+//   flags           segment_flags: opened_mid_batch = the segment was begun
+//                   while a batch that started in an earlier segment was not
+//                   yet published (recovery then checks that segment is sealed)
+//   header_checksum CRC32C of bytes [0, 324)
 //
 // Invariants: file size = page_size + segment_bytes (preallocated), and
 //   base_offset(next segment) = base_offset + records in this segment.
@@ -85,6 +88,11 @@ inline constexpr std::size_t segment_topic_name_capacity = 256; // 255 bytes of 
 
 enum class FrameChecksumKind : std::uint32_t { crc32c = 1 };
 
+namespace segment_flags {
+inline constexpr std::uint32_t opened_mid_batch = 0x1;
+inline constexpr std::uint32_t known = opened_mid_batch;
+} // namespace segment_flags
+
 struct SegmentHeader {
   char magic[8];
   std::uint32_t format_version;
@@ -97,6 +105,7 @@ struct SegmentHeader {
   char topic_name[segment_topic_name_capacity];
   std::uint64_t base_position;
   std::uint64_t ring_capacity;
+  std::uint32_t flags;
   std::uint32_t header_checksum;
 };
 
@@ -111,7 +120,8 @@ static_assert(offsetof(SegmentHeader, name_length) == 44);
 static_assert(offsetof(SegmentHeader, topic_name) == 48);
 static_assert(offsetof(SegmentHeader, base_position) == 304);
 static_assert(offsetof(SegmentHeader, ring_capacity) == 312);
-static_assert(offsetof(SegmentHeader, header_checksum) == 320);
+static_assert(offsetof(SegmentHeader, flags) == 320);
+static_assert(offsetof(SegmentHeader, header_checksum) == 324);
 inline constexpr std::size_t segment_header_checked_bytes = offsetof(SegmentHeader, header_checksum);
 static_assert(sizeof(SegmentHeader) <= segment_header_bytes);
 
@@ -123,6 +133,7 @@ struct SegmentHeaderFields {
   std::int64_t created_ns = 0;
   std::uint64_t base_position = 0;
   std::uint64_t ring_capacity = 0;
+  std::uint32_t flags = 0;
   std::string topic;
 };
 
