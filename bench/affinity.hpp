@@ -15,6 +15,12 @@ inline constexpr int consumer_cpu = 1;
 // unpinned, and the summary says so.
 bool pin_this_thread(int cpu) noexcept;
 
+// Lets the calling thread run on every CPU the process was allowed when it
+// first pinned a thread (the mask before pinning). Threads inherit their
+// creator's mask: the persistent rows open their bus this way, so that its
+// flusher thread floats instead of sharing the producer's CPU.
+bool unpin_this_thread() noexcept;
+
 // Pinning requests refused so far in this process.
 int pin_failures() noexcept;
 

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace ringbus::bench {
 
@@ -30,6 +31,17 @@ inline constexpr std::size_t batch_values = 256;
 // of every item, whatever the number of consumers); rwq_copies keeps one
 // queue of peer_slots slots per consumer (N copies, N times the memory).
 
+// persist_append: every row's topic has persist_segment_count segments of
+// persist_segment_bytes (the library's defaults: 8 x 1 MiB), in memory or in
+// files, 64 B records written as spsc_64B/ringbus_batch writes them.
+// replay and recover: a topic of persist_log_bytes in segments of
+// log_segment_bytes, log_segment_count of them (room for the whole log, so
+// nothing is dropped while it is written).
+inline constexpr std::size_t persist_segment_bytes = std::size_t{1} << 20;
+inline constexpr std::size_t persist_segment_count = 8;
+inline constexpr std::size_t log_segment_bytes = std::size_t{64} << 20;
+inline constexpr std::size_t log_segment_count = 32;
+
 // How much work one run does; --quick shrinks it.
 struct RunConfig {
   std::uint64_t items_per_iteration = 0;        // spsc_*: items moved per timed iteration
@@ -41,6 +53,14 @@ struct RunConfig {
   std::int64_t fanout_iterations = 0;           // fanout_*: timed iterations per run
   int cpus = 2;                                 // CPUs the process may use (fanout_* pins round robin over them)
   bool quick = false;
+  std::uint64_t persist_items_per_iteration = 0;      // persist_append/{memory,none,interval}
+  std::uint64_t persist_sync_items_per_iteration = 0; // persist_append/sync (each commit waits for the disk)
+  std::int64_t persist_sync_iterations = 0;           // persist_append/sync
+  std::uint64_t persist_sync_warmup_items = 0;        // persist_append/sync
+  std::uint64_t persist_log_bytes = 0;                // replay, recover: value bytes in the topic
+  std::int64_t replay_iterations = 0;                 // replay: timed reads of the whole log per run
+  std::string persist_dir;                            // replay, recover, persist_append: temporary buses go here
+  std::string persist_filesystem;                     // its file system (statfs), e.g. "ext4" or "tmpfs"
 };
 
 } // namespace ringbus::bench

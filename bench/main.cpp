@@ -3,7 +3,7 @@
 // in one executable and one run. harness.hpp describes the scenarios,
 // config.hpp what every impl shares, impls/ how each one is driven.
 //
-//   ringbus-bench [--quick] [--results_dir=DIR | --no_results] [Google Benchmark flags]
+//   ringbus-bench [--quick] [--results_dir=DIR | --no_results] [--persist_dir=DIR] [Google Benchmark flags]
 //
 // e.g. ringbus-bench --benchmark_repetitions=5, or --benchmark_filter=rtt.
 // At the end it prints a summary (ratios to the best peer, the targets) and
@@ -37,12 +37,15 @@
 #include "impls/ringbus.hpp"
 #include "impls/ringbus_fanout.hpp"
 #include "impls/ringbus_group.hpp"
+#include "impls/ringbus_persist.hpp"
 #include "impls/ringbus_shared.hpp"
 #include "impls/rwq.hpp"
 #include "impls/rwq_copies.hpp"
 #include "mpsc.hpp"
+#include "persist.hpp"
 #include "run_info.hpp"
 #include "summary.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -52,6 +55,7 @@ struct Options {
   bool quick = false;
   bool write_results = true;
   std::string results_dir = RINGBUS_BENCH_RESULTS_DIR;
+  std::string persist_dir = "/tmp";
   std::string command;
 };
 
@@ -69,6 +73,8 @@ Options take_own_flags(int& argc, char** argv) {
       options.quick = true;
     } else if (arg == "--no_results") {
       options.write_results = false;
+    } else if (arg.rfind("--persist_dir=", 0) == 0) {
+      options.persist_dir = std::string(arg.substr(std::strlen("--persist_dir=")));
     } else if (arg.rfind("--results_dir=", 0) == 0) {
       options.results_dir = std::string(arg.substr(std::strlen("--results_dir=")));
     } else {
@@ -85,6 +91,8 @@ void print_help() {
       "ringbus-bench: ringbus against its peers (rwq, moodycamel_cq, atomic_queue, boost_spsc).\n"
       "  --quick              fewer items and round trips: the whole run takes under a minute\n"
       "  --results_dir=DIR    where the results file goes (default %s)\n"
+      "  --persist_dir=DIR    where persist_append, replay and recover make their bus directories (default /tmp;\n"
+      "                       each run's is removed after it)\n"
       "  --no_results         write no results file\n"
       "Google Benchmark flags pass through, e.g. --benchmark_repetitions=5, --benchmark_filter=rtt,\n"
       "--benchmark_enable_random_interleaving=true (spreads repetitions over time on a shared machine).\n"
@@ -93,7 +101,7 @@ void print_help() {
   benchmark::PrintDefaultHelp();
 }
 
-RunConfig config_for(bool quick, int cpus) {
+RunConfig config_for(bool quick, int cpus, const std::string& persist_dir) {
   RunConfig c;
   c.quick = quick;
   // Undisturbed, a full run takes about 40 s per repetition (most of it in
@@ -106,6 +114,16 @@ RunConfig config_for(bool quick, int cpus) {
   c.fanout_items_per_iteration = quick ? std::uint64_t{1} << 21 : std::uint64_t{1} << 23;
   c.fanout_iterations = quick ? 3 : 5;
   c.cpus = cpus;
+  // persist_append moves as much as spsc_64B; sync waits for the disk at every
+  // commit (a few ms each here), so it moves far less.
+  c.persist_items_per_iteration = c.items_per_iteration;
+  c.persist_sync_items_per_iteration = quick ? std::uint64_t{1} << 14 : std::uint64_t{1} << 16;
+  c.persist_sync_iterations = 3;
+  c.persist_sync_warmup_items = 4 * batch_values;
+  c.persist_log_bytes = quick ? std::uint64_t{128} << 20 : std::uint64_t{1} << 30;
+  c.replay_iterations = 3;
+  c.persist_dir = persist_dir;
+  c.persist_filesystem = filesystem_name(persist_dir);
   return c;
 }
 
@@ -199,6 +217,44 @@ void add_group_scenario(const RunConfig& config) {
   add_group<MoodycamelCqGroup>("moodycamel_cq", 3, config);
 }
 
+template <class Impl>
+void add_persist_append(std::string_view impl, const RunConfig& config) {
+  benchmark::RegisterBenchmark(("persist_append/" + std::string(impl)).c_str(),
+                               [config](benchmark::State& state) { spsc_throughput<Impl>(state, config); })
+      ->Iterations(config.iterations)
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond);
+}
+
+void add_log_row(const std::string& name, void (*run)(benchmark::State&, const RunConfig&), std::int64_t iterations,
+                 const RunConfig& config) {
+  benchmark::RegisterBenchmark(name.c_str(), [config, run](benchmark::State& state) { run(state, config); })
+      ->Iterations(iterations)
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond);
+}
+
+// persist_append/{memory,none,interval,sync}: spsc_64B/ringbus_batch on an
+// in-memory topic and on persistent topics of each durability (see
+// impls/ringbus_persist.hpp). replay/{ringbus,memcpy_floor} and
+// recover/ringbus: a topic of persist_log_bytes read from offset 0, and
+// opened after a SIGKILL (see persist.hpp).
+void add_persist_scenarios(const RunConfig& config) {
+  RunConfig append = config;
+  append.items_per_iteration = config.persist_items_per_iteration;
+  add_persist_append<RingbusPersistSpsc<PersistMode::memory>>("memory", append);
+  add_persist_append<RingbusPersistSpsc<PersistMode::none>>("none", append);
+  add_persist_append<RingbusPersistSpsc<PersistMode::interval>>("interval", append);
+  RunConfig sync = config;
+  sync.items_per_iteration = config.persist_sync_items_per_iteration;
+  sync.iterations = config.persist_sync_iterations;
+  sync.warmup_items = config.persist_sync_warmup_items;
+  add_persist_append<RingbusPersistSpsc<PersistMode::sync>>("sync", sync);
+  add_log_row("replay/ringbus", replay_ringbus, config.replay_iterations, config);
+  add_log_row("replay/memcpy_floor", replay_memcpy_floor, config.replay_iterations, config);
+  add_log_row("recover/ringbus", recover_ringbus, 1, config);
+}
+
 // Written next to its final name first, then renamed: never half a file.
 bool write_file(const std::filesystem::path& path, const std::string& text) {
   std::error_code ec;
@@ -224,7 +280,8 @@ int main(int argc, char** argv) {
   const std::string load_before = load_average();
   RunInfo info = collect_run_info(); // before pinning: it records the CPUs the process may use
   pin_this_thread(producer_cpu);
-  const RunConfig config = config_for(options.quick, info.allowed_cpus);
+  persist_root = options.persist_dir;
+  const RunConfig config = config_for(options.quick, info.allowed_cpus, options.persist_dir);
   ns_per_tick = measure_ns_per_tick(std::chrono::milliseconds(options.quick ? 20 : 100));
 
   add_spsc_scenario<Payload8>(config);
@@ -233,12 +290,16 @@ int main(int argc, char** argv) {
   add_fanout_scenario(config);
   add_group_scenario(config);
   add_mpsc_scenario(config);
+  add_persist_scenarios(config);
   if (static_cast<std::size_t>(info.allowed_cpus) < mpsc_producers + 1) {
     benchmark::AddCustomContext("mpsc", "threads outnumber the " + std::to_string(info.allowed_cpus) +
                                             " CPUs in mpsc_4P (" + std::to_string(mpsc_producers) +
                                             " producers + 1 consumer); every wait yields");
   }
   benchmark::AddCustomContext("timing", "manual wall time per iteration (see the summary)");
+  benchmark::AddCustomContext("persist_dir", config.persist_dir + " (" + config.persist_filesystem + ")" +
+                                                 (options.quick ? "; --quick: replay and recover use a 128 MiB log"
+                                                                : "; replay and recover use a 1 GiB log"));
   benchmark::AddCustomContext("pinning",
                               "producer CPU 0, consumer CPU 1; fanout_1toN: consumer i on CPU (1 + i) mod "
                               "CPUs allowed");

@@ -295,6 +295,63 @@ std::string latency_section(const Scenario& scenario) {
   return out + "\n";
 }
 
+// persist_append, replay, recover: ranked against one row of their own
+// scenario (memory, memcpy_floor), not against a peer.
+bool is_persist(const Scenario& scenario) {
+  return scenario.name == "persist_append" || scenario.name == "replay" || scenario.name == "recover";
+}
+
+const Row* row_named(const Scenario& scenario, std::string_view impl) {
+  for (const Row& row : scenario.rows) {
+    if (row.impl == impl) return &row;
+  }
+  return nullptr;
+}
+
+std::string milliseconds(double v) { return format("%.1f ms", v); }
+
+std::string persist_section(const Scenario& scenario) {
+  if (scenario.name == "recover") {
+    Table table({"impl", "recover_ms (median)", "min – max", "segments", "log"});
+    for (const Row& row : scenario.rows) {
+      const std::optional<Stats> s = row.stats("recover_ms");
+      const std::optional<Stats> segments = row.stats("segments");
+      const std::optional<Stats> mib = row.stats("log_mib");
+      if (!s) {
+        table.add({row.impl, failed_cell(row)});
+        continue;
+      }
+      table.add({row.impl, milliseconds(s->median), span_text(*s, milliseconds),
+                 segments ? format("%.0f", segments->median) : "", mib ? format("%.0f MiB", mib->median) : ""});
+    }
+    return "### recover: Bus::open after a SIGKILL, lower is better\n\n" + table.str();
+  }
+  const bool replay = scenario.name == "replay";
+  const std::string primary = replay ? "bytes_per_second" : "items_per_second";
+  const std::string secondary = replay ? "items_per_second" : "bytes_per_second";
+  const Formatter primary_format = replay ? bytes_rate : items_rate;
+  const Formatter secondary_format = replay ? items_rate : bytes_rate;
+  const std::string reference = replay ? "memcpy_floor" : "memory";
+  const Row* ref = row_named(scenario, reference);
+  const std::optional<Stats> ref_stats = ref != nullptr ? ref->stats(primary) : std::nullopt;
+  std::vector<std::string> header = {"impl", (replay ? "bytes/s" : "items/s") + std::string(" (median)"), "min – max",
+                                     "× " + reference, (replay ? "items/s" : "bytes/s") + std::string(" (median)")};
+  if (!replay) header.push_back("cpu share"); // replay runs on one thread
+  Table table(std::move(header));
+  for (const Row& row : scenario.rows) {
+    const std::optional<Stats> s = row.stats(primary);
+    if (!s) {
+      table.add({row.impl, failed_cell(row)});
+      continue;
+    }
+    const std::optional<Stats> other = row.stats(secondary);
+    table.add({row.impl, primary_format(s->median), span_text(*s, primary_format),
+               ref_stats ? ratio_text(s->median / ref_stats->median) : "n/a",
+               other ? secondary_format(other->median) : "", cpu_share_cell(row)});
+  }
+  return "### " + scenario.name + ": " + (replay ? "bytes/s" : "items/s") + ", higher is better\n\n" + table.str();
+}
+
 struct Target {
   std::string_view scenario;
   std::string_view impl;
@@ -302,9 +359,12 @@ struct Target {
   bool higher_is_better;
   double bound; // ratio to the best peer: at least (higher is better) or at most
   std::string_view text;
+  // Not empty: the ratio is to this impl's row of the scenario instead of the
+  // best peer; "=" : bound is the counter's own value (e.g. milliseconds).
+  std::string_view reference = {};
 };
 
-constexpr std::array<Target, 7> targets = {{
+constexpr std::array<Target, 11> targets = {{
     {"spsc_8B", "ringbus_batch", "items_per_second", true, 1.0, "spsc_8B/ringbus_batch items/s ≥ 1.0× best peer"},
     {"spsc_8B", "ringbus_append", "items_per_second", true, 0.8, "spsc_8B/ringbus_append items/s ≥ 0.8× best peer"},
     {"spsc_64B", "ringbus_batch", "bytes_per_second", true, 1.0, "spsc_64B/ringbus_batch bytes/s ≥ 1.0× best peer"},
@@ -314,6 +374,13 @@ constexpr std::array<Target, 7> targets = {{
      "fanout_1to3/ringbus delivered items/s ≥ 2.0× rwq_copies (its only peer)"},
     {"mpsc_4P", "ringbus_shared", "items_per_second", true, 0.8,
      "mpsc_4P/ringbus_shared items/s ≥ 0.8× moodycamel_cq (while also giving offsets and replay)"},
+    {"persist_append", "none", "items_per_second", true, 0.9,
+     "persist_append/none items/s ≥ 0.9× persist_append/memory", "memory"},
+    {"persist_append", "interval", "items_per_second", true, 0.5,
+     "persist_append/interval items/s ≥ 0.5× persist_append/memory", "memory"},
+    {"replay", "ringbus", "bytes_per_second", true, 0.5, "replay/ringbus bytes/s ≥ 0.5× replay/memcpy_floor",
+     "memcpy_floor"},
+    {"recover", "ringbus", "recover_ms", false, 50, "recover/ringbus recover_ms ≤ 50 ms", "="},
 }};
 
 std::string targets_section(const std::vector<Scenario>& scenarios) {
@@ -329,13 +396,28 @@ std::string targets_section(const std::vector<Scenario>& scenarios) {
       }
     }
     const std::string counter(t.counter);
-    const Best best = s != scenarios.end() ? best_peer(*s, counter, t.higher_is_better) : Best{};
+    Best best = s != scenarios.end() ? best_peer(*s, counter, t.higher_is_better) : Best{};
     const std::optional<Stats> mine = row != nullptr ? row->stats(counter) : std::nullopt;
+    const double median = mine ? mine->median : 0.0; // (one read: gcc 12 warns on the optional read twice)
+    if (t.reference == "=" && mine) {
+      const bool met = t.higher_is_better ? median >= t.bound : median <= t.bound;
+      const double off = t.higher_is_better ? (1 - median / t.bound) : (median / t.bound - 1);
+      out += format("%.1f", median) + " — " +
+             (met ? std::string("met\n") : "MISSED by " + format("%.0f", off * 100) + "%\n");
+      continue;
+    }
+    if (!t.reference.empty() && s != scenarios.end()) {
+      best = Best{};
+      for (const Row& r : s->rows) {
+        const std::optional<Stats> st = r.stats(counter);
+        if (r.impl == t.reference && st) best = Best{&r, st->median};
+      }
+    }
     if (!mine || best.row == nullptr) {
       out += row != nullptr && !row->error.empty() ? "FAILED (" + row->error + ")\n" : "not run\n";
       continue;
     }
-    const double ratio = mine->median / best.median;
+    const double ratio = median / best.median;
     const bool met = t.higher_is_better ? ratio >= t.bound : ratio <= t.bound;
     out += ratio_text(ratio) + " of " + best.row->impl + " — ";
     if (met) {
@@ -401,6 +483,40 @@ std::string setup_section(const SummaryInput& in, int repetitions) {
   return out.str();
 }
 
+// The persistent scenarios' own setup, printed when any of them ran.
+std::string persist_setup_section(const SummaryInput& in) {
+  const RunConfig& c = in.config;
+  const auto mib = [](std::uint64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; };
+  std::ostringstream out;
+  out << "- Persistent rows: bus directories under " << c.persist_dir << " (" << c.persist_filesystem
+      << "), a fresh one per run, removed after it.\n"
+      << "- persist_append/{memory,none,interval,sync}: spsc_64B/ringbus_batch (claim_values of " << batch_values
+      << " 64 B values + commit; poll read as Batch::values, every value checked; producer CPU 0, consumer CPU 1) "
+         "on a topic of "
+      << persist_segment_count << " × " << mib(persist_segment_bytes)
+      << " segments (the library's defaults) in each row: `memory` an in-memory topic (Bus()); `none`, "
+         "`interval` (flush_interval 10 ms, done by the bus's flusher thread) and `sync` (each commit waits for "
+         "msync) persistent topics of a bus opened on the directory, whose flusher thread may run on either CPU. "
+      << c.persist_items_per_iteration << " items per iteration (sync: " << c.persist_sync_items_per_iteration << " in "
+      << c.persist_sync_iterations << " iterations, after " << c.persist_sync_warmup_items
+      << " untimed), timed like spsc.\n"
+      << "- replay: a log of " << mib(c.persist_log_bytes) << " of 64 B values"
+      << (c.quick ? " (--quick: smaller than the full run's 1 GiB)" : "") << " in " << mib(log_segment_bytes)
+      << " segments (" << log_segment_count
+      << " in the ring), written once and its bus closed; each timed iteration reopens it (untimed, no flusher "
+         "thread) and a consumer reads every record from offset 0 out of the page cache, checking each "
+         "(sequence, sum of its words); "
+      << c.replay_iterations
+      << " iterations. memcpy_floor: a file of the same bytes, mapped afresh per iteration, memcpy'd 1 MiB at a "
+         "time into a 1 MiB buffer. Both take the minor page faults of a fresh mapping.\n"
+      << "- recover: a forked child writes a log of " << mib(c.persist_log_bytes)
+      << " (same options), keeps appending a batch every 100 us and is SIGKILLed 100 ms later (files in the "
+         "page cache); recover_ms is the time of Bus::open in the parent, which then checks that every record "
+         "published before the kill is there, the last one intact. One kill per run: use repetitions for a "
+         "spread.\n";
+  return out.str();
+}
+
 // The fan-out scenarios' own setup, printed when any of them ran.
 std::string fanout_setup_section(const SummaryInput& in) {
   const RunConfig& c = in.config;
@@ -437,6 +553,7 @@ std::string render_summary(const std::vector<RunRecord>& runs, const SummaryInpu
   const std::vector<Scenario> scenarios = group(std::move(ordered));
   std::string out = "# ringbus-bench summary\n\n" + setup_section(input, repetitions_of(scenarios));
   if (std::any_of(scenarios.begin(), scenarios.end(), is_fanout)) out += fanout_setup_section(input);
+  if (std::any_of(scenarios.begin(), scenarios.end(), is_persist)) out += persist_setup_section(input);
   if (std::any_of(scenarios.begin(), scenarios.end(), is_group)) {
     out +=
         "- group_3C: one producer (CPU 0), 3 competing consumer threads pinned like fanout_1to3's; each item "
@@ -476,6 +593,8 @@ std::string render_summary(const std::vector<RunRecord>& runs, const SummaryInpu
       out += latency_section(s);
     } else if (is_fanout(s) || is_group(s)) {
       out += fanout_section(s);
+    } else if (is_persist(s)) {
+      out += persist_section(s);
     } else if (is_mpsc(s)) {
       out += mpsc_section(s);
     }
