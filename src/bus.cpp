@@ -93,6 +93,8 @@ Result<Bus> Bus::open(std::string_view directory, const BusOptions& options) {
       if (!validate_topic_name(e.name).ok()) continue;
       Result<std::unique_ptr<detail::TopicStore>> store =
           detail::TopicStore::open(disk->topics, e.name, options.read_only);
+      // topic_not_found: a topic whose creation a crash cut short; not a topic (TopicStore::open).
+      if (store.code() == Errc::topic_not_found) continue;
       if (!store.ok()) return in_directory(disk->path, store.status());
       try {
         detail::BusCore::LogPtr log(detail::heap_new<detail::Log>(e.name, std::move(*store)));

@@ -164,7 +164,8 @@ class TopicStore {
 
   Status open_directory_and_ring(const platform::FileDescriptor& topics_dir, bool create);
   Status recover();
-  Result<Prepared*> prepare_segment() noexcept;
+  // populate: fault the file's pages into the page cache now (the flusher).
+  Result<Prepared*> prepare_segment(bool populate) noexcept;
   Status map_segment(Segment& s, bool prefault) noexcept;
   // Whether s's frames run to its end (a pad frame or exactly full).
   [[nodiscard]] bool sealed(const Segment& s) const noexcept;
@@ -187,7 +188,8 @@ class TopicStore {
 
   mutable std::mutex mutex_; // segments_, indexes, synced_ bookkeeping
   std::deque<Segment> segments_;
-  std::atomic<Prepared*> prepared_{nullptr}; // exchange by the roll, set by prepare
+  std::vector<platform::FileDescriptor> graveyard_; // deleted segments' files, closed by maintain()
+  std::atomic<Prepared*> prepared_{nullptr};        // exchange by the roll, set by prepare
   std::atomic<std::uint64_t> prepare_counter_{0};
   std::atomic<std::uint64_t> synced_{0}; // everything below is on disk (interval/sync)
   std::uint64_t synced_at_bytes_ = 0;    // flusher: tail at the last interval flush

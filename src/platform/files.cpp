@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -41,6 +42,31 @@ int take_fault(Fault& fault) noexcept {
 void arm(Fault& fault, int count, int error_number) noexcept {
   fault.error_number.store(error_number, std::memory_order_relaxed); // see take_fault
   fault.remaining.store(count, std::memory_order_relaxed);
+}
+
+// The armed crash point (testing::kill_at_call); remaining 0: disarmed.
+struct CrashHook {
+  std::atomic<int> remaining{0};
+  std::atomic<testing::CrashCall> call{testing::CrashCall::write};
+  std::atomic<testing::CrashPoint> point{testing::CrashPoint::before};
+};
+CrashHook crash_hook;
+
+// True when this call of `call` is the one to die in (counted once per call, at `before`).
+bool crash_due(testing::CrashCall call) noexcept {
+  // relaxed throughout, like take_fault: armed by the thread (of a test's child
+  // process) that then makes the call; the counter publishes nothing.
+  int left = crash_hook.remaining.load(std::memory_order_relaxed);
+  if (left == 0 || crash_hook.call.load(std::memory_order_relaxed) != call) return false;
+  while (left > 0) {
+    if (crash_hook.remaining.compare_exchange_weak(left, left - 1, std::memory_order_relaxed)) return left == 1;
+  }
+  return false;
+}
+
+// Dies now when `due` and the armed point is `point`.
+void crash_if(bool due, testing::CrashPoint point) noexcept {
+  if (due && crash_hook.point.load(std::memory_order_relaxed) == point) ::raise(SIGKILL);
 }
 
 // --- errors ---------------------------------------------------------------------
@@ -221,6 +247,7 @@ Result<FileInfo> file_info(const FileDescriptor& file) {
   FileInfo info;
   info.size = static_cast<std::uint64_t>(st.st_size);
   info.mode = static_cast<std::uint32_t>(st.st_mode & 07777);
+  info.allocated = static_cast<std::uint64_t>(st.st_blocks) * 512;
   return info;
 }
 
@@ -237,6 +264,12 @@ Status preallocate(const FileDescriptor& file, std::uint64_t bytes) {
 }
 
 Status write_at(const FileDescriptor& file, std::uint64_t offset, std::span<const std::byte> data) {
+  const bool crash = crash_due(testing::CrashCall::write);
+  crash_if(crash, testing::CrashPoint::before);
+  if (crash && crash_hook.point.load(std::memory_order_relaxed) == testing::CrashPoint::torn) {
+    (void)::pwrite(file.get(), data.data(), data.size() / 2, static_cast<off_t>(offset));
+    ::raise(SIGKILL);
+  }
   std::size_t done = 0;
   while (done < data.size()) {
     const ssize_t n = ::pwrite(file.get(), data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
@@ -248,6 +281,7 @@ Status write_at(const FileDescriptor& file, std::uint64_t offset, std::span<cons
     if (n == 0) return os_error(EIO, "write (no progress) to", file.path());
     done += static_cast<std::size_t>(n);
   }
+  crash_if(crash, testing::CrashPoint::after);
   return {};
 }
 
@@ -266,23 +300,32 @@ Result<std::size_t> read_at(const FileDescriptor& file, std::uint64_t offset, st
 }
 
 Status sync_file_data(const FileDescriptor& file) {
+  const bool crash = crash_due(testing::CrashCall::sync);
+  crash_if(crash, testing::CrashPoint::before);
   int error_number = take_fault(sync_fault);
   if (error_number == 0 && ::fdatasync(file.get()) != 0) error_number = errno;
   if (error_number != 0) return os_error(error_number, "fdatasync of", file.path());
+  crash_if(crash, testing::CrashPoint::after);
   return {};
 }
 
 Status sync_directory(const FileDescriptor& dir) {
+  const bool crash = crash_due(testing::CrashCall::sync);
+  crash_if(crash, testing::CrashPoint::before);
   int error_number = take_fault(sync_fault);
   if (error_number == 0 && ::fsync(dir.get()) != 0) error_number = errno;
   if (error_number != 0) return os_error(error_number, "fsync of directory", dir.path());
+  crash_if(crash, testing::CrashPoint::after);
   return {};
 }
 
 Status remove_file_at(const FileDescriptor& dir, std::string_view name) {
   if (Status s = check_component(name); !s.ok()) return s;
+  const bool crash = crash_due(testing::CrashCall::remove);
+  crash_if(crash, testing::CrashPoint::before);
   const std::string component(name);
   if (::unlinkat(dir.get(), component.c_str(), 0) != 0) return os_error(errno, "unlink of", join(dir, name));
+  crash_if(crash, testing::CrashPoint::after);
   return {};
 }
 
@@ -298,11 +341,14 @@ Status remove_directory_at(const FileDescriptor& dir, std::string_view name) {
 Status rename_at(const FileDescriptor& dir, std::string_view from, std::string_view to) {
   if (Status s = check_component(from); !s.ok()) return s;
   if (Status s = check_component(to); !s.ok()) return s;
+  const bool crash = crash_due(testing::CrashCall::rename);
+  crash_if(crash, testing::CrashPoint::before);
   const std::string from_component(from);
   const std::string to_component(to);
   if (::renameat(dir.get(), from_component.c_str(), dir.get(), to_component.c_str()) != 0) {
     return os_error(errno, "rename to " + join(dir, to) + " of", join(dir, from));
   }
+  crash_if(crash, testing::CrashPoint::after);
   return {};
 }
 
@@ -487,9 +533,12 @@ Status sync_mapping(void* address, std::size_t bytes, std::string_view what) {
   const std::size_t page = system_page_size();
   const auto start = reinterpret_cast<std::uintptr_t>(address) & ~(std::uintptr_t{page} - 1);
   const std::size_t length = bytes + (reinterpret_cast<std::uintptr_t>(address) - start);
+  const bool crash = crash_due(testing::CrashCall::sync);
+  crash_if(crash, testing::CrashPoint::before);
   int error_number = take_fault(sync_fault);
   if (error_number == 0 && ::msync(reinterpret_cast<void*>(start), length, MS_SYNC) != 0) error_number = errno;
   if (error_number != 0) return os_error(error_number, "msync of " + std::to_string(bytes) + " bytes of", what);
+  crash_if(crash, testing::CrashPoint::after);
   return {};
 }
 
@@ -559,10 +608,39 @@ Result<FileLock> lock_exclusive(const FileDescriptor& dir, std::string_view name
   return FileLock(std::move(file));
 }
 
+Result<std::optional<long>> lock_holder(const FileDescriptor& dir, std::string_view name) {
+  Result<bool> exists = entry_exists_at(dir, name);
+  if (!exists.ok()) return exists.status();
+  if (!*exists) return std::optional<long>();
+  Result<FileDescriptor> file = open_file_at(dir, name, Access::read_only);
+  if (!file.ok()) return file.status();
+  struct flock request {};
+  request.l_type = F_WRLCK; // would lock_exclusive's request be granted?
+  request.l_whence = SEEK_SET;
+  request.l_start = 0;
+  request.l_len = 0;
+  if (::fcntl(file->get(), F_OFD_GETLK, &request) != 0) return os_error(errno, "fcntl(F_OFD_GETLK) of", file->path());
+  if (request.l_type == F_UNLCK) return std::optional<long>();
+  // Held: the holder wrote its pid right after locking (l_pid is -1 for OFD locks).
+  char text[32] = {};
+  const ssize_t n = ::pread(file->get(), text, sizeof text - 1, 0);
+  long pid = 0;
+  for (ssize_t i = 0; i < n && text[i] >= '0' && text[i] <= '9' && pid < 100'000'000; ++i)
+    pid = pid * 10 + (text[i] - '0');
+  return std::optional<long>(pid);
+}
+
 namespace testing {
 
 void fail_next_preallocations(int count, int error_number) noexcept { arm(preallocate_fault, count, error_number); }
 void fail_next_syncs(int count, int error_number) noexcept { arm(sync_fault, count, error_number); }
+
+void kill_at_call(CrashCall call, int nth, CrashPoint point) noexcept {
+  crash_hook.remaining.store(0, std::memory_order_relaxed); // see crash_due
+  crash_hook.call.store(call, std::memory_order_relaxed);
+  crash_hook.point.store(point, std::memory_order_relaxed);
+  crash_hook.remaining.store(nth, std::memory_order_relaxed);
+}
 
 } // namespace testing
 

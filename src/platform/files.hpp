@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -58,7 +59,8 @@ enum class Access : std::uint8_t { read_only, read_write };
 // What fstat says about an open file.
 struct FileInfo {
   std::uint64_t size = 0;
-  std::uint32_t mode = 0; // permission bits only (st_mode & 07777)
+  std::uint32_t mode = 0;      // permission bits only (st_mode & 07777)
+  std::uint64_t allocated = 0; // bytes the file system allocated for it (st_blocks * 512)
 };
 
 // A name that is one path component: 1..255 bytes, no '/', no NUL, not "." or ".."; else invalid_argument.
@@ -193,6 +195,10 @@ class FileLock {
 // held elsewhere: Errc::producer_exists, the message naming the path and the holder's pid.
 Result<FileLock> lock_exclusive(const FileDescriptor& dir, std::string_view name);
 
+// Who holds the lock lock_exclusive takes on lock file name in dir, asked without taking it (F_OFD_GETLK on a
+// read-only open): nullopt when nobody holds it or the file is absent; else the pid written in it (0 when unreadable).
+Result<std::optional<long>> lock_holder(const FileDescriptor& dir, std::string_view name);
+
 // Test-only fault injection (process-wide, thread-safe). Each hook makes the
 // next `count` calls fail with error_number without calling the kernel; a count of 0 disarms it.
 namespace testing {
@@ -200,6 +206,22 @@ namespace testing {
 void fail_next_preallocations(int count, int error_number = ENOSPC) noexcept;
 // sync_file_data, sync_directory and sync_mapping fail.
 void fail_next_syncs(int count, int error_number = EIO) noexcept;
+
+// Crash injection for the recovery tests, armed in a child process made with
+// fork(): the nth next call (1 = the very next) of `call` makes this process
+// raise SIGKILL at `point`, the way a kill -9 could land there. nth 0 disarms.
+enum class CrashCall : std::uint8_t {
+  write,  // write_at
+  sync,   // sync_file_data, sync_directory, sync_mapping
+  rename, // rename_at
+  remove, // remove_file_at
+};
+enum class CrashPoint : std::uint8_t {
+  before, // the call has not started
+  after,  // the call succeeded
+  torn,   // write_at only: the first half of its bytes is written (a page-wise partial write)
+};
+void kill_at_call(CrashCall call, int nth, CrashPoint point = CrashPoint::before) noexcept;
 } // namespace testing
 
 } // namespace ringbus::platform

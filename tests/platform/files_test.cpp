@@ -383,6 +383,27 @@ TEST_SUITE("platform_files") {
     CHECK(third.ok());
   }
 
+  TEST_CASE("lock_holder_names_the_holders_pid_without_taking_the_lock") {
+    TempDir tmp;
+    const auto dir = tmp.open();
+    auto absent = platform::lock_holder(dir, "LOCK");
+    REQUIRE(absent.ok());
+    CHECK_FALSE(absent->has_value());
+    CHECK_FALSE(*platform::entry_exists_at(dir, "LOCK")); // asking creates nothing
+    auto held = platform::lock_exclusive(dir, "LOCK");
+    REQUIRE(held.ok());
+    auto holder = platform::lock_holder(dir, "LOCK");
+    REQUIRE(holder.ok());
+    REQUIRE(holder->has_value());
+    CHECK(**holder == ::getpid());
+    CHECK_FALSE(platform::lock_exclusive(dir, "LOCK").ok()); // still held by the first
+    held->release();
+    auto released = platform::lock_holder(dir, "LOCK");
+    REQUIRE(released.ok());
+    CHECK_FALSE(released->has_value()); // the file is there, nobody holds it
+    CHECK(platform::lock_exclusive(dir, "LOCK").ok());
+  }
+
   TEST_CASE("a_second_writer_lock_in_another_process_is_refused_naming_the_holders_pid") {
     TempDir tmp;
     const auto dir = tmp.open();
