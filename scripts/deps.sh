@@ -7,10 +7,11 @@
 set -euo pipefail
 
 # Build tools, then the libraries: ringbus's own test framework (doctest),
-# its private heap (mimalloc), and the benchmark with its peer queues.
+# its private heap (mimalloc), the command-line tool's parser (CLI11), and the
+# benchmark with its peer queues.
 readonly PACKAGES=(
   cmake ninja-build g++ pkg-config git
-  doctest-dev libmimalloc-dev
+  doctest-dev libmimalloc-dev libcli11-dev
   libbenchmark-dev libconcurrentqueue-dev libreaderwriterqueue-dev libatomic-queue-dev libboost-dev libxxhash-dev
 )
 

@@ -1,0 +1,118 @@
+// ringbus dump and ringbus tail: records of a topic, read through a
+// read-only Bus (the same path as any consumer in another process).
+#include <algorithm>
+#include <iostream>
+#include <ostream>
+
+#include "cli/cli.hpp"
+
+namespace ringbus::cli {
+
+namespace {
+
+constexpr std::size_t poll_records = 4096;
+constexpr int caught_up_retries = 100; // empty 10 ms polls before a snapshot read gives up on its end
+
+Consumer subscribe(Bus& bus, const std::string& topic) {
+  Result<Consumer> c = bus.consumer(topic, StartPosition::earliest);
+  if (!c.ok()) throw Failure(std::string(c.message()));
+  return std::move(*c);
+}
+
+void check(const Status& st) {
+  if (!st.ok()) throw Failure(std::string(st.message()));
+}
+
+// Prints what one poll returned (at most `limit` records); returns how many it printed.
+std::uint64_t print_poll(std::ostream& out, const Records& records, Format format, std::uint64_t limit) {
+  for (const Gap& g : records.gaps()) {
+    std::cerr << "ringbus: " << g.count << " records lost (offsets " << g.first_lost << " .. "
+              << g.first_lost + g.count - 1 << "): the writer deleted them before they were read\n";
+  }
+  std::uint64_t printed = 0;
+  for (const Record& r : records) {
+    if (printed == limit) break;
+    print_record(out, r, format);
+    ++printed;
+  }
+  return printed;
+}
+
+// Prints records from the consumer's position up to end (exclusive) or until
+// count were printed.
+void print_until(std::ostream& out, Consumer& c, const std::string& topic, std::uint64_t end, std::uint64_t count,
+                 Format format) {
+  std::uint64_t printed = 0;
+  int empty = 0;
+  while (printed < count && !stop_requested()) {
+    Result<std::uint64_t> position = c.position(topic);
+    if (!position.ok()) throw Failure(std::string(position.message()));
+    if (*position >= end) break;
+    const std::uint64_t want = std::min<std::uint64_t>({count - printed, end - *position, poll_records});
+    Result<Records> r = c.poll(static_cast<std::size_t>(want), std::chrono::milliseconds(empty == 0 ? 0 : 10));
+    if (!r.ok()) throw Failure(std::string(r.message()));
+    if (r->empty() && r->gaps().empty()) {
+      if (++empty > caught_up_retries) {
+        std::cerr << "ringbus: stopped at offset " << *position << ": records up to " << end
+                  << " were announced but could not be read\n";
+        break;
+      }
+      continue;
+    }
+    empty = 0;
+    printed += print_poll(out, *r, format, count - printed);
+    if (!out) throw Failure("writing the output failed");
+  }
+  out.flush();
+}
+
+} // namespace
+
+int run_dump(const DumpArgs& args, std::ostream& out) {
+  Bus bus = open_read_only(args.dir);
+  require_topic(bus, args.dir, args.topic);
+  Result<TopicInfo> info = bus.describe(args.topic);
+  if (!info.ok()) throw Failure(std::string(info.message()));
+  Consumer c = subscribe(bus, args.topic);
+  if (args.from_offset) {
+    if (*args.from_offset < info->oldest_offset || *args.from_offset > info->end_offset) {
+      throw Failure("--from " + std::to_string(*args.from_offset) + " is outside topic '" + args.topic +
+                    "': it holds offsets " + std::to_string(info->oldest_offset) + " .. " +
+                    (info->end_offset > info->oldest_offset ? std::to_string(info->end_offset - 1) : "(none)") +
+                    " and the next record gets " + std::to_string(info->end_offset));
+    }
+    check(c.seek(args.topic, *args.from_offset));
+  } else if (args.from_time) {
+    const std::optional<std::int64_t> t = parse_time(*args.from_time);
+    if (!t) {
+      throw Failure("--from-time '" + *args.from_time +
+                    "' is neither ISO-8601 (e.g. 2024-05-01T12:34:56.5Z) nor nanoseconds since the epoch");
+    }
+    check(c.seek_to_time(args.topic, *t));
+  }
+  print_until(out, c, args.topic, info->end_offset, args.count.value_or(UINT64_MAX), args.format);
+  return exit_ok;
+}
+
+int run_tail(const TailArgs& args, std::ostream& out) {
+  Bus bus = open_read_only(args.dir);
+  require_topic(bus, args.dir, args.topic);
+  Result<TopicInfo> info = bus.describe(args.topic);
+  if (!info.ok()) throw Failure(std::string(info.message()));
+  Consumer c = subscribe(bus, args.topic);
+  const std::uint64_t held = info->end_offset - info->oldest_offset;
+  check(c.seek(args.topic, info->end_offset - std::min(held, args.last)));
+  print_until(out, c, args.topic, info->end_offset, UINT64_MAX, args.format);
+  if (!args.follow) return exit_ok;
+  while (!stop_requested()) {
+    Result<Records> r = c.poll(poll_records, std::chrono::milliseconds(100));
+    if (!r.ok()) throw Failure(std::string(r.message()));
+    if (r->empty() && r->gaps().empty()) continue;
+    print_poll(out, *r, args.format, UINT64_MAX);
+    out.flush();
+    if (!out) return exit_ok; // the reader went away (tail -f | head)
+  }
+  return exit_ok;
+}
+
+} // namespace ringbus::cli

@@ -1,0 +1,165 @@
+// ringbus: the command-line tool (README "Command-line tool"). Parses the
+// arguments with CLI11 and runs one subcommand (cli.hpp).
+#include <CLI/CLI.hpp>
+
+#include <cctype>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cli/cli.hpp"
+
+#ifndef RINGBUS_VERSION
+#define RINGBUS_VERSION "unknown"
+#endif
+
+namespace {
+
+using ringbus::cli::Format;
+
+CLI::Option* add_format(CLI::App* app, std::string& format, bool with_hex) {
+  const std::vector<std::string> names =
+      with_hex ? std::vector<std::string>{"text", "json", "hex"} : std::vector<std::string>{"text", "json"};
+  return app
+      ->add_option("--format", format,
+                   with_hex ? "text (one line per record), json (one object per line) or hex (a hexdump of each)"
+                            : "text or json (one object per line)")
+      ->check(CLI::IsMember(names, CLI::ignore_case))
+      ->default_str("text");
+}
+
+Format format_of(std::string name) {
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name == "json" ? Format::json : name == "hex" ? Format::hex : Format::text;
+}
+
+void add_dir(CLI::App* app, std::string& dir) {
+  app->add_option("DIR", dir, "the bus directory (the one given to Bus::open)")->required();
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  namespace cli = ringbus::cli;
+  CLI::App app{
+      "ringbus: look inside the topics of a bus directory, follow them live, check and feed them.\n"
+      "Every subcommand but produce and verify --repair only reads: it can run next to a live writer."};
+  app.set_version_flag("--version", std::string("ringbus ") + RINGBUS_VERSION);
+  app.require_subcommand(1);
+  app.footer(
+      "Exit codes: 0 done (verify: clean), 1 verify found damage, 2 bad arguments or an error "
+      "(a missing directory, an unknown topic, a foreign or unreadable file, a writer in the way).");
+
+  cli::TopicsArgs topics_args;
+  std::string topics_format = "text";
+  CLI::App* topics = app.add_subcommand(
+      "topics", "Every topic: first and last offset, records, segments, bytes on disk, durability, retention, writer");
+  add_dir(topics, topics_args.dir);
+  add_format(topics, topics_format, false);
+
+  cli::StatArgs stat_args;
+  std::string stat_format = "text";
+  CLI::App* stat = app.add_subcommand("stat", "Named consumers: committed offsets and lag (live counters: not yet)");
+  add_dir(stat, stat_args.dir);
+  stat->add_option("TOPIC", stat_args.topic, "only this topic");
+  add_format(stat, stat_format, false);
+
+  cli::DumpArgs dump_args;
+  std::string dump_format = "text";
+  std::uint64_t from_offset = 0;
+  std::string from_time;
+  std::uint64_t count = 0;
+  CLI::App* dump = app.add_subcommand("dump", "Records of a topic: offset, ISO-8601 time (UTC), key, headers, value");
+  add_dir(dump, dump_args.dir);
+  dump->add_option("TOPIC", dump_args.topic, "the topic")->required();
+  CLI::Option* from = dump->add_option("--from", from_offset, "start at this offset (default: the oldest held)");
+  CLI::Option* from_t =
+      dump->add_option("--from-time", from_time,
+                       "start at the first record (in offset order) whose timestamp is >= TIME: ISO-8601 "
+                       "(2024-05-01T12:34:56.5Z; no zone means UTC) or nanoseconds since the epoch");
+  from->excludes(from_t);
+  CLI::Option* count_option = dump->add_option("--count", count, "at most N records")->check(CLI::PositiveNumber);
+  add_format(dump, dump_format, true);
+
+  cli::TailArgs tail_args;
+  std::string tail_format = "text";
+  CLI::App* tail = app.add_subcommand(
+      "tail", "The last records of a topic; with -f, then every new one as another process appends it");
+  add_dir(tail, tail_args.dir);
+  tail->add_option("TOPIC", tail_args.topic, "the topic")->required();
+  tail->add_option("-n,--lines", tail_args.last, "print the last N records first")->default_str("10");
+  tail->add_flag("-f,--follow", tail_args.follow, "keep printing new records until interrupted (Ctrl-C)");
+  add_format(tail, tail_format, true);
+
+  cli::VerifyArgs verify_args;
+  std::string verify_format = "text";
+  CLI::App* verify = app.add_subcommand(
+      "verify", "Check every segment header, frame checksum and index; report damage by file and byte position");
+  add_dir(verify, verify_args.dir);
+  verify->add_option("TOPIC", verify_args.topic, "only this topic");
+  verify->add_flag("--repair", verify_args.repair,
+                   "cut the log at the first invalid frame of a tail segment and delete damaged indexes, as a "
+                   "writer's recovery does; refuses damage elsewhere (needs no writer running)");
+  add_format(verify, verify_format, false);
+
+  cli::ProduceArgs produce_args;
+  std::string separator;
+  CLI::App* produce =
+      app.add_subcommand("produce", "Append one record per line of standard input (the topic's single writer)");
+  add_dir(produce, produce_args.dir);
+  produce->add_option("TOPIC", produce_args.topic, "the topic")->required();
+  produce->add_option("--key-separator", separator,
+                      "the text before the first C of a line is the record's key, the rest its value (a line "
+                      "without C is a value without key); one character, or \\t for a tab");
+  CLI::Option* create = produce->add_flag("--create", produce_args.create,
+                                          "create the topic (and the bus directory) when missing, default options");
+  produce->add_option("--segment-bytes", produce_args.segment_bytes, "with --create: bytes per segment")->needs(create);
+  produce->add_option("--segment-count", produce_args.segment_count, "with --create: segments in the ring")
+      ->needs(create);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? cli::exit_ok : cli::exit_error;
+  }
+
+  topics_args.format = format_of(topics_format);
+  stat_args.format = format_of(stat_format);
+  dump_args.format = format_of(dump_format);
+  tail_args.format = format_of(tail_format);
+  verify_args.format = format_of(verify_format);
+
+  try {
+    cli::install_stop_handlers();
+    if (*topics) return cli::run_topics(topics_args, std::cout);
+    if (*stat) return cli::run_stat(stat_args, std::cout);
+    if (*dump) {
+      if (*from) dump_args.from_offset = from_offset;
+      if (*from_t) dump_args.from_time = from_time;
+      if (*count_option) dump_args.count = count;
+      return cli::run_dump(dump_args, std::cout);
+    }
+    if (*tail) return cli::run_tail(tail_args, std::cout);
+    if (*verify) return cli::run_verify(verify_args, std::cout);
+    if (*produce) {
+      if (separator == "\\t") separator = "\t";
+      if (!separator.empty()) {
+        if (separator.size() != 1) {
+          std::cerr << "ringbus: error: --key-separator must be one character (or \\t), not '" << separator << "'\n";
+          return cli::exit_error;
+        }
+        produce_args.key_separator = separator[0];
+      }
+      // The summary goes to standard error: standard output stays free for pipelines.
+      return cli::run_produce(produce_args, std::cin, std::cerr);
+    }
+  } catch (const cli::Failure& e) {
+    std::cerr << "ringbus: error: " << e.what() << '\n';
+    return cli::exit_error;
+  } catch (const std::exception& e) {
+    std::cerr << "ringbus: error: " << e.what() << '\n';
+    return cli::exit_error;
+  }
+  return cli::exit_error;
+}

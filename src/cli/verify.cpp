@@ -1,0 +1,546 @@
+// ringbus verify DIR [TOPIC] [--repair]: every segment header, every frame
+// (length, type, offsets, record encoding, lap tag, CRC32C) and every
+// persisted index, read-only; damage is reported by file and byte position.
+//
+// What counts as damage:
+//   - topic.meta that does not decode, a segment header that does not
+//     validate, segments that do not follow one another, a truncated file;
+//   - an invalid frame anywhere (the tail segment legitimately ends in zeros:
+//     end_of_data is not damage, but a frame that fails a check is);
+//   - a segment before the tail that is not sealed (a pad frame or full);
+//   - more segments than the ring holds;
+//   - a .idx that does not decode or does not match its segment, or has no segment.
+//
+// --repair does what a writer's recovery does, and only that: it opens the
+// bus writable (TopicStore::recover cuts the tail segment at its first
+// invalid frame and zeroes the rest, drops segments that were never published
+// because the one before them is not sealed, deletes segments older than the
+// ring) and deletes damaged .idx files (indexes are rebuilt from the segments
+// on demand). Damage anywhere else (headers, topic.meta, an invalid frame in
+// a sealed segment) is refused before anything is touched: cutting there
+// would drop later segments whose records are intact, and that is for a
+// person to decide. The classification mirrors recover(); when recover()
+// changes, this must follow.
+#include <algorithm>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <ostream>
+
+#include "cli/cli.hpp"
+#include "detail/topic_store.hpp"
+#include "platform/files.hpp"
+#include "ringbus/detail/config.hpp"
+#include "ringbus/detail/frame_layout.hpp"
+#include "ringbus/detail/segment_index.hpp"
+#include "ringbus/detail/segment_layout.hpp"
+
+namespace ringbus::cli {
+
+namespace {
+
+constexpr std::uint32_t index_interval_bytes = 4096; // only the scan's bookkeeping: any valid interval checks the same
+
+enum class Repair : std::uint8_t {
+  cut_tail,     // a writable open cuts the tail segment here
+  drop_after,   // a writable open drops the segments after an unsealed one (never published)
+  drop_old,     // a writable open deletes a segment older than the ring (a deletion a power loss undid)
+  delete_index, // --repair deletes the .idx file
+  manual,       // --repair refuses
+};
+
+std::string_view to_string(Repair r) {
+  switch (r) {
+    case Repair::cut_tail: return "cut_tail";
+    case Repair::drop_after: return "drop_unpublished_segments";
+    case Repair::drop_old: return "delete_stale_segment";
+    case Repair::delete_index: return "delete_index";
+    case Repair::manual: return "manual";
+  }
+  return "?";
+}
+
+struct Finding {
+  std::string topic;
+  std::string file;             // path
+  std::uint64_t file_begin = 0; // damaged bytes [file_begin, file_end) of file
+  std::uint64_t file_end = 0;
+  std::optional<std::uint64_t> position; // data position of the damaged frame (file offset - page size)
+  std::optional<std::uint64_t> offset;   // first record offset it should hold
+  std::string problem;
+  Repair repair = Repair::manual;
+};
+
+struct TopicReport {
+  std::string name;
+  std::size_t segments = 0;
+  std::size_t indexes = 0;
+  std::uint64_t records = 0;
+  std::uint64_t first_offset = 0;
+  std::uint64_t end_offset = 0;
+  std::vector<std::string> notes; // not damage, worth saying
+};
+
+struct ScannedSegment {
+  std::uint64_t base_offset = 0;
+  std::string file_name;
+  std::string path;
+  detail::SegmentHeaderFields header;
+  platform::FileDescriptor fd;
+  platform::FileMapping data; // read-only map of the data
+  std::optional<detail::SegmentIndex> index;
+  detail::ScanStop stop = detail::ScanStop::end_of_data;
+  bool readable = false; // header valid and data mapped
+};
+
+std::uint16_t lap_of(std::uint64_t position, std::uint64_t capacity) noexcept {
+  return static_cast<std::uint16_t>((position >> __builtin_ctzll(capacity)) & 0xffff);
+}
+
+// Where the frame at position ends, if its length word can be believed; else the segment's end.
+std::uint64_t damaged_frame_end(std::span<const std::byte> data, std::uint64_t position) {
+  std::uint64_t word0 = 0;
+  std::memcpy(&word0, data.data() + position, sizeof word0);
+  const std::uint64_t length = detail::align_up(detail::word0_length(word0), detail::frame_alignment);
+  if (length >= detail::frame_header_bytes && position + length <= data.size()) return position + length;
+  return data.size();
+}
+
+// Bytes that are not zero after the end of the log in a tail segment: an
+// unpublished batch (a crash mid-append) or a frame whose first word was zeroed.
+std::optional<std::uint64_t> first_nonzero_after(std::span<const std::byte> data, std::uint64_t from) {
+  for (std::uint64_t i = from; i < data.size(); ++i) {
+    if (data[i] != std::byte{0}) return i;
+  }
+  return std::nullopt;
+}
+
+// What recovery calls sealed (TopicStore::sealed): the frames' first words
+// alone walk to the segment's end (a pad frame or exactly full), checksums aside.
+bool sealed_by_words(std::span<const std::byte> data, std::uint16_t lap) {
+  const std::uint64_t lap_bits = std::uint64_t{lap} << 48;
+  std::uint64_t p = 0;
+  while (p < data.size()) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, data.data() + p, sizeof word);
+    const std::uint32_t length = detail::word0_length(word);
+    if (detail::word0_type(word) == detail::frame_type::none || detail::word0_lap_bits(word) != lap_bits ||
+        length < detail::pad_frame_min_bytes || length > data.size() - p) {
+      return false;
+    }
+    if (detail::word0_type(word) == detail::frame_type::pad) return p + length == data.size();
+    p += detail::align_up(length, detail::frame_alignment);
+  }
+  return p == data.size();
+}
+
+class Verifier {
+ public:
+  explicit Verifier(std::string dir) : dir_(std::move(dir)) {
+    page_size_ = std::max<std::uint64_t>(detail::segment_header_bytes, platform::system_page_size());
+  }
+
+  void topic(const platform::FileDescriptor& topics, const std::string& name) {
+    TopicReport report;
+    report.name = name;
+    Result<platform::FileDescriptor> dir = platform::open_directory_at(topics, name);
+    if (!dir.ok()) {
+      add(name, topics.path() + "/" + name, 0, 0, std::string(dir.message()), Repair::manual);
+      reports_.push_back(std::move(report));
+      return;
+    }
+    const std::string meta_path = dir->path() + "/topic.meta";
+    Result<TopicOptions> options = read_meta(*dir, meta_path, name);
+    if (!options.ok()) {
+      add(name, meta_path, 0, 0, std::string(options.message()), Repair::manual);
+      reports_.push_back(std::move(report));
+      return;
+    }
+    const std::uint64_t segment_bytes = options->segment_bytes;
+    const std::uint64_t capacity = options->capacity_bytes();
+    Result<std::vector<platform::DirectoryEntry>> entries = platform::list_directory(*dir);
+    if (!entries.ok()) throw Failure(std::string(entries.message()));
+
+    std::vector<ScannedSegment> segments;
+    std::map<std::uint64_t, std::string> index_files; // base offset -> file name
+    for (const platform::DirectoryEntry& e : *entries) {
+      if (const std::optional<std::uint64_t> base = detail::parse_segment_file_name(e.name)) {
+        ScannedSegment s;
+        s.base_offset = *base;
+        s.file_name = e.name;
+        s.path = dir->path() + "/" + e.name;
+        segments.push_back(std::move(s));
+      } else if (e.name.size() == detail::segment_file_name_digits + 4 && e.name.ends_with(".idx")) {
+        const std::string as_seg = e.name.substr(0, detail::segment_file_name_digits) + ".seg";
+        if (const std::optional<std::uint64_t> b = detail::parse_segment_file_name(as_seg)) index_files[*b] = e.name;
+      }
+    }
+    std::sort(segments.begin(), segments.end(),
+              [](const ScannedSegment& a, const ScannedSegment& b) { return a.base_offset < b.base_offset; });
+    report.segments = segments.size();
+    if (segments.empty()) add(name, dir->path(), 0, 0, "the topic has no segment file", Repair::manual);
+
+    // Every segment: header, then every frame.
+    for (ScannedSegment& s : segments) scan_segment(*dir, name, segment_bytes, capacity, s, report);
+
+    // Segments follow one another; all but the last are sealed.
+    const ScannedSegment* prev = nullptr;
+    for (std::size_t i = 0; i < segments.size(); ++i) {
+      ScannedSegment& s = segments[i];
+      if (!s.readable) {
+        prev = nullptr;
+        continue;
+      }
+      const bool last = i + 1 == segments.size();
+      if (prev != nullptr) {
+        if (s.header.base_position != prev->header.base_position + segment_bytes) {
+          add(name, s.path, 0, page_size_,
+              "base_position " + std::to_string(s.header.base_position) + " does not follow " + prev->file_name +
+                  " (base_position " + std::to_string(prev->header.base_position) + " + " +
+                  std::to_string(segment_bytes) + "): a segment is missing or foreign",
+              Repair::manual);
+        } else if (prev->index && prev->index->sealed() && prev->index->next_offset() != s.base_offset) {
+          add(name, s.path, 0, page_size_,
+              "base_offset " + std::to_string(s.base_offset) + ", but " + prev->file_name + " ends at offset " +
+                  std::to_string(prev->index->next_offset()),
+              Repair::manual);
+        }
+      }
+      const std::span<const std::byte> data(s.data.data(), s.data.size());
+      const std::uint64_t end = s.index->end_position();
+      // Recovery drops every segment after an unsealed one when that one is
+      // just before the tail, or before a chain of segments begun mid-batch
+      // (segment_flags::opened_mid_batch) reaching the tail: their frames were
+      // never published.
+      const auto unpublished_after = [&]() -> std::size_t {
+        if (last || sealed_by_words(data, lap_of(s.header.base_position, capacity))) return 0;
+        for (std::size_t k = i + 2; k < segments.size(); ++k) {
+          if (!segments[k].readable || (segments[k].header.flags & detail::segment_flags::opened_mid_batch) == 0) {
+            return 0;
+          }
+        }
+        return segments.size() - i - 1;
+      };
+      if (s.stop == detail::ScanStop::invalid_frame) {
+        std::string problem = s.index->problem();
+        Repair repair = Repair::manual;
+        if (last) {
+          repair = Repair::cut_tail;
+          problem += "; repair cuts the log here, dropping offsets " + std::to_string(s.index->next_offset()) + " on";
+        } else if (const std::size_t dropped = unpublished_after(); dropped != 0) {
+          problem += "; a writer's recovery would drop the " + std::to_string(dropped) +
+                     " segments after it and cut here; --repair leaves that to you";
+        } else {
+          problem += "; in a sealed segment, which a writer's recovery does not scan";
+        }
+        add(name, s.path, page_size_ + end, page_size_ + damaged_frame_end(data, end), std::move(problem), repair, end,
+            s.index->next_offset());
+      } else if (!last && s.stop != detail::ScanStop::segment_full && segments[i + 1].readable) {
+        // A clean end of data before the segment's end, and more segments after it.
+        if (const std::size_t dropped = unpublished_after(); dropped != 0) {
+          add(name, s.path, page_size_ + end, page_size_ + segment_bytes,
+              "the segment ends at position " + std::to_string(end) + " without being sealed, so the " +
+                  std::to_string(dropped) +
+                  " segments after it were never published (a crash during a batch across a roll); repair "
+                  "drops them",
+              Repair::drop_after, end, s.index->next_offset());
+        } else {
+          add(name, s.path, page_size_ + end, page_size_ + segment_bytes,
+              "the segment ends at position " + std::to_string(end) + " without being sealed, but " +
+                  std::to_string(segments.size() - i - 1) + " segments follow it",
+              Repair::manual, end, s.index->next_offset());
+        }
+      } else if (last && s.stop == detail::ScanStop::end_of_data) {
+        if (const std::optional<std::uint64_t> at = first_nonzero_after(data, end)) {
+          report.notes.push_back(s.path + ": bytes after the end of the log (file offset " +
+                                 std::to_string(page_size_ + end) + ") are not zero from file offset " +
+                                 std::to_string(page_size_ + *at) +
+                                 ": an unpublished batch (a crash mid-append; the next writer zeroes it) or a "
+                                 "frame whose first word was wiped");
+        }
+      }
+      report.records += s.index->next_offset() - s.base_offset;
+      prev = &s;
+    }
+    // More segments than the ring holds: a deletion a power loss undid (recovery deletes them again).
+    for (const ScannedSegment& s : segments) {
+      const ScannedSegment& newest = segments.back();
+      if (!s.readable || !newest.readable || newest.header.base_position - s.header.base_position < capacity) continue;
+      add(name, s.path, 0, 0,
+          "older than the ring of " + std::to_string(options->segment_count) + " segments allows (" + newest.file_name +
+              " is the newest): a deletion a power loss undid; repair deletes it",
+          Repair::drop_old);
+    }
+    if (!segments.empty()) {
+      report.first_offset = segments.front().base_offset;
+      const ScannedSegment& tail = segments.back();
+      report.end_offset = tail.readable ? tail.index->next_offset() : tail.base_offset;
+    }
+
+    // Persisted indexes: each must decode and match its segment.
+    for (const auto& [base, file_name] : index_files) {
+      ++report.indexes;
+      const std::string path = dir->path() + "/" + file_name;
+      const auto seg = std::find_if(segments.begin(), segments.end(),
+                                    [b = base](const ScannedSegment& s) { return s.base_offset == b; });
+      if (seg == segments.end()) {
+        add(name, path, 0, 0, "an index without its segment " + detail::segment_file_name(base), Repair::delete_index);
+        continue;
+      }
+      if (!seg->readable) continue; // the segment's damage is reported already
+      Result<platform::FileDescriptor> fd = platform::open_file_at(*dir, file_name, platform::Access::read_only);
+      if (!fd.ok()) {
+        add(name, path, 0, 0, std::string(fd.message()), Repair::delete_index);
+        continue;
+      }
+      Result<platform::FileInfo> info = platform::file_info(*fd);
+      if (!info.ok()) throw Failure(std::string(info.message()));
+      std::vector<std::byte> bytes(std::min<std::uint64_t>(info->size, std::uint64_t{1} << 28));
+      Result<std::size_t> got = platform::read_at(*fd, 0, bytes);
+      if (!got.ok()) throw Failure(std::string(got.message()));
+      bytes.resize(*got);
+      Result<detail::SegmentIndex> decoded = detail::SegmentIndex::decode(bytes, file_name, base, segment_bytes);
+      Status st = decoded.ok()
+                      ? decoded->verify(std::span<const std::byte>(seg->data.data(), seg->data.size()), file_name)
+                      : decoded.status();
+      if (!st.ok()) {
+        add(name, path, 0, bytes.size(),
+            std::string(st.message()) + "; indexes are rebuilt from their segment, repair deletes it",
+            Repair::delete_index);
+      }
+    }
+    reports_.push_back(std::move(report));
+  }
+
+  [[nodiscard]] const std::vector<Finding>& findings() const noexcept { return findings_; }
+  [[nodiscard]] const std::vector<TopicReport>& reports() const noexcept { return reports_; }
+
+ private:
+  Result<TopicOptions> read_meta(const platform::FileDescriptor& dir, const std::string& path,
+                                 const std::string& name) {
+    Result<platform::FileDescriptor> meta = platform::open_file_at(dir, "topic.meta", platform::Access::read_only);
+    if (!meta.ok()) return meta.status();
+    std::string text(4096, '\0');
+    Result<std::size_t> got = platform::read_at(*meta, 0, std::as_writable_bytes(std::span(text.data(), text.size())));
+    if (!got.ok()) return got.status();
+    text.resize(*got);
+    return detail::decode_topic_meta(text, path, name);
+  }
+
+  void scan_segment(const platform::FileDescriptor& dir, const std::string& topic, std::uint64_t segment_bytes,
+                    std::uint64_t capacity, ScannedSegment& s, TopicReport& report) {
+    Result<platform::FileDescriptor> fd = platform::open_file_at(dir, s.file_name, platform::Access::read_only);
+    if (!fd.ok()) {
+      if (Result<bool> there = platform::entry_exists_at(dir, s.file_name); there.ok() && !*there) {
+        report.notes.push_back(s.path + " was deleted while this ran (retention of a live writer): not checked");
+        return;
+      }
+      add(topic, s.path, 0, 0, std::string(fd.message()), Repair::manual);
+      return;
+    }
+    s.fd = std::move(*fd);
+    std::vector<std::byte> header(detail::segment_header_bytes);
+    Result<std::size_t> got = platform::read_at(s.fd, 0, header);
+    if (!got.ok()) throw Failure(std::string(got.message()));
+    Status st =
+        detail::validate_segment_header(std::span(header).first(*got), s.file_name, topic, segment_bytes, &s.header);
+    if (st.ok() && s.header.ring_capacity != capacity) {
+      st = Status(Errc::corrupt_data, "ring_capacity " + std::to_string(s.header.ring_capacity) +
+                                          ", topic.meta gives " + std::to_string(capacity));
+    }
+    if (st.ok() && s.header.page_size != page_size_) {
+      st = Status(Errc::corrupt_data, "page_size " + std::to_string(s.header.page_size) + ", this system uses " +
+                                          std::to_string(page_size_));
+    }
+    if (!st.ok()) {
+      add(topic, s.path, 0, page_size_, "header: " + std::string(st.message()), Repair::manual);
+      return;
+    }
+    Result<platform::FileInfo> info = platform::file_info(s.fd);
+    if (!info.ok()) throw Failure(std::string(info.message()));
+    if (info->size < page_size_ + segment_bytes) {
+      add(topic, s.path, info->size, page_size_ + segment_bytes,
+          "file is " + std::to_string(info->size) + " bytes, a segment file is " +
+              std::to_string(page_size_ + segment_bytes) + " (truncated)",
+          Repair::manual);
+      return;
+    }
+    Result<platform::FileMapping> data =
+        platform::map_file(s.fd, page_size_, static_cast<std::size_t>(segment_bytes), platform::Access::read_only);
+    if (!data.ok()) throw Failure(std::string(data.message()));
+    s.data = std::move(*data);
+    Result<detail::SegmentIndex> index =
+        detail::SegmentIndex::create(s.base_offset, segment_bytes, index_interval_bytes);
+    if (!index.ok()) throw Failure(std::string(index.message()));
+    detail::ScanOptions scan;
+    scan.verify_checksums = true;
+    scan.lap = lap_of(s.header.base_position, capacity);
+    s.stop = index->catch_up(std::span<const std::byte>(s.data.data(), s.data.size()), scan);
+    s.index = std::move(*index);
+    s.readable = true;
+  }
+
+  void add(const std::string& topic, std::string file, std::uint64_t begin, std::uint64_t end, std::string problem,
+           Repair repair, std::optional<std::uint64_t> position = std::nullopt,
+           std::optional<std::uint64_t> offset = std::nullopt) {
+    if (problem.starts_with(file + ": ")) problem.erase(0, file.size() + 2); // the file is named once
+    findings_.push_back(Finding{topic, std::move(file), begin, end, position, offset, std::move(problem), repair});
+  }
+
+  std::string dir_;
+  std::uint64_t page_size_ = 4096;
+  std::vector<Finding> findings_;
+  std::vector<TopicReport> reports_;
+};
+
+Verifier verify_all(const std::string& dir, const std::string& topic) {
+  require_bus_directory(dir);
+  Verifier v(dir);
+  Result<platform::FileDescriptor> bus_dir = platform::open_directory(dir);
+  if (!bus_dir.ok()) throw Failure(std::string(bus_dir.message()));
+  Result<bool> has_topics = platform::entry_exists_at(*bus_dir, "topics");
+  if (!has_topics.ok()) throw Failure(std::string(has_topics.message()));
+  if (!*has_topics) {
+    if (!topic.empty()) throw Failure("topic '" + topic + "' does not exist in " + dir + " (topics: none)");
+    return v;
+  }
+  Result<platform::FileDescriptor> topics = platform::open_directory_at(*bus_dir, "topics");
+  if (!topics.ok()) throw Failure(std::string(topics.message()));
+  Result<std::vector<platform::DirectoryEntry>> entries = platform::list_directory(*topics);
+  if (!entries.ok()) throw Failure(std::string(entries.message()));
+  std::vector<std::string> names;
+  for (const platform::DirectoryEntry& e : *entries) {
+    if (e.type != platform::EntryType::directory || !validate_topic_name(e.name).ok()) continue;
+    // A creation a crash cut short (no topic.meta, only topic.meta.tmp) is not a topic.
+    Result<platform::FileDescriptor> d = platform::open_directory_at(*topics, e.name);
+    if (d.ok()) {
+      Result<bool> meta = platform::entry_exists_at(*d, "topic.meta");
+      Result<bool> temp = platform::entry_exists_at(*d, "topic.meta.tmp");
+      if (meta.ok() && !*meta && temp.ok() && *temp) continue;
+    }
+    names.push_back(e.name);
+  }
+  if (!topic.empty()) {
+    if (std::find(names.begin(), names.end(), topic) == names.end()) {
+      std::string known;
+      for (const std::string& n : names) known += (known.empty() ? "" : ", ") + n;
+      throw Failure("topic '" + topic + "' does not exist in " + dir + " (topics: " + (known.empty() ? "none" : known) +
+                    ")");
+    }
+    names = {topic};
+  }
+  for (const std::string& name : names) v.topic(*topics, name);
+  return v;
+}
+
+void print(std::ostream& out, const Verifier& v, Format format, const std::optional<long>& writer) {
+  if (format == Format::json) {
+    for (const Finding& f : v.findings()) {
+      out << "{\"kind\":\"damage\",\"topic\":" << json_string(f.topic) << ",\"file\":" << json_string(f.file)
+          << ",\"file_offset\":" << f.file_begin << ",\"file_end\":" << f.file_end << ",\"position\":";
+      if (f.position) {
+        out << *f.position;
+      } else {
+        out << "null";
+      }
+      out << ",\"offset\":";
+      if (f.offset) {
+        out << *f.offset;
+      } else {
+        out << "null";
+      }
+      out << ",\"repair\":" << json_string(to_string(f.repair)) << ",\"problem\":" << json_string(f.problem) << "}\n";
+    }
+    for (const TopicReport& r : v.reports()) {
+      out << "{\"kind\":\"topic\",\"topic\":" << json_string(r.name) << ",\"segments\":" << r.segments
+          << ",\"indexes\":" << r.indexes << ",\"records\":" << r.records << ",\"first_offset\":" << r.first_offset
+          << ",\"end_offset\":" << r.end_offset << ",\"notes\":" << r.notes.size() << "}\n";
+    }
+    out << "{\"kind\":\"summary\",\"topics\":" << v.reports().size() << ",\"damaged\":" << v.findings().size()
+        << ",\"clean\":" << (v.findings().empty() ? "true" : "false") << ",\"writer_pid\":";
+    if (writer) {
+      out << *writer;
+    } else {
+      out << "null";
+    }
+    out << "}\n";
+    return;
+  }
+  if (writer) {
+    out << "note: writer pid " << *writer << " holds "
+        << "the bus directory: what follows is a snapshot of a live log\n";
+  }
+  for (const TopicReport& r : v.reports()) {
+    std::size_t damaged = 0;
+    for (const Finding& f : v.findings()) damaged += f.topic == r.name ? 1 : 0;
+    out << "topic " << r.name << ": " << r.segments << " segments, " << r.indexes << " indexes, " << r.records
+        << " records (";
+    if (r.end_offset > r.first_offset) {
+      out << "offsets " << r.first_offset << " .. " << r.end_offset - 1;
+    } else {
+      out << "none; next offset " << r.end_offset;
+    }
+    out << "): " << (damaged == 0 ? "ok" : std::to_string(damaged) + " damaged") << '\n';
+    for (const std::string& note : r.notes) out << "  note: " << note << '\n';
+  }
+  for (const Finding& f : v.findings()) {
+    out << "DAMAGED " << f.file;
+    if (f.file_end > f.file_begin) out << " bytes " << f.file_begin << " .. " << f.file_end - 1;
+    if (f.position) out << " (data position " << *f.position << ", offset " << f.offset.value_or(0) << ')';
+    out << ": " << f.problem << '\n';
+  }
+  out << (v.findings().empty() ? "clean" : std::to_string(v.findings().size()) + " damaged") << '\n';
+}
+
+} // namespace
+
+int run_verify(const VerifyArgs& args, std::ostream& out) {
+  Verifier v = verify_all(args.dir, args.topic);
+  const std::optional<long> writer = writer_pid(args.dir);
+  print(out, v, args.format, writer);
+  if (v.findings().empty()) return exit_ok;
+  if (!args.repair) return exit_damaged;
+
+  std::vector<const Finding*> manual;
+  for (const Finding& f : v.findings()) {
+    if (f.repair == Repair::manual) manual.push_back(&f);
+  }
+  if (!manual.empty()) {
+    std::string files;
+    for (const Finding* f : manual) files += "\n  " + f->file;
+    // Refused, not failed: the directory is as damaged as reported (exit 1), and untouched.
+    std::cerr << "ringbus: --repair refuses: damage outside what a writer's recovery cuts needs manual action "
+                 "(restore from a copy, or move the damaged files and the segments after them away); nothing "
+                 "was changed. In:"
+              << files << '\n';
+    return exit_damaged;
+  }
+  if (writer) {
+    throw Failure("--repair needs the bus directory to itself: writer pid " + std::to_string(*writer) + " holds " +
+                  args.dir + "/LOCK; stop it first");
+  }
+  {
+    // Recovery of every topic, as any writer would do at open.
+    BusOptions options;
+    options.flusher_thread = false;
+    Result<Bus> bus = Bus::open(args.dir, options);
+    if (!bus.ok()) throw Failure("--repair: " + std::string(bus.message()));
+    for (const Finding& f : v.findings()) {
+      if (f.repair != Repair::delete_index) continue;
+      Result<platform::FileDescriptor> dir = platform::open_directory(args.dir + "/topics/" + f.topic);
+      if (!dir.ok()) throw Failure("--repair: " + std::string(dir.message()));
+      const std::string name = f.file.substr(f.file.rfind('/') + 1);
+      if (Status st = platform::remove_file_at(*dir, name); !st.ok())
+        throw Failure("--repair: " + std::string(st.message()));
+      if (Status st = platform::sync_directory(*dir); !st.ok()) throw Failure("--repair: " + std::string(st.message()));
+    }
+    if (Status st = bus->flush(); !st.ok()) throw Failure("--repair: " + std::string(st.message()));
+    bus->close();
+  }
+  Verifier after = verify_all(args.dir, args.topic);
+  if (args.format == Format::text) out << "after repair:\n";
+  print(out, after, args.format, std::nullopt);
+  return after.findings().empty() ? exit_ok : exit_damaged;
+}
+
+} // namespace ringbus::cli

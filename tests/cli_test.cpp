@@ -1,0 +1,892 @@
+// The `ringbus` command-line tool (src/cli/), run as a process against bus
+// directories the tests write with the library. Outputs are checked field by
+// field (json parsed), errors by message and exit code. Every wait is bounded.
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "persist_support.hpp"
+#include "test_support.hpp"
+
+extern char** environ;
+
+namespace ringbus::test {
+namespace {
+
+constexpr auto process_deadline = std::chrono::seconds(60);
+
+// --- a tiny JSON reader for the tool's own output ---------------------------------
+
+struct Json;
+using JsonObject = std::map<std::string, Json>;
+using JsonArray = std::vector<Json>;
+struct Json {
+  // null, bool, number (its text), string, array, object
+  std::variant<std::nullptr_t, bool, double, std::string, JsonArray, JsonObject> v;
+  std::string number_text;
+
+  [[nodiscard]] bool is_null() const { return std::holds_alternative<std::nullptr_t>(v); }
+  [[nodiscard]] const std::string& str() const { return std::get<std::string>(v); }
+  [[nodiscard]] std::uint64_t u64() const {
+    REQUIRE(std::holds_alternative<double>(v));
+    return std::stoull(number_text);
+  }
+  [[nodiscard]] std::int64_t i64() const {
+    REQUIRE(std::holds_alternative<double>(v));
+    return std::stoll(number_text);
+  }
+  [[nodiscard]] bool boolean() const { return std::get<bool>(v); }
+  [[nodiscard]] const JsonArray& array() const { return std::get<JsonArray>(v); }
+  [[nodiscard]] const Json& operator[](const std::string& key) const {
+    const auto& o = std::get<JsonObject>(v);
+    const auto it = o.find(key);
+    REQUIRE_MESSAGE(it != o.end(), "no field " << key);
+    return it->second;
+  }
+  [[nodiscard]] bool has(const std::string& key) const {
+    return std::holds_alternative<JsonObject>(v) && std::get<JsonObject>(v).count(key) != 0;
+  }
+};
+
+class JsonParser {
+ public:
+  explicit JsonParser(std::string_view text) : t_(text) {}
+  Json parse() {
+    Json j = value();
+    space();
+    REQUIRE_MESSAGE(i_ == t_.size(), "trailing text in " << std::string(t_));
+    return j;
+  }
+
+ private:
+  void space() {
+    while (i_ < t_.size() && (t_[i_] == ' ' || t_[i_] == '\n' || t_[i_] == '\t' || t_[i_] == '\r')) ++i_;
+  }
+  char peek() {
+    space();
+    REQUIRE_MESSAGE(i_ < t_.size(), "json ends early: " << std::string(t_));
+    return t_[i_];
+  }
+  void expect(char c) {
+    REQUIRE_MESSAGE(peek() == c, "expected '" << c << "' at " << i_ << " in " << std::string(t_));
+    ++i_;
+  }
+  std::string string() {
+    expect('"');
+    std::string out;
+    while (true) {
+      REQUIRE(i_ < t_.size());
+      const char c = t_[i_++];
+      if (c == '"') return out;
+      if (c != '\\') {
+        out += c;
+        continue;
+      }
+      REQUIRE(i_ < t_.size());
+      const char e = t_[i_++];
+      switch (e) {
+        case 'n': out += '\n'; break;
+        case 't': out += '\t'; break;
+        case 'r': out += '\r'; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'u': {
+          REQUIRE(i_ + 4 <= t_.size());
+          const unsigned cp = static_cast<unsigned>(std::stoul(std::string(t_.substr(i_, 4)), nullptr, 16));
+          REQUIRE(cp < 0x80); // the tool escapes only control characters
+          out += static_cast<char>(cp);
+          i_ += 4;
+          break;
+        }
+        default: out += e;
+      }
+    }
+  }
+  Json value() {
+    Json j;
+    const char c = peek();
+    if (c == '{') {
+      ++i_;
+      JsonObject o;
+      if (peek() == '}') {
+        ++i_;
+      } else {
+        for (;;) {
+          std::string key = string();
+          expect(':');
+          o[key] = value();
+          if (peek() == ',') {
+            ++i_;
+            continue;
+          }
+          expect('}');
+          break;
+        }
+      }
+      j.v = std::move(o);
+    } else if (c == '[') {
+      ++i_;
+      JsonArray a;
+      if (peek() == ']') {
+        ++i_;
+      } else {
+        for (;;) {
+          a.push_back(value());
+          if (peek() == ',') {
+            ++i_;
+            continue;
+          }
+          expect(']');
+          break;
+        }
+      }
+      j.v = std::move(a);
+    } else if (c == '"') {
+      j.v = string();
+    } else if (t_.substr(i_, 4) == "null") {
+      i_ += 4;
+      j.v = nullptr;
+    } else if (t_.substr(i_, 4) == "true") {
+      i_ += 4;
+      j.v = true;
+    } else if (t_.substr(i_, 5) == "false") {
+      i_ += 5;
+      j.v = false;
+    } else {
+      const std::size_t start = i_;
+      while (i_ < t_.size() && (std::isdigit(static_cast<unsigned char>(t_[i_])) || t_[i_] == '-' || t_[i_] == '.' ||
+                                t_[i_] == 'e' || t_[i_] == 'E' || t_[i_] == '+')) {
+        ++i_;
+      }
+      REQUIRE_MESSAGE(i_ > start, "not json at " << start << ": " << std::string(t_));
+      j.number_text = std::string(t_.substr(start, i_ - start));
+      j.v = std::stod(j.number_text);
+    }
+    return j;
+  }
+
+  std::string_view t_;
+  std::size_t i_ = 0;
+};
+
+// One JSON object per non-empty line.
+std::vector<Json> json_lines(const std::string& text) {
+  std::vector<Json> out;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    std::size_t eol = text.find('\n', at);
+    if (eol == std::string::npos) eol = text.size();
+    if (eol > at) out.push_back(JsonParser(std::string_view(text).substr(at, eol - at)).parse());
+    at = eol + 1;
+  }
+  return out;
+}
+
+// --- running the tool ----------------------------------------------------------------
+
+struct Pipe {
+  int fd[2] = {-1, -1};
+  Pipe() { REQUIRE(::pipe2(fd, O_CLOEXEC) == 0); }
+  ~Pipe() {
+    close_end(0);
+    close_end(1);
+  }
+  void close_end(int i) {
+    if (fd[i] >= 0) ::close(fd[i]);
+    fd[i] = -1;
+  }
+};
+
+// The tool, started with args; its standard streams are pipes to this test.
+class Tool {
+ public:
+  explicit Tool(const std::vector<std::string>& args) {
+    std::vector<std::string> argv_strings{RINGBUS_CLI_PATH};
+    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& s : argv_strings) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    REQUIRE(posix_spawn_file_actions_init(&actions) == 0);
+    posix_spawn_file_actions_adddup2(&actions, in_.fd[0], 0);
+    posix_spawn_file_actions_adddup2(&actions, out_.fd[1], 1);
+    posix_spawn_file_actions_adddup2(&actions, err_.fd[1], 2);
+    REQUIRE(posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ) == 0);
+    posix_spawn_file_actions_destroy(&actions);
+    in_.close_end(0);
+    out_.close_end(1);
+    err_.close_end(1);
+  }
+  ~Tool() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+    }
+  }
+  Tool(const Tool&) = delete;
+  Tool& operator=(const Tool&) = delete;
+
+  void write_input(const std::string& text) {
+    std::size_t done = 0;
+    while (done < text.size()) {
+      const ssize_t n = ::write(in_.fd[1], text.data() + done, text.size() - done);
+      REQUIRE(n > 0);
+      done += static_cast<std::size_t>(n);
+    }
+  }
+  void close_input() { in_.close_end(1); }
+
+  // Reads what the tool wrote until pred(stdout) holds, both streams end, or the deadline passes.
+  template <class Pred>
+  bool read_until(Pred pred, std::chrono::steady_clock::time_point deadline) {
+    while (!pred(out_text)) {
+      if (out_.fd[0] < 0 && err_.fd[0] < 0) return false;
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd fds[2] = {{out_.fd[0], POLLIN, 0}, {err_.fd[0], POLLIN, 0}};
+      const int ready = ::poll(fds, 2, static_cast<int>(std::min<long long>(left.count(), 1000)));
+      if (ready <= 0) continue;
+      drain(out_, fds[0], out_text);
+      drain(err_, fds[1], err_text);
+    }
+    return true;
+  }
+
+  // Waits for the tool to exit (bounded) and returns its exit code.
+  int finish() {
+    close_input();
+    const auto deadline = std::chrono::steady_clock::now() + process_deadline;
+    read_until([](const std::string&) { return false; }, deadline);
+    for (;;) {
+      int status = 0;
+      const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+      REQUIRE(r >= 0);
+      if (r == pid_) {
+        pid_ = -1;
+        REQUIRE_MESSAGE(WIFEXITED(status), "the tool died of signal " << WTERMSIG(status) << "; stderr: " << err_text);
+        return WEXITSTATUS(status);
+      }
+      REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "the tool did not exit in time");
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  void signal(int sig) { REQUIRE(::kill(pid_, sig) == 0); }
+
+  std::string out_text;
+  std::string err_text;
+
+ private:
+  static void drain(Pipe& p, const pollfd& fd, std::string& into) {
+    if (p.fd[0] < 0 || (fd.revents & (POLLIN | POLLHUP | POLLERR)) == 0) return;
+    char buffer[65536];
+    const ssize_t n = ::read(p.fd[0], buffer, sizeof buffer);
+    if (n <= 0) {
+      p.close_end(0);
+      return;
+    }
+    into.append(buffer, static_cast<std::size_t>(n));
+  }
+
+  Pipe in_, out_, err_;
+  pid_t pid_ = -1;
+};
+
+struct Run {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+Run run(const std::vector<std::string>& args, const std::string& input = {}) {
+  Tool tool(args);
+  if (!input.empty()) tool.write_input(input);
+  Run r;
+  r.code = tool.finish();
+  r.out = tool.out_text;
+  r.err = tool.err_text;
+  return r;
+}
+
+std::string to_hex_string(std::string_view bytes) {
+  static constexpr char digit[] = "0123456789abcdef";
+  std::string out;
+  for (const char c : bytes) {
+    out += digit[static_cast<unsigned char>(c) >> 4];
+    out += digit[static_cast<unsigned char>(c) & 15];
+  }
+  return out;
+}
+
+std::size_t count_lines(const std::string& text) {
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+// --- topics the tests write -------------------------------------------------------------
+
+constexpr std::int64_t base_time = 1714566896123456789; // 2024-05-01T12:34:56.123456789Z
+
+TopicOptions persistent_small(std::size_t segment_count = 4) {
+  TopicOptions o = small_ring(segment_count);
+  o.storage = Storage::persistent;
+  return o;
+}
+
+BusOptions no_flusher() {
+  BusOptions o;
+  o.flusher_thread = false;
+  return o;
+}
+
+// n records of 32-byte values (one 64-byte packed frame each: 64 per 4 KiB
+// segment, frame k of a segment at data position 64 * (k % 64)), timestamps base_time + i ms.
+void append_even(Bus& bus, const std::string& topic, std::uint64_t n) {
+  Producer p = bus.producer(topic).value();
+  for (std::uint64_t i = p.next_offset(), end = i + n; i < end; ++i) {
+    const std::string value = value_for(i, even_value_bytes);
+    p.append(msg(ByteView(), value, base_time + static_cast<std::int64_t>(i) * 1'000'000)).value();
+  }
+}
+
+void flip_byte(const std::string& path, std::uint64_t at) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  REQUIRE(f.good());
+  f.seekg(static_cast<std::streamoff>(at));
+  char c = 0;
+  f.read(&c, 1);
+  c = static_cast<char>(c ^ 0x5a);
+  f.seekp(static_cast<std::streamoff>(at));
+  f.write(&c, 1);
+  REQUIRE(f.good());
+}
+
+Json only_line(const std::vector<Json>& lines, const std::string& field, const std::string& value) {
+  const Json* found = nullptr;
+  for (const Json& j : lines) {
+    if (j.has(field) && j[field].str() == value) {
+      REQUIRE_MESSAGE(found == nullptr, "two lines with " << field << " = " << value);
+      found = &j;
+    }
+  }
+  REQUIRE_MESSAGE(found != nullptr, "no line with " << field << " = " << value);
+  return *found;
+}
+
+} // namespace
+
+TEST_SUITE("cli") {
+  TEST_CASE("topics_lists_every_topic_with_offsets_segments_settings_and_the_writer_pid") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path(), no_flusher());
+      TopicOptions kept = persistent_small(4);
+      kept.durability = Durability::interval;
+      kept.flush_interval = std::chrono::milliseconds(25);
+      kept.retention.max_segments = 3;
+      bus.create_topic("orders", kept).check();
+      bus.create_topic("empty", persistent_small(2)).check();
+      append_even(bus, "orders", 300); // 64 per segment: the ring of 4 laps, retention keeps 3
+    }
+    const Run r = run({"topics", dir.path(), "--format", "json"});
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    const std::vector<Json> lines = json_lines(r.out);
+    REQUIRE(lines.size() == 2);
+    const Json& orders = only_line(lines, "topic", "orders");
+    CHECK(orders["end_offset"].u64() == 300);
+    CHECK(orders["last_offset"].u64() == 299);
+    CHECK(orders["segments"].u64() == 3);
+    CHECK(orders["first_offset"].u64() == 300 - 300 % 64 - 128); // the three newest segments
+    CHECK(orders["records"].u64() == 300 - orders["first_offset"].u64());
+    CHECK(orders["segment_bytes"].u64() == 4096);
+    CHECK(orders["segment_count"].u64() == 4);
+    CHECK(orders["overflow"].str() == "block");
+    CHECK(orders["durability"].str() == "interval");
+    CHECK(orders["flush_interval_ms"].u64() == 25);
+    CHECK(orders["retention_max_segments"].u64() == 3);
+    CHECK(orders["retention_max_bytes"].u64() == 0);
+    CHECK(orders["disk_bytes"].u64() >= 3 * (4096 + 4096));
+    CHECK(orders["writer_pid"].is_null());
+    const Json& empty = only_line(lines, "topic", "empty");
+    CHECK(empty["records"].u64() == 0);
+    CHECK(empty["last_offset"].is_null());
+    CHECK(empty["segments"].u64() == 1);
+
+    // A writer holds the directory: its pid, from DIR/LOCK.
+    Bus writer = open_bus(dir.path(), no_flusher());
+    const Run held = run({"topics", dir.path(), "--format", "json"});
+    REQUIRE_MESSAGE(held.code == 0, held.err);
+    for (const Json& j : json_lines(held.out)) CHECK(j["writer_pid"].i64() == ::getpid());
+    const Run text = run({"topics", dir.path()});
+    REQUIRE(text.code == 0);
+    CHECK(contains(text.out, "writer pid " + std::to_string(::getpid())));
+    CHECK(contains(text.out, "offsets     " + std::to_string(orders["first_offset"].u64()) + " .. 299"));
+    CHECK(contains(text.out, "retention   max_segments 3"));
+    CHECK(contains(text.out, "durability  interval (every 25 ms)"));
+  }
+
+  TEST_CASE("stat_shows_committed_offsets_and_lag_and_says_live_counters_are_not_available") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path(), no_flusher());
+      bus.create_topic("events", persistent_small()).check();
+      bus.create_topic("other", persistent_small()).check();
+      append_even(bus, "events", 50);
+      ConsumerOptions co;
+      co.topics = {"events"};
+      co.name = "billing";
+      Consumer c = bus.consumer(co).value();
+      REQUIRE(c.poll(20).value().size() == 20);
+      c.commit().check();
+    }
+    const Run r = run({"stat", dir.path(), "--format", "json"});
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    const std::vector<Json> lines = json_lines(r.out);
+    const Json& billing = only_line(lines, "consumer", "billing");
+    CHECK(billing["topic"].str() == "events");
+    CHECK(billing["committed"].u64() == 20);
+    CHECK(billing["end_offset"].u64() == 50);
+    CHECK(billing["lag"].u64() == 30);
+    CHECK(only_line(lines, "live_counters", "not available")["writer_pid"].is_null());
+
+    const Run text = run({"stat", dir.path(), "events"});
+    REQUIRE(text.code == 0);
+    CHECK(contains(text.out, "consumer billing"));
+    CHECK(contains(text.out, "topic events: committed 20, end 50, lag 30"));
+    CHECK(contains(text.out, "live counters: not available"));
+    const Run other = run({"stat", dir.path(), "other"});
+    REQUIRE(other.code == 0);
+    CHECK(contains(other.out, "no committed offsets for topic other"));
+    const Run unknown = run({"stat", dir.path(), "nope"});
+    CHECK(unknown.code == 2);
+    CHECK(contains(unknown.err, "topic 'nope' does not exist"));
+    // Read-only: nothing was created or written.
+    CHECK(!std::filesystem::exists(dir.path() + "/consumers/billing.offsets.tmp"));
+  }
+
+  TEST_CASE("dump_prints_each_record_with_offset_time_key_headers_and_value_field_by_field") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path(), no_flusher());
+      bus.create_topic("ledger", persistent_small()).check();
+      Producer p = bus.producer("ledger").value();
+      const Header headers[] = {{ByteView("type"), ByteView("deposit")}, {ByteView("bin"), ByteView("\x01\x02", 2)}};
+      p.append(msg("acct-1", "{\"amount\":500}", base_time, headers)).value();
+      const unsigned char binary[] = {0x00, 0xff, 0x10, 'a'};
+      p.append(msg("", ByteView(binary, sizeof binary), base_time + 1)).value();
+      p.append(msg("k\"q", "line\nbreak", base_time + 2)).value();
+    }
+    const Run r = run({"dump", dir.path(), "ledger", "--format", "json"});
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    const std::vector<Json> lines = json_lines(r.out);
+    REQUIRE(lines.size() == 3);
+    const Json& first = lines[0];
+    CHECK(first["topic"].str() == "ledger");
+    CHECK(first["offset"].u64() == 0);
+    CHECK(first["timestamp"].str() == "2024-05-01T12:34:56.123456789Z");
+    CHECK(first["timestamp_ns"].i64() == base_time);
+    CHECK(first["key"].str() == "acct-1");
+    CHECK(first["key_encoding"].str() == "text");
+    CHECK(first["value"].str() == "{\"amount\":500}");
+    CHECK(first["value_encoding"].str() == "text");
+    REQUIRE(first["headers"].array().size() == 2);
+    CHECK(first["headers"].array()[0]["name"].str() == "type");
+    CHECK(first["headers"].array()[0]["value"].str() == "deposit");
+    CHECK(first["headers"].array()[1]["value"].str() == "0102");
+    CHECK(first["headers"].array()[1]["value_encoding"].str() == "hex");
+    CHECK(lines[1]["offset"].u64() == 1);
+    CHECK(lines[1]["timestamp"].str() == "2024-05-01T12:34:56.123456790Z");
+    CHECK(lines[1]["value"].str() == "00ff1061");
+    CHECK(lines[1]["value_encoding"].str() == "hex");
+    CHECK(lines[1]["key"].str().empty());
+    CHECK(lines[2]["key"].str() == "k\"q");
+    CHECK(lines[2]["value"].str() == "6c696e650a627265616b"); // a newline is not printable: hex
+
+    const Run text = run({"dump", dir.path(), "ledger"});
+    REQUIRE(text.code == 0);
+    CHECK(count_lines(text.out) == 3);
+    CHECK(contains(text.out,
+                   "offset=0 time=2024-05-01T12:34:56.123456789Z key=\"acct-1\" headers={\"type\"=\"deposit\", "
+                   "\"bin\"=0x0102} value=\"{\\\"amount\\\":500}\"\n"));
+    CHECK(contains(text.out, "offset=1 time=2024-05-01T12:34:56.123456790Z value=0x00ff1061\n"));
+    const Run hex = run({"dump", dir.path(), "ledger", "--format", "hex", "--from", "1", "--count", "1"});
+    REQUIRE(hex.code == 0);
+    CHECK(contains(hex.out, "offset=1 time=2024-05-01T12:34:56.123456790Z key_bytes=0 value_bytes=4 headers=0\n"));
+    CHECK(contains(hex.out, "    00000000  00 ff 10 61"));
+    CHECK(contains(hex.out, "|...a|"));
+    CHECK(!contains(hex.out, "offset=2"));
+  }
+
+  TEST_CASE("dump_starts_at_an_offset_or_a_time_and_stops_after_count_records") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path(), no_flusher());
+      bus.create_topic("ticks", persistent_small()).check();
+      append_even(bus, "ticks", 150); // across three segments
+    }
+    const auto offsets = [](const Run& r) {
+      std::vector<std::uint64_t> out;
+      for (const Json& j : json_lines(r.out)) out.push_back(j["offset"].u64());
+      return out;
+    };
+    const Run from = run({"dump", dir.path(), "ticks", "--from", "70", "--count", "5", "--format", "json"});
+    REQUIRE_MESSAGE(from.code == 0, from.err);
+    CHECK(offsets(from) == std::vector<std::uint64_t>{70, 71, 72, 73, 74});
+    for (const Json& j : json_lines(from.out)) {
+      CHECK(j["value"].str() == to_hex_string(value_for(j["offset"].u64(), even_value_bytes)));
+    }
+    // Record i has timestamp base_time + i ms; 12:34:56.123456789 + 100 ms = .223456789.
+    const Run iso = run(
+        {"dump", dir.path(), "ticks", "--from-time", "2024-05-01T12:34:56.2235Z", "--count", "2", "--format", "json"});
+    REQUIRE_MESSAGE(iso.code == 0, iso.err);
+    CHECK(offsets(iso) == std::vector<std::uint64_t>{101, 102});
+    const Run zone = run({"dump", dir.path(), "ticks", "--from-time", "2024-05-01T14:34:56.223456789+02:00", "--count",
+                          "1", "--format", "json"});
+    REQUIRE(zone.code == 0);
+    CHECK(offsets(zone) == std::vector<std::uint64_t>{100});
+    const Run ns =
+        run({"dump", dir.path(), "ticks", "--from-time", std::to_string(base_time + 149'000'000), "--format", "json"});
+    REQUIRE(ns.code == 0);
+    CHECK(offsets(ns) == std::vector<std::uint64_t>{149});
+    const Run all = run({"dump", dir.path(), "ticks", "--format", "json"});
+    REQUIRE(all.code == 0);
+    CHECK(offsets(all).size() == 150);
+
+    const Run past = run({"dump", dir.path(), "ticks", "--from", "151"});
+    CHECK(past.code == 2);
+    CHECK(contains(past.err, "--from 151 is outside topic 'ticks': it holds offsets 0 .. 149"));
+    const Run bad_time = run({"dump", dir.path(), "ticks", "--from-time", "yesterday"});
+    CHECK(bad_time.code == 2);
+    CHECK(contains(bad_time.err, "--from-time 'yesterday' is neither ISO-8601"));
+    const Run both = run({"dump", dir.path(), "ticks", "--from", "1", "--from-time", "0"});
+    CHECK(both.code == 2);
+    CHECK(contains(both.err, "excludes"));
+  }
+
+  TEST_CASE("tail_prints_the_last_n_records_and_exits") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path(), no_flusher());
+      bus.create_topic("log", persistent_small()).check();
+      append_even(bus, "log", 100);
+    }
+    const Run ten = run({"tail", dir.path(), "log", "--format", "json"});
+    REQUIRE_MESSAGE(ten.code == 0, ten.err);
+    const std::vector<Json> lines = json_lines(ten.out);
+    REQUIRE(lines.size() == 10);
+    for (std::size_t i = 0; i < 10; ++i) CHECK(lines[i]["offset"].u64() == 90 + i);
+    const Run three = run({"tail", dir.path(), "log", "-n", "3"});
+    REQUIRE(three.code == 0);
+    CHECK(count_lines(three.out) == 3);
+    CHECK(three.out.starts_with("offset=97 "));
+    const Run more = run({"tail", dir.path(), "log", "-n", "1000", "--format", "json"});
+    REQUIRE(more.code == 0);
+    CHECK(json_lines(more.out).size() == 100);
+  }
+
+  TEST_CASE("tail_follow_sees_records_another_process_appends_after_it_started") {
+    TempBusDir dir;
+    Bus bus = open_bus(dir.path(), no_flusher()); // this process is the live writer
+    bus.create_topic("live", persistent_small(4)).check();
+    append_even(bus, "live", 5);
+    Tool tail({"tail", dir.path(), "live", "-f", "-n", "2", "--format", "json"});
+    const auto deadline = std::chrono::steady_clock::now() + process_deadline;
+    REQUIRE_MESSAGE(tail.read_until([](const std::string& out) { return count_lines(out) >= 2; }, deadline),
+                    tail.err_text);
+    append_even(bus, "live", 195); // rolls into the third and fourth segment while it follows
+    REQUIRE_MESSAGE(tail.read_until([](const std::string& out) { return count_lines(out) >= 2 + 195; }, deadline),
+                    "stdout: " << tail.out_text.size() << " bytes; stderr: " << tail.err_text);
+    tail.signal(SIGTERM);
+    CHECK(tail.finish() == 0);
+    const std::vector<Json> lines = json_lines(tail.out_text);
+    REQUIRE(lines.size() == 197);
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+      const std::uint64_t offset = 3 + i;
+      REQUIRE(lines[i]["offset"].u64() == offset);
+      REQUIRE(lines[i]["value"].str() == to_hex_string(value_for(offset, even_value_bytes)));
+    }
+  }
+
+  TEST_CASE("verify_names_the_file_and_position_of_a_flipped_byte_and_repair_cuts_the_tail_there") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path(), no_flusher());
+      bus.create_topic("t", persistent_small(4)).check();
+      append_even(bus, "t", 100); // segment 0: 0..63, segment 64: 64..99 (the tail)
+    }
+    const Run clean = run({"verify", dir.path()});
+    REQUIRE_MESSAGE(clean.code == 0, clean.out << clean.err);
+    CHECK(contains(clean.out, "topic t: 2 segments"));
+    CHECK(contains(clean.out, "100 records (offsets 0 .. 99): ok"));
+
+    const std::vector<std::string> segments = dir.segments("t");
+    REQUIRE(segments.size() == 2);
+    const std::uint64_t frame = 80 - 64;            // record 80's frame in the tail segment
+    flip_byte(segments[1], 4096 + frame * 64 + 40); // inside its value
+    const Run damaged = run({"verify", dir.path(), "t", "--format", "json"});
+    CHECK(damaged.code == 1);
+    const std::vector<Json> lines = json_lines(damaged.out);
+    const Json& finding = only_line(lines, "kind", "damage");
+    CHECK(finding["file"].str() == segments[1]);
+    CHECK(finding["file_offset"].u64() == 4096 + frame * 64);
+    CHECK(finding["file_end"].u64() == 4096 + frame * 64 + 64);
+    CHECK(finding["position"].u64() == frame * 64);
+    CHECK(finding["offset"].u64() == 80);
+    CHECK(finding["repair"].str() == "cut_tail");
+    CHECK(contains(finding["problem"].str(), "checksum"));
+    CHECK(only_line(lines, "kind", "summary")["clean"].boolean() == false);
+    const Run text = run({"verify", dir.path()});
+    CHECK(text.code == 1);
+    CHECK(contains(text.out, "DAMAGED " + segments[1] + " bytes " + std::to_string(4096 + frame * 64) + " .. " +
+                                 std::to_string(4096 + frame * 64 + 63) + " (data position 1024, offset 80)"));
+
+    // A writer holds the directory: --repair refuses. (Its own recovery at open
+    // cuts the log at record 80; damage it again, further back, while it runs.)
+    {
+      Bus writer = open_bus(dir.path(), no_flusher());
+      CHECK(run({"verify", dir.path()}).code == 0);
+      flip_byte(segments[1], 4096 + 5 * 64 + 40); // record 69
+      const Run busy = run({"verify", dir.path(), "--repair"});
+      CHECK(busy.code == 2);
+      CHECK(contains(busy.err, "writer pid " + std::to_string(::getpid()) + " holds"));
+    }
+    CHECK(run({"verify", dir.path()}).code == 1);
+    const Run repaired = run({"verify", dir.path(), "--repair"});
+    CHECK_MESSAGE(repaired.code == 0, repaired.out << repaired.err);
+    CHECK(contains(repaired.out, "after repair:"));
+    const Run after = run({"topics", dir.path(), "--format", "json"});
+    REQUIRE(after.code == 0);
+    CHECK(json_lines(after.out)[0]["end_offset"].u64() == 69);
+  }
+
+  TEST_CASE("verify_refuses_to_repair_damage_in_a_sealed_segment_and_names_it") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path(), no_flusher());
+      bus.create_topic("t", persistent_small(4)).check();
+      append_even(bus, "t", 200); // segments 0, 64, 128 sealed; 192 the tail
+    }
+    const std::vector<std::string> segments = dir.segments("t");
+    REQUIRE(segments.size() == 4);
+    flip_byte(segments[0], 4096 + 3 * 64 + 20); // record 3's header (base_offset)
+    const Run damaged = run({"verify", dir.path(), "--format", "json"});
+    CHECK(damaged.code == 1);
+    const Json& finding = only_line(json_lines(damaged.out), "kind", "damage");
+    CHECK(finding["file"].str() == segments[0]);
+    CHECK(finding["file_offset"].u64() == 4096 + 3 * 64);
+    CHECK(finding["repair"].str() == "manual");
+    const Run refused = run({"verify", dir.path(), "--repair"});
+    CHECK(refused.code == 1);
+    CHECK(contains(refused.err, "--repair refuses"));
+    CHECK(contains(refused.err, segments[0]));
+    CHECK(contains(refused.err, "nothing was changed"));
+    CHECK(dir.segments("t").size() == 4);
+  }
+
+  TEST_CASE("verify_reports_segments_after_an_unsealed_one_and_repair_drops_them_as_recovery_does") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path(), no_flusher());
+      bus.create_topic("t", persistent_small(4)).check();
+      append_even(bus, "t", 100); // segment 0 is exactly full (64 frames, no pad); 64..99 in the tail
+    }
+    const std::vector<std::string> segments = dir.segments("t");
+    REQUIRE(segments.size() == 2);
+    {
+      // Unpublish record 63: its frame's first word back to zero, as if a
+      // crash came before the store that publishes a batch crossing the roll.
+      std::fstream f(segments[0], std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(4096 + 63 * 64);
+      const char zeros[8] = {};
+      f.write(zeros, sizeof zeros);
+      REQUIRE(f.good());
+    }
+    const Run damaged = run({"verify", dir.path(), "--format", "json"});
+    CHECK(damaged.code == 1);
+    const Json finding = only_line(json_lines(damaged.out), "kind", "damage");
+    CHECK(finding["file"].str() == segments[0]);
+    CHECK(finding["file_offset"].u64() == 4096 + 63 * 64);
+    CHECK(finding["offset"].u64() == 63);
+    CHECK(finding["repair"].str() == "drop_unpublished_segments");
+    const Run repaired = run({"verify", dir.path(), "--repair"});
+    CHECK_MESSAGE(repaired.code == 0, repaired.out << repaired.err);
+    CHECK(dir.segments("t").size() == 1);
+    const Run after = run({"topics", dir.path(), "--format", "json"});
+    CHECK(json_lines(after.out)[0]["end_offset"].u64() == 63);
+  }
+
+  TEST_CASE("verify_checks_persisted_indexes_and_repair_deletes_a_damaged_one") {
+    TempBusDir dir;
+    const std::string idx = dir.topic_dir("t") + "/00000000000000000000.idx";
+    {
+      Bus bus = open_bus(dir.path()); // with the flusher: it persists the indexes of sealed segments
+      bus.create_topic("t", persistent_small(4)).check();
+      append_even(bus, "t", 130);
+      const auto deadline = std::chrono::steady_clock::now() + process_deadline;
+      while (!std::filesystem::exists(dir.topic_dir("t") + "/00000000000000000064.idx")) {
+        REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "the flusher wrote no index");
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    }
+    REQUIRE(std::filesystem::exists(idx));
+    const Run clean = run({"verify", dir.path(), "--format", "json"});
+    REQUIRE_MESSAGE(clean.code == 0, clean.out << clean.err);
+    CHECK(only_line(json_lines(clean.out), "kind", "topic")["indexes"].u64() == 2);
+    flip_byte(idx, 70); // inside its first entry
+    const Run damaged = run({"verify", dir.path(), "--format", "json"});
+    CHECK(damaged.code == 1);
+    const Json& finding = only_line(json_lines(damaged.out), "kind", "damage");
+    CHECK(finding["file"].str() == idx);
+    CHECK(finding["repair"].str() == "delete_index");
+    CHECK(contains(finding["problem"].str(), "checksum"));
+    const Run repaired = run({"verify", dir.path(), "--repair"});
+    CHECK_MESSAGE(repaired.code == 0, repaired.out << repaired.err);
+    CHECK(!std::filesystem::exists(idx));
+    CHECK(run({"dump", dir.path(), "t", "--from", "10", "--count", "1"}).out.starts_with("offset=10 "));
+  }
+
+  TEST_CASE("produce_appends_one_record_per_line_with_the_key_before_the_separator") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path(), no_flusher());
+      bus.create_topic("in", persistent_small()).check();
+    }
+    const Run r =
+        run({"produce", dir.path(), "in", "--key-separator", ":"}, "k1:v1\nno key here\n:empty key\nk2:a:b\n");
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    CHECK(contains(r.err, "appended 4 records to topic 'in', offsets 0 .. 3"));
+    CHECK(r.out.empty());
+    {
+      Bus bus = open_bus(dir.path(), no_flusher());
+      Consumer c = bus.consumer("in").value();
+      std::vector<std::pair<std::string, std::string>> got;
+      for (const Record& rec : c.poll().value())
+        got.emplace_back(std::string(rec.key.str()), std::string(rec.value.str()));
+      const std::vector<std::pair<std::string, std::string>> want{
+          {"k1", "v1"}, {"", "no key here"}, {"", "empty key"}, {"k2", "a:b"}};
+      CHECK(got == want);
+    }
+    const Run unknown = run({"produce", dir.path(), "nope"}, "x\n");
+    CHECK(unknown.code == 2);
+    CHECK(contains(unknown.err, "topic 'nope' does not exist in " + dir.path() + " (topics: in); --create creates it"));
+    const Run created = run({"produce", dir.path(), "fresh", "--create", "--segment-bytes", "8192"}, "a\nb\n");
+    REQUIRE_MESSAGE(created.code == 0, created.err);
+    const Run listed = run({"topics", dir.path(), "--format", "json"});
+    const Json& fresh = only_line(json_lines(listed.out), "topic", "fresh");
+    CHECK(fresh["records"].u64() == 2);
+    CHECK(fresh["segment_bytes"].u64() == 8192);
+    {
+      Bus writer = open_bus(dir.path(), no_flusher());
+      const Run busy = run({"produce", dir.path(), "in"}, "x\n");
+      CHECK(busy.code == 2);
+      CHECK(contains(busy.err, "held by pid " + std::to_string(::getpid())));
+    }
+    const Run bad_separator = run({"produce", dir.path(), "in", "--key-separator", "::"}, "x\n");
+    CHECK(bad_separator.code == 2);
+    CHECK(contains(bad_separator.err, "--key-separator must be one character"));
+  }
+
+  TEST_CASE("errors_name_a_missing_directory_an_unknown_topic_a_foreign_file_and_bad_arguments") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path(), no_flusher());
+      bus.create_topic("real", persistent_small()).check();
+      append_even(bus, "real", 3);
+    }
+    const std::string missing = dir.path() + "/no-such-bus";
+    for (const std::string sub : {"topics", "stat", "verify"}) {
+      const Run r = run({sub, missing});
+      CHECK(r.code == 2);
+      CHECK(contains(r.err, "ringbus: error: bus directory " + missing));
+      CHECK(contains(r.err, "No such file or directory"));
+    }
+    CHECK(!std::filesystem::exists(missing));
+    const Run not_bus = run({"topics", dir.topic_dir("real")});
+    CHECK(not_bus.code == 2);
+    CHECK(contains(not_bus.err, dir.topic_dir("real") + " is not a ringbus bus directory"));
+
+    const Run unknown = run({"dump", dir.path(), "nope"});
+    CHECK(unknown.code == 2);
+    CHECK(contains(unknown.err, "topic 'nope' does not exist in " + dir.path() + " (topics: real)"));
+    const Run unknown_tail = run({"tail", dir.path(), "nope", "-f"});
+    CHECK(unknown_tail.code == 2);
+    CHECK(contains(unknown_tail.err, "topic 'nope' does not exist"));
+
+    // A foreign topic.meta: a directory under topics/ that is not ours.
+    std::filesystem::create_directories(dir.topic_dir("alien"));
+    {
+      std::ofstream meta(dir.topic_dir("alien") + "/topic.meta");
+      meta << "this is not a ringbus topic\n";
+    }
+    {
+      // "alien" has a topic.meta that is not ours: reading the bus names that file.
+      const Run r = run({"dump", dir.path(), "real"});
+      CHECK(r.code == 2);
+      CHECK(contains(r.err, dir.topic_dir("alien") + "/topic.meta"));
+      CHECK(contains(r.err, "not a ringbus topic file"));
+      const Run v = run({"verify", dir.path(), "--format", "json"});
+      CHECK(v.code == 1);
+      const Json& finding = only_line(json_lines(v.out), "kind", "damage");
+      CHECK(finding["file"].str() == dir.topic_dir("alien") + "/topic.meta");
+      CHECK(finding["repair"].str() == "manual");
+      const Run t = run({"topics", dir.path(), "--format", "json"});
+      CHECK(t.code == 2); // listed, with its error
+      CHECK(contains(only_line(json_lines(t.out), "topic", "alien")["error"].str(), "not a ringbus topic file"));
+      CHECK(only_line(json_lines(t.out), "topic", "real")["records"].u64() == 3);
+    }
+    std::filesystem::remove_all(dir.topic_dir("alien"));
+    {
+      // A foreign segment file in a real topic.
+      const std::string seg = dir.topic_dir("real") + "/00000000000000000064.seg";
+      std::ofstream out(seg, std::ios::binary);
+      out << std::string(8192, 'x');
+      out.close();
+      const Run r = run({"dump", dir.path(), "real"});
+      CHECK(r.code == 2);
+      CHECK(contains(r.err, seg));
+      CHECK(contains(r.err, "not a ringbus segment file"));
+      const Run v = run({"verify", dir.path(), "real", "--format", "json"});
+      CHECK(v.code == 1);
+      const Json& finding = only_line(json_lines(v.out), "kind", "damage");
+      CHECK(finding["file"].str() == seg);
+      CHECK(finding["file_offset"].u64() == 0);
+      CHECK(contains(finding["problem"].str(), "not a ringbus segment file"));
+      std::filesystem::remove(seg);
+    }
+
+    const Run none = run({});
+    CHECK(none.code == 2);
+    CHECK(contains(none.err, "A subcommand is required"));
+    const Run bad_option = run({"dump", dir.path(), "real", "--bogus"});
+    CHECK(bad_option.code == 2);
+    CHECK(contains(bad_option.err, "--bogus"));
+    const Run bad_format = run({"dump", dir.path(), "real", "--format", "xml"});
+    CHECK(bad_format.code == 2);
+    CHECK(contains(bad_format.err, "xml"));
+    const Run no_topic = run({"dump", dir.path()});
+    CHECK(no_topic.code == 2);
+    CHECK(contains(no_topic.err, "TOPIC is required"));
+    const Run bad_count = run({"dump", dir.path(), "real", "--count", "-3"});
+    CHECK(bad_count.code == 2);
+    const Run help = run({"verify", "--help"});
+    CHECK(help.code == 0);
+    CHECK(contains(help.out, "--repair"));
+  }
+}
+
+} // namespace ringbus::test
