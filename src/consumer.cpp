@@ -241,16 +241,14 @@ Status seek_cursor_to_time(Cursor& c, std::int64_t t) noexcept {
     hold_from_head(c, head, oldest);
     const std::uint64_t tail = log.tail_acquire();
     std::uint64_t pos = head;
-    std::uint64_t first = oldest;
+    std::uint64_t first = oldest; // the first offset at pos (not needed past here)
     if (detail::TopicStore* store = log.store(); store != nullptr) {
       const auto at = store->position_for_time(t, head, tail);
       if (!at.has_value()) return seek_cursor(c, log.end_offset()); // every record is older
       pos = at->first;
-      first = at->second;
     } else if (!log.segment_for_time(t, head, pos, first)) {
       continue; // the head moved: again
     }
-    (void)first;
     std::uint64_t offset = 0;
     if (!log.offset_at_time(t, pos, tail, offset)) continue;
     Status st = seek_cursor(c, std::max(offset, oldest));
@@ -528,7 +526,11 @@ Status Consumer::seek_to_time(std::string_view topic, std::int64_t timestamp_ns)
 
 Status Consumer::commit() {
   if (Status st = check_open(state_); !st.ok()) return st;
-  return commit_all(*state_);
+  try {
+    return commit_all(*state_);
+  } catch (const std::bad_alloc&) {
+    return Status(Errc::out_of_memory, "commit ran out of memory");
+  }
 }
 
 Result<std::uint64_t> Consumer::committed(std::string_view topic) const {
