@@ -62,17 +62,7 @@ class RingbusFanout {
   }
 
   void consume(std::size_t consumer, std::uint64_t count, Verifier<Payload>& verifier) noexcept {
-    Consumer& handle = consumers_[consumer].handle;
-    while (count != 0) {
-      Result<Records> records = handle.poll();
-      if (!records) fail(name, records.message());
-      if (records->empty()) {
-        std::this_thread::yield();
-        continue;
-      }
-      verify_batches(*records, verifier);
-      count -= records->size();
-    }
+    consume_verified(name, consumers_[consumer].handle, count, verifier, [] { std::this_thread::yield(); });
   }
 
  private:

@@ -79,17 +79,7 @@ class RingbusPersistSpsc {
   }
 
   void consume(std::uint64_t count, Verifier<Payload>& verifier) noexcept {
-    Consumer& consumer = consumer_.handle;
-    while (count != 0) {
-      Result<Records> records = consumer.poll();
-      if (!records) fail(name, records.message());
-      if (records->empty()) {
-        spin_pause();
-        continue;
-      }
-      verify_batches(*records, verifier);
-      count -= records->size();
-    }
+    consume_verified(name, consumer_.handle, count, verifier, [] { spin_pause(); });
   }
 
  private:

@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "platform/files.hpp"
 #include "ringbus/bus.hpp"
 #include "ringbus/record.hpp"
 
@@ -115,6 +116,15 @@ void install_stop_handlers();
 void require_bus_directory(const std::string& dir);
 // The bus on dir, read-only (no lock, nothing written).
 Bus open_read_only(const std::string& dir);
+// The topic directories of bus directory dir, sorted, narrowed to `topic`
+// when given (Failure naming the topics there when it is not one of them).
+// A creation a crash cut short (nothing but topic.meta.tmp) is not a topic.
+// `topics` is not valid when the bus has no topics directory.
+struct TopicListing {
+  platform::FileDescriptor topics;
+  std::vector<std::string> names;
+};
+TopicListing list_topics(const std::string& dir, const std::string& topic);
 // Throws Failure naming the topic and the topics there are when bus lacks it.
 void require_topic(const Bus& bus, const std::string& dir, const std::string& topic);
 // The pid of the process holding dir's writer lock (DIR/LOCK), or nullopt when none does.

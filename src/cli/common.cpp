@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -97,6 +98,57 @@ Bus open_read_only(const std::string& dir) {
   Result<Bus> bus = Bus::open(dir, options);
   if (!bus.ok()) throw Failure(std::string(bus.message()));
   return std::move(*bus);
+}
+
+namespace {
+
+// What TopicStore::open treats as a creation a crash cut short: no topic.meta,
+// nothing but topic.meta.tmp.
+bool unfinished_creation(const platform::FileDescriptor& topics, const std::string& name) {
+  Result<platform::FileDescriptor> d = platform::open_directory_at(topics, name);
+  if (!d.ok()) return false;
+  Result<std::vector<platform::DirectoryEntry>> entries = platform::list_directory(*d);
+  if (!entries.ok() || entries->empty()) return false;
+  for (const platform::DirectoryEntry& e : *entries) {
+    if (e.name != "topic.meta.tmp") return false;
+  }
+  return true;
+}
+
+} // namespace
+
+TopicListing list_topics(const std::string& dir, const std::string& topic) {
+  require_bus_directory(dir);
+  TopicListing out;
+  if (!topic.empty()) {
+    if (Status st = validate_topic_name(topic); !st.ok()) throw Failure(std::string(st.message()));
+  }
+  Result<platform::FileDescriptor> bus_dir = platform::open_directory(dir);
+  if (!bus_dir.ok()) throw Failure(std::string(bus_dir.message()));
+  Result<bool> has_topics = platform::entry_exists_at(*bus_dir, "topics");
+  if (!has_topics.ok()) throw Failure(std::string(has_topics.message()));
+  if (*has_topics) {
+    Result<platform::FileDescriptor> topics = platform::open_directory_at(*bus_dir, "topics");
+    if (!topics.ok()) throw Failure(std::string(topics.message()));
+    out.topics = std::move(*topics);
+    Result<std::vector<platform::DirectoryEntry>> entries = platform::list_directory(out.topics);
+    if (!entries.ok()) throw Failure(std::string(entries.message()));
+    for (const platform::DirectoryEntry& e : *entries) {
+      if (e.type != platform::EntryType::directory || !validate_topic_name(e.name).ok()) continue;
+      if (unfinished_creation(out.topics, e.name)) continue;
+      out.names.push_back(e.name);
+    }
+  }
+  if (!topic.empty()) {
+    if (std::find(out.names.begin(), out.names.end(), topic) == out.names.end()) {
+      std::string known;
+      for (const std::string& n : out.names) known += (known.empty() ? "" : ", ") + n;
+      throw Failure("topic '" + topic + "' does not exist in " + dir + " (topics: " + (known.empty() ? "none" : known) +
+                    ")");
+    }
+    out.names = {topic};
+  }
+  return out;
 }
 
 void require_topic(const Bus& bus, const std::string& dir, const std::string& topic) {

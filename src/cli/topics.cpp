@@ -50,38 +50,12 @@ std::string durability_text(const TopicOptions& o) {
 } // namespace
 
 std::vector<TopicSummary> summarize_topics(const std::string& dir, const std::string& topic) {
-  require_bus_directory(dir);
-  Result<platform::FileDescriptor> bus_dir = platform::open_directory(dir);
-  if (!bus_dir.ok()) throw Failure(std::string(bus_dir.message()));
+  const TopicListing listing = list_topics(dir, topic);
   std::vector<TopicSummary> out;
-  Result<bool> has_topics = platform::entry_exists_at(*bus_dir, "topics");
-  if (!has_topics.ok()) throw Failure(std::string(has_topics.message()));
-  if (!*has_topics) {
-    if (!topic.empty()) throw Failure("topic '" + topic + "' does not exist in " + dir + " (topics: none)");
-    return out;
-  }
-  Result<platform::FileDescriptor> topics = platform::open_directory_at(*bus_dir, "topics");
-  if (!topics.ok()) throw Failure(std::string(topics.message()));
-  Result<std::vector<platform::DirectoryEntry>> entries = platform::list_directory(*topics);
-  if (!entries.ok()) throw Failure(std::string(entries.message()));
-  std::vector<std::string> names;
-  for (const platform::DirectoryEntry& e : *entries) {
-    if (e.type == platform::EntryType::directory && validate_topic_name(e.name).ok()) names.push_back(e.name);
-  }
-  if (!topic.empty()) {
-    if (Status st = validate_topic_name(topic); !st.ok()) throw Failure(std::string(st.message()));
-    if (std::find(names.begin(), names.end(), topic) == names.end()) {
-      std::string known;
-      for (const std::string& n : names) known += (known.empty() ? "" : ", ") + n;
-      throw Failure("topic '" + topic + "' does not exist in " + dir + " (topics: " + (known.empty() ? "none" : known) +
-                    ")");
-    }
-    names = {topic};
-  }
-  for (const std::string& name : names) {
+  for (const std::string& name : listing.names) {
     TopicSummary s;
     s.name = name;
-    Result<std::unique_ptr<detail::TopicStore>> store = detail::TopicStore::open(*topics, name, true);
+    Result<std::unique_ptr<detail::TopicStore>> store = detail::TopicStore::open(listing.topics, name, true);
     if (store.code() == Errc::topic_not_found) continue; // a creation a crash cut short: not a topic
     if (!store.ok()) {
       s.error = std::string(store.message());
@@ -93,7 +67,7 @@ std::vector<TopicSummary> summarize_topics(const std::string& dir, const std::st
       s.segments = t.segment_count();
       s.tail_cut = t.recovery().cut_reason;
     }
-    add_file_sizes(*topics, s);
+    add_file_sizes(listing.topics, s);
     out.push_back(std::move(s));
   }
   return out;

@@ -394,42 +394,9 @@ class Verifier {
 };
 
 Verifier verify_all(const std::string& dir, const std::string& topic) {
-  require_bus_directory(dir);
+  const TopicListing listing = list_topics(dir, topic);
   Verifier v(dir);
-  Result<platform::FileDescriptor> bus_dir = platform::open_directory(dir);
-  if (!bus_dir.ok()) throw Failure(std::string(bus_dir.message()));
-  Result<bool> has_topics = platform::entry_exists_at(*bus_dir, "topics");
-  if (!has_topics.ok()) throw Failure(std::string(has_topics.message()));
-  if (!*has_topics) {
-    if (!topic.empty()) throw Failure("topic '" + topic + "' does not exist in " + dir + " (topics: none)");
-    return v;
-  }
-  Result<platform::FileDescriptor> topics = platform::open_directory_at(*bus_dir, "topics");
-  if (!topics.ok()) throw Failure(std::string(topics.message()));
-  Result<std::vector<platform::DirectoryEntry>> entries = platform::list_directory(*topics);
-  if (!entries.ok()) throw Failure(std::string(entries.message()));
-  std::vector<std::string> names;
-  for (const platform::DirectoryEntry& e : *entries) {
-    if (e.type != platform::EntryType::directory || !validate_topic_name(e.name).ok()) continue;
-    // A creation a crash cut short (no topic.meta, only topic.meta.tmp) is not a topic.
-    Result<platform::FileDescriptor> d = platform::open_directory_at(*topics, e.name);
-    if (d.ok()) {
-      Result<bool> meta = platform::entry_exists_at(*d, "topic.meta");
-      Result<bool> temp = platform::entry_exists_at(*d, "topic.meta.tmp");
-      if (meta.ok() && !*meta && temp.ok() && *temp) continue;
-    }
-    names.push_back(e.name);
-  }
-  if (!topic.empty()) {
-    if (std::find(names.begin(), names.end(), topic) == names.end()) {
-      std::string known;
-      for (const std::string& n : names) known += (known.empty() ? "" : ", ") + n;
-      throw Failure("topic '" + topic + "' does not exist in " + dir + " (topics: " + (known.empty() ? "none" : known) +
-                    ")");
-    }
-    names = {topic};
-  }
-  for (const std::string& name : names) v.topic(*topics, name);
+  for (const std::string& name : listing.names) v.topic(listing.topics, name);
   return v;
 }
 

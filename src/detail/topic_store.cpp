@@ -507,6 +507,7 @@ bool TopicStore::sealed(const Segment& s) const noexcept {
 Result<TopicStore::Prepared*> TopicStore::prepare_segment(bool populate) noexcept {
   try {
     auto p = std::make_unique<Prepared>();
+    // relaxed: the counter only makes names unique; nothing is published through it.
     p->name = std::string(prepared_prefix) + std::to_string(prepare_counter_.fetch_add(1, std::memory_order_relaxed)) +
               std::string(temp_suffix);
     Result<platform::FileDescriptor> fd = platform::create_file_at(dir_, p->name);
@@ -730,7 +731,9 @@ Status TopicStore::flush(std::uint64_t tail) noexcept {
     set_failure(st);
     return failure();
   }
-  // Never backwards: a concurrent flush (Bus::flush and the flusher) may have gone further.
+  // Never backwards: a concurrent flush (Bus::flush and the flusher) may have
+  // gone further. release/acquire: pairs with the acquire load of synced_ at
+  // the top of flush and in maintain.
   std::uint64_t seen = from;
   while (seen < tail &&
          !synced_.compare_exchange_weak(seen, tail, std::memory_order_release, std::memory_order_acquire)) {
