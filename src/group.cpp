@@ -43,7 +43,8 @@
 namespace ringbus::detail {
 
 // What a GroupMember handle owns.
-struct MemberState {
+// alignas: poll writes it on every call (see CacheLineAllocator in memory.hpp).
+struct alignas(cache_line) MemberState {
   std::shared_ptr<BusCore> core;
   GroupState* group = nullptr;
   MemberRecord* record = nullptr;

@@ -80,6 +80,10 @@ Status Producer::refusal() const noexcept {
                                     "' has an open claim: commit() or abort() it first");
 }
 
+Status Producer::value_too_large(std::size_t frame_length, ByteView value) const noexcept {
+  return too_large(frame_length, Message{ByteView(), value, timestamp_now, {}});
+}
+
 Status Producer::too_large(std::size_t frame_length, const Message& m) const noexcept {
   if (m.headers.size() > limits::max_headers) {
     return Status(Errc::invalid_argument, "record with " + std::to_string(m.headers.size()) +

@@ -77,17 +77,13 @@ class Producer {
   ~Producer();
 
   // Appends one record; waits for room under the block policy. Returns its offset.
-  Result<std::uint64_t> append(ByteView value) noexcept {
-    return append_one(Message{ByteView(), value, timestamp_now, {}}, true);
-  }
+  Result<std::uint64_t> append(ByteView value) noexcept { return append_value(value, true); }
   Result<std::uint64_t> append(ByteView key, ByteView value) noexcept {
     return append_one(Message{key, value, timestamp_now, {}}, true);
   }
   Result<std::uint64_t> append(const Message& m) noexcept { return append_one(m, true); }
   // Same, but never waits: Errc::would_block when the slowest consumer holds the room.
-  Result<std::uint64_t> try_append(ByteView value) noexcept {
-    return append_one(Message{ByteView(), value, timestamp_now, {}}, false);
-  }
+  Result<std::uint64_t> try_append(ByteView value) noexcept { return append_value(value, false); }
   Result<std::uint64_t> try_append(ByteView key, ByteView value) noexcept {
     return append_one(Message{key, value, timestamp_now, {}}, false);
   }
@@ -181,8 +177,28 @@ class Producer {
       detail::encode_record(p + detail::frame_header_bytes, m, 0);
       detail::zero_padding(p, length);
     }
-    log->advance(frame_bytes, 1, word0);
-    log->publish();
+    log->commit_one(frame_bytes, word0);
+    if (RINGBUS_UNLIKELY(log->needs_sync())) return synced(offset);
+    return offset;
+  }
+
+  // append_one for a value alone (no key, no headers, timestamp taken now):
+  // always the packed form, one record.
+  RINGBUS_ALWAYS_INLINE Result<std::uint64_t> append_value(ByteView value, bool wait) noexcept {
+    detail::Log* const log = log_;
+    if (RINGBUS_UNLIKELY(log == nullptr || log->writer().open_claim != nullptr || log->refusing())) return refusal();
+    const std::size_t length = detail::frame_header_bytes + value.size();
+    const std::size_t frame_bytes = detail::align_up(length, detail::frame_alignment);
+    if (RINGBUS_UNLIKELY(frame_bytes > log->segment_bytes())) return value_too_large(length, value);
+    const std::int64_t ts = stamp();
+    Errc err = Errc::ok;
+    std::byte* const p = log->reserve(frame_bytes, wait, err);
+    if (RINGBUS_UNLIKELY(p == nullptr)) return failure(err);
+    const std::uint64_t offset = log->writer().next_offset;
+    const std::uint64_t word0 =
+        detail::write_header(p, static_cast<std::uint32_t>(length), detail::frame_flags::packed, 1, offset, ts);
+    detail::put_value_padded(p + detail::frame_header_bytes, value.data(), value.size());
+    log->commit_one(frame_bytes, word0);
     if (RINGBUS_UNLIKELY(log->needs_sync())) return synced(offset);
     return offset;
   }
@@ -195,6 +211,7 @@ class Producer {
   // Cold error builders (out of line so the hot path stays small).
   RINGBUS_NOINLINE Status refusal() const noexcept;
   RINGBUS_NOINLINE Status too_large(std::size_t frame_length, const Message& m) const noexcept;
+  RINGBUS_NOINLINE Status value_too_large(std::size_t frame_length, ByteView value) const noexcept;
   RINGBUS_NOINLINE Status failure(Errc err) const noexcept;
   RINGBUS_NOINLINE Status batch_too_large(std::size_t total) const noexcept;
   // Durability::sync: flushes what was just published, then gives offset.

@@ -15,13 +15,14 @@
 
 namespace ringbus::detail {
 
-struct ConsumerState {
+// alignas: poll writes it on every call (see CacheLineAllocator).
+struct alignas(cache_line) ConsumerState {
   std::shared_ptr<BusCore> core;
   bool override_wait = false;
   WaitStrategy wait = WaitStrategy::backoff;
-  std::vector<Cursor, HeapAllocator<Cursor>> cursors;
-  std::vector<Chunk, HeapAllocator<Chunk>> chunks; // one per cursor, same order
-  std::vector<Gap, HeapAllocator<Gap>> gaps;       // up to two per cursor per poll
+  std::vector<Cursor, CacheLineAllocator<Cursor>> cursors;
+  std::vector<Chunk, CacheLineAllocator<Chunk>> chunks; // one per cursor, same order
+  std::vector<Gap, CacheLineAllocator<Gap>> gaps;       // up to two per cursor per poll
   std::size_t gap_count = 0;
   std::size_t next_first = 0;                     // fairness: first cursor of the next poll
   std::atomic<std::uint32_t>* doorbell = nullptr; // blocking wait: where we sleep

@@ -3,6 +3,7 @@
 
 #include <dlfcn.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -116,6 +117,30 @@ TEST_SUITE("memory") {
       CHECK(Tracked::live == 1);
     }
     CHECK(Tracked::live == 0);
+  }
+
+  TEST_CASE("cache_line_allocator_gives_each_block_whole_cache_lines_of_its_own") {
+    // Two small blocks allocated one after the other (a 56-byte Chunk is one
+    // of mimalloc's 64-byte class) must not share a cache_line pair.
+    struct Small {
+      std::byte bytes[56];
+    };
+    detail::CacheLineAllocator<Small> allocator;
+    Small* a = allocator.allocate(1);
+    Small* b = allocator.allocate(1);
+    const auto line_of = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) / detail::cache_line; };
+    CHECK(reinterpret_cast<std::uintptr_t>(a) % detail::cache_line == 0);
+    CHECK(reinterpret_cast<std::uintptr_t>(b) % detail::cache_line == 0);
+    CHECK(line_of(a) != line_of(b));
+    std::memset(a, 0xab, sizeof(Small));
+    std::memset(b, 0xcd, sizeof(Small));
+    CHECK(std::to_integer<int>(a->bytes[55]) == 0xab);
+    allocator.deallocate(a, 1);
+    allocator.deallocate(b, 1);
+
+    std::vector<std::uint32_t, detail::CacheLineAllocator<std::uint32_t>> v(100, 7u); // 400 bytes: 4 lines
+    CHECK(reinterpret_cast<std::uintptr_t>(v.data()) % detail::cache_line == 0);
+    CHECK(v[99] == 7u);
   }
 
   TEST_CASE("heap_new_passes_on_a_constructor_exception") {

@@ -261,28 +261,61 @@ class Log {
     }
   }
 
+  // advance() + publish() for one frame when nothing else is pending (no
+  // claim is open: Producer::append refuses then), the per-record append's
+  // path. Topics whose readers go by the publication word (block policy, and
+  // every persistent topic) store it directly; in-memory overwrite topics take
+  // the general path (their frames are built in scratch and copied).
+  RINGBUS_ALWAYS_INLINE void commit_one(std::size_t frame_bytes, std::uint64_t word0) noexcept {
+    if (RINGBUS_UNLIKELY(overwrite_ && !hold_word0_) || RINGBUS_UNLIKELY(writer_.has_pending)) {
+      advance(frame_bytes, 1, word0);
+      publish();
+      return;
+    }
+    const std::uint64_t pos = writer_.pos;
+    const std::uint64_t end = pos + frame_bytes;
+    std::byte* const frame = overwrite_ ? writer_.scratch : ring_at(pos);
+    if (RINGBUS_UNLIKELY(store_ != nullptr)) stamp_checksum(frame, word0);
+    word0 |= lap_bits(pos);
+    if (overwrite_) copy_release(ring_at(pos) + 8, frame + 8, frame_bytes - 8); // persistent overwrite topics
+    clear_word_after(end);
+    std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(ring_at(pos)))
+        .store(word0, std::memory_order_release); // (B) pairs with (C)
+    writer_.pos = end;
+    writer_.next_offset += 1;
+    publish_tail();
+  }
+
   // Makes every accepted frame visible with one store.
   RINGBUS_ALWAYS_INLINE void publish() noexcept {
     if (hold_word0_) {
       if (!writer_.has_pending) return;
-      // The word after the last frame reads as "nothing here" until the next
-      // frame is published (old payload bytes there must never pass for a
-      // header). A segment start needs none: it is a frame boundary in every
-      // lap, so it holds last lap's header, whose lap tag is wrong.
-      if ((writer_.pos & (segment_bytes_ - 1)) != 0) {
-        if (overwrite_) {
-          std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(ring_at(writer_.pos)))
-              .store(0, std::memory_order_release); // (E') a lapped reader may be copying here
-        } else {
-          std::memset(ring_at(writer_.pos), 0, 8);
-        }
-      }
+      clear_word_after(writer_.pos);
       // On disk too, this word is the batch's commit point: recovery reads no
       // frame of a batch whose first word never reached the file.
       std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(ring_at(writer_.published)))
           .store(writer_.pending_word0, std::memory_order_release); // (B) pairs with (C)
       writer_.has_pending = false;
     }
+    publish_tail();
+  }
+
+  // The word after the last frame reads as "nothing here" until the next frame
+  // is published (old payload bytes there must never pass for a header). A
+  // segment start needs none: it is a frame boundary in every lap, so it holds
+  // last lap's header, whose lap tag is wrong.
+  RINGBUS_ALWAYS_INLINE void clear_word_after(std::uint64_t end) noexcept {
+    if ((end & (segment_bytes_ - 1)) == 0) return;
+    if (overwrite_) {
+      std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(ring_at(end)))
+          .store(0, std::memory_order_release); // (E') a lapped reader may be copying here
+    } else {
+      std::memset(ring_at(end), 0, 8);
+    }
+  }
+
+  // The end offset and the tail, for lag(), seek_to_end, overwrite readers and sleepers.
+  RINGBUS_ALWAYS_INLINE void publish_tail() noexcept {
     writer_.published = writer_.pos;
     published_.end_offset.store(writer_.next_offset, std::memory_order_release); // pairs with end_offset()
     if (!blocking_) {
