@@ -38,101 +38,31 @@ void CollectingReporter::Finalize() { display_->Finalize(); }
 
 namespace {
 
-constexpr std::array<std::string_view, 5> peer_names = {"rwq", "moodycamel_cq", "atomic_queue", "boost_spsc",
-                                                        "rwq_copies"};
-
-bool is_peer(std::string_view impl) {
-  return std::find(peer_names.begin(), peer_names.end(), impl) != peer_names.end();
-}
-
-struct Stats {
-  double median = 0;
-  double min = 0;
-  double max = 0;
-};
-
-// All repetitions of one impl in one scenario.
-struct Row {
-  std::string impl;
-  std::vector<const RunRecord*> runs; // the successful ones
-  std::string error;                  // of the first failed one
-
-  [[nodiscard]] std::optional<Stats> stats(const std::string& counter) const {
-    std::vector<double> values;
-    for (const RunRecord* run : runs) {
-      const auto it = run->counters.find(counter);
-      if (it != run->counters.end()) values.push_back(it->second);
-    }
-    if (values.empty()) return std::nullopt;
-    std::sort(values.begin(), values.end());
-    const std::size_t n = values.size();
-    const double median = n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-    return Stats{median, values.front(), values.back()};
-  }
-};
-
-struct Scenario {
-  std::string name;
-  std::vector<Row> rows; // in registration order
-};
-
-std::vector<Scenario> group(std::vector<const RunRecord*> ordered) {
-  // Registration order, whatever order the runs came in (e.g. with
-  // --benchmark_enable_random_interleaving).
-  std::stable_sort(ordered.begin(), ordered.end(),
-                   [](const RunRecord* a, const RunRecord* b) { return a->family_index < b->family_index; });
-  std::vector<Scenario> scenarios;
-  for (const RunRecord* record : ordered) {
-    const RunRecord& run = *record;
-    const std::size_t slash = run.name.find('/');
-    const std::string scenario = run.name.substr(0, slash);
-    const std::string impl = slash == std::string::npos ? run.name : run.name.substr(slash + 1);
-    auto s = std::find_if(scenarios.begin(), scenarios.end(), [&](const Scenario& x) { return x.name == scenario; });
-    if (s == scenarios.end()) s = scenarios.insert(scenarios.end(), Scenario{scenario, {}});
-    auto r = std::find_if(s->rows.begin(), s->rows.end(), [&](const Row& x) { return x.impl == impl; });
-    if (r == s->rows.end()) r = s->rows.insert(s->rows.end(), Row{impl, {}, {}});
-    if (run.failed) {
-      if (r->error.empty()) r->error = run.error.empty() ? "failed" : run.error;
-    } else {
-      r->runs.push_back(&run);
-    }
-  }
-  return scenarios;
-}
-
-// The peer with the best median of a counter.
-struct Best {
-  const Row* row = nullptr; // nullptr if no peer ran
-  double median = 0;
-};
-
-Best best_peer(const Scenario& scenario, const std::string& counter, bool higher_is_better) {
-  Best best;
-  for (const Row& row : scenario.rows) {
-    if (!is_peer(row.impl)) continue;
-    const std::optional<Stats> s = row.stats(counter);
-    if (!s) continue;
-    if (best.row == nullptr || (higher_is_better ? s->median > best.median : s->median < best.median)) {
-      best = Best{&row, s->median};
-    }
-  }
-  return best;
-}
-
 std::string format(const char* pattern, double value) {
   char text[64];
   std::snprintf(text, sizeof text, pattern, value);
   return text;
 }
 
-std::string items_rate(double v) { return format("%.1f M/s", v / 1e6); }
+// Below 0.1 M/s (e.g. persist_append/sync on a busy machine) in k/s, so it does not read 0.0.
+std::string items_rate(double v) { return v < 1e5 ? format("%.1f k/s", v / 1e3) : format("%.1f M/s", v / 1e6); }
 std::string bytes_rate(double v) { return format("%.2f GB/s", v / 1e9); }
 std::string nanoseconds(double v) { return format(v < 100 ? "%.1f" : "%.0f", v); }
-std::string ratio_text(double v) { return format("%.2f×", v); }
+std::string ratio_text(double v) { return format(v < 0.01 ? "%.3f×" : "%.2f×", v); }
 std::string share_text(double v) { return format("%.2f", v); }
 
 std::string ratio_to(const Best& best, double value) {
   return best.row != nullptr ? ratio_text(value / best.median) : "n/a";
+}
+
+std::string ratio_to(const Reference& reference, double value) {
+  return reference.value != 0 ? ratio_text(value / reference.value) : "n/a";
+}
+
+// The scenario's headline (grouping.hpp): the counter its table ranks by and the ratios' reference.
+Reference headline_reference(const Scenario& scenario) {
+  const std::optional<Headline> headline = headline_of(scenario.name);
+  return headline ? reference_of(scenario, *headline) : Reference{};
 }
 
 using Formatter = std::string (*)(double);
@@ -205,11 +135,13 @@ std::string cpu_share_cell(const Row& row) {
   return s ? share_text(s->min) : "";
 }
 
-// spsc_*: one throughput metric ranks the impls; the other is shown beside it.
-std::string throughput_section(const Scenario& scenario, const std::string& primary, Formatter primary_format,
-                               const std::string& primary_label, const std::string& secondary,
-                               Formatter secondary_format, const std::string& secondary_label) {
-  const Best best = best_peer(scenario, primary, true);
+// spsc_*: one throughput metric (the scenario's headline counter) ranks the
+// impls; the other is shown beside it.
+std::string throughput_section(const Scenario& scenario, Formatter primary_format, const std::string& primary_label,
+                               const std::string& secondary, Formatter secondary_format,
+                               const std::string& secondary_label) {
+  const std::string primary(headline_of(scenario.name).value().counter);
+  const Reference best = headline_reference(scenario);
   Table table(
       {"impl", primary_label + " (median)", "min – max", "× best peer", secondary_label + " (median)", "cpu share"});
   for (const Row& row : scenario.rows) {
@@ -223,7 +155,7 @@ std::string throughput_section(const Scenario& scenario, const std::string& prim
                other ? secondary_format(other->median) : "", cpu_share_cell(row)});
   }
   std::string out = "### " + scenario.name + ": " + primary_label + ", higher is better\n\n" + table.str();
-  if (best.row != nullptr) out += "\nbest peer: " + best.row->impl + " (" + primary_format(best.median) + ")\n";
+  if (best.row != nullptr) out += "\nbest peer: " + best.row->impl + " (" + primary_format(best.value) + ")\n";
   return out;
 }
 
@@ -233,8 +165,8 @@ bool is_group(const Scenario& scenario) { return scenario.name.rfind("group_", 0
 
 // fanout_*: ranked by delivered items/s; says so when the threads outnumbered the CPUs.
 std::string fanout_section(const Scenario& scenario) {
-  std::string out = throughput_section(scenario, "items_per_second", items_rate, "delivered items/s",
-                                       "bytes_per_second", bytes_rate, "delivered bytes/s");
+  std::string out = throughput_section(scenario, items_rate, "delivered items/s", "bytes_per_second", bytes_rate,
+                                       "delivered bytes/s");
   for (const Row& row : scenario.rows) {
     const std::optional<Stats> threads = row.stats("threads");
     const std::optional<Stats> cpus = row.stats("cpus");
@@ -253,8 +185,7 @@ bool is_mpsc(const Scenario& scenario) { return scenario.name.rfind("mpsc_", 0) 
 
 // mpsc_*: ranked by items/s; says so when the threads outnumbered the CPUs.
 std::string mpsc_section(const Scenario& scenario) {
-  std::string out = throughput_section(scenario, "items_per_second", items_rate, "items/s", "bytes_per_second",
-                                       bytes_rate, "bytes/s");
+  std::string out = throughput_section(scenario, items_rate, "items/s", "bytes_per_second", bytes_rate, "bytes/s");
   for (const Row& row : scenario.rows) {
     const std::optional<Stats> threads = row.stats("threads");
     const std::optional<Stats> cpus = row.stats("cpus");
@@ -270,7 +201,7 @@ std::string mpsc_section(const Scenario& scenario) {
 }
 
 std::string latency_section(const Scenario& scenario) {
-  const Best best50 = best_peer(scenario, "p50_ns", false);
+  const Reference best50 = headline_reference(scenario); // p50_ns
   const Best best999 = best_peer(scenario, "p999_ns", false);
   Table table({"impl", "p50 ns", "p50 min – max", "p50 × best peer", "p99 ns", "p99.9 ns", "p99.9 min – max",
                "p99.9 × best peer", "max ns (median)", "cpu share"});
@@ -288,7 +219,7 @@ std::string latency_section(const Scenario& scenario) {
                ratio_to(best999, p999->median), nanoseconds(max->median), cpu_share_cell(row)});
   }
   std::string out = "### " + scenario.name + ": round-trip latency in ns, lower is better\n\n" + table.str();
-  if (best50.row != nullptr) out += "\nbest peer p50: " + best50.row->impl + " (" + nanoseconds(best50.median) + " ns)";
+  if (best50.row != nullptr) out += "\nbest peer p50: " + best50.row->impl + " (" + nanoseconds(best50.value) + " ns)";
   if (best999.row != nullptr) {
     out += "; best peer p99.9: " + best999.row->impl + " (" + nanoseconds(best999.median) + " ns)";
   }
@@ -299,13 +230,6 @@ std::string latency_section(const Scenario& scenario) {
 // scenario (memory, memcpy_floor), not against a peer.
 bool is_persist(const Scenario& scenario) {
   return scenario.name == "persist_append" || scenario.name == "replay" || scenario.name == "recover";
-}
-
-const Row* row_named(const Scenario& scenario, std::string_view impl) {
-  for (const Row& row : scenario.rows) {
-    if (row.impl == impl) return &row;
-  }
-  return nullptr;
 }
 
 std::string milliseconds(double v) { return format("%.1f ms", v); }
@@ -327,13 +251,12 @@ std::string persist_section(const Scenario& scenario) {
     return "### recover: Bus::open after a SIGKILL, lower is better\n\n" + table.str();
   }
   const bool replay = scenario.name == "replay";
-  const std::string primary = replay ? "bytes_per_second" : "items_per_second";
+  const std::string primary(headline_of(scenario.name).value().counter);
   const std::string secondary = replay ? "items_per_second" : "bytes_per_second";
   const Formatter primary_format = replay ? bytes_rate : items_rate;
   const Formatter secondary_format = replay ? items_rate : bytes_rate;
-  const std::string reference = replay ? "memcpy_floor" : "memory";
-  const Row* ref = row_named(scenario, reference);
-  const std::optional<Stats> ref_stats = ref != nullptr ? ref->stats(primary) : std::nullopt;
+  const Reference ref = headline_reference(scenario); // memcpy_floor, memory
+  const std::string reference = ref.label;
   std::vector<std::string> header = {"impl", (replay ? "bytes/s" : "items/s") + std::string(" (median)"), "min – max",
                                      "× " + reference, (replay ? "items/s" : "bytes/s") + std::string(" (median)")};
   if (!replay) header.push_back("cpu share"); // replay runs on one thread
@@ -345,8 +268,7 @@ std::string persist_section(const Scenario& scenario) {
       continue;
     }
     const std::optional<Stats> other = row.stats(secondary);
-    table.add({row.impl, primary_format(s->median), span_text(*s, primary_format),
-               ref_stats ? ratio_text(s->median / ref_stats->median) : "n/a",
+    table.add({row.impl, primary_format(s->median), span_text(*s, primary_format), ratio_to(ref, s->median),
                other ? secondary_format(other->median) : "", cpu_share_cell(row)});
   }
   return "### " + scenario.name + ": " + (replay ? "bytes/s" : "items/s") + ", higher is better\n\n" + table.str();
@@ -380,7 +302,7 @@ constexpr std::array<Target, 11> targets = {{
      "persist_append/interval items/s ≥ 0.5× persist_append/memory", "memory"},
     {"replay", "ringbus", "bytes_per_second", true, 0.5, "replay/ringbus bytes/s ≥ 0.5× replay/memcpy_floor",
      "memcpy_floor"},
-    {"recover", "ringbus", "recover_ms", false, 50, "recover/ringbus recover_ms ≤ 50 ms", "="},
+    {"recover", "ringbus", "recover_ms", false, recover_target_ms, "recover/ringbus recover_ms ≤ 50 ms", "="},
 }};
 
 std::string targets_section(const std::vector<Scenario>& scenarios) {
@@ -429,14 +351,6 @@ std::string targets_section(const std::vector<Scenario>& scenarios) {
     }
   }
   return out;
-}
-
-int repetitions_of(const std::vector<Scenario>& scenarios) {
-  std::size_t most = 0;
-  for (const Scenario& s : scenarios) {
-    for (const Row& r : s.rows) most = std::max(most, r.runs.size());
-  }
-  return static_cast<int>(most);
 }
 
 std::string setup_section(const SummaryInput& in, int repetitions) {
@@ -547,10 +461,7 @@ std::string fanout_setup_section(const SummaryInput& in) {
 
 } // namespace
 
-std::string render_summary(const std::vector<RunRecord>& runs, const SummaryInput& input) {
-  std::vector<const RunRecord*> ordered;
-  for (const RunRecord& run : runs) ordered.push_back(&run);
-  const std::vector<Scenario> scenarios = group(std::move(ordered));
+std::string render_summary(const std::vector<Scenario>& scenarios, const SummaryInput& input) {
   std::string out = "# ringbus-bench summary\n\n" + setup_section(input, repetitions_of(scenarios));
   if (std::any_of(scenarios.begin(), scenarios.end(), is_fanout)) out += fanout_setup_section(input);
   if (std::any_of(scenarios.begin(), scenarios.end(), is_persist)) out += persist_setup_section(input);
@@ -584,11 +495,9 @@ std::string render_summary(const std::vector<RunRecord>& runs, const SummaryInpu
   for (const Scenario& s : scenarios) {
     out += '\n';
     if (s.name == "spsc_8B") {
-      out +=
-          throughput_section(s, "items_per_second", items_rate, "items/s", "bytes_per_second", bytes_rate, "bytes/s");
+      out += throughput_section(s, items_rate, "items/s", "bytes_per_second", bytes_rate, "bytes/s");
     } else if (s.name == "spsc_64B") {
-      out +=
-          throughput_section(s, "bytes_per_second", bytes_rate, "bytes/s", "items_per_second", items_rate, "items/s");
+      out += throughput_section(s, bytes_rate, "bytes/s", "items_per_second", items_rate, "items/s");
     } else if (s.name == "rtt") {
       out += latency_section(s);
     } else if (is_fanout(s) || is_group(s)) {

@@ -5,24 +5,14 @@
 
 #include <benchmark/benchmark.h>
 
-#include <cstdint>
-#include <map>
 #include <string>
 #include <vector>
 
 #include "config.hpp"
+#include "grouping.hpp"
 #include "run_info.hpp"
 
 namespace ringbus::bench {
-
-// One run (one repetition) of one benchmark, as the summary needs it.
-struct RunRecord {
-  std::string name;              // "<scenario>/<impl>", e.g. "spsc_8B/ringbus_batch"
-  std::int64_t family_index = 0; // registration order
-  bool failed = false;
-  std::string error;
-  std::map<std::string, double> counters; // items_per_second, bytes_per_second, p50_ns, ...
-};
 
 // Wraps the display reporter Google Benchmark would have used (so
 // --benchmark_format still works), keeps every run for the summary, and
@@ -51,7 +41,8 @@ struct SummaryInput {
   int pin_failures = 0;
 };
 
-// The whole summary as Markdown (it reads as plain text on a terminal too).
-std::string render_summary(const std::vector<RunRecord>& runs, const SummaryInput& input);
+// The whole summary as Markdown (it reads as plain text on a terminal too),
+// from the runs grouped by group_runs (grouping.hpp).
+std::string render_summary(const std::vector<Scenario>& scenarios, const SummaryInput& input);
 
 } // namespace ringbus::bench

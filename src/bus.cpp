@@ -4,6 +4,7 @@
 
 #include "detail/bus_core.hpp"
 #include "detail/consumer_state.hpp"
+#include "detail/stats_file.hpp"
 #include "detail/topic_store.hpp"
 #include "platform/platform.hpp"
 
@@ -38,26 +39,86 @@ Result<platform::FileDescriptor> sub_directory(const platform::FileDescriptor& d
 }
 
 // The flusher: prepares the next segment of every persistent topic ahead of
-// its roll, flushes Durability::interval topics when due and persists the
-// indexes of sealed segments. Wakes every millisecond.
+// its roll, flushes Durability::interval topics when due, persists the
+// indexes of sealed segments and, every stats_interval, rewrites the topics'
+// stats files. Wakes every millisecond.
 void run_flusher(detail::BusCore* core) {
   std::vector<detail::Log*> logs;
+  std::vector<detail::StatsPublisher*> publishers;
+  const std::int64_t stats_interval = core->disk ? core->disk->stats_interval_ns : 0;
+  std::int64_t stats_due = platform::monotonic_ns() + stats_interval;
   // acquire: pairs with stop_flusher_thread's release.
   while (!core->stop_flusher.load(std::memory_order_acquire)) {
     logs.clear();
+    publishers.clear();
     {
       std::lock_guard lock(core->mutex);
       for (auto& [name, log] : core->registry) {
         if (log->store() != nullptr) logs.push_back(log.get());
       }
+      for (auto& p : core->stats_publishers) publishers.push_back(p.get());
     }
     const std::int64_t now = platform::monotonic_ns();
     for (detail::Log* log : logs) log->store()->maintain(log->tail_acquire(), now);
+    if (stats_interval > 0 && now >= stats_due) {
+      for (detail::StatsPublisher* p : publishers) p->file.publish(detail::sample_stats(*p->log), false);
+      stats_due = now + stats_interval;
+    }
     platform::sleep_ns(1'000'000);
   }
 }
 
+// A persistent topic's stats file, when the bus is writable and keeps them
+// (under core.mutex). Best effort: the topic works without one, and
+// `ringbus stat` then says it has none.
+void start_stats_file(detail::BusCore& core, detail::Log* log) {
+  const detail::BusDirectory* disk = core.disk.get();
+  if (disk == nullptr || disk->read_only || disk->stats_interval_ns == 0 || log->store() == nullptr) return;
+  Result<platform::FileDescriptor> dir = platform::open_directory_at(disk->topics, log->name());
+  if (!dir.ok()) return;
+  Result<detail::StatsFileWriter> file =
+      detail::StatsFileWriter::create(*dir, log->name(), detail::wall_clock_ns(), detail::sample_stats(*log));
+  if (!file.ok()) return;
+  try {
+    std::unique_ptr<detail::StatsPublisher, detail::HeapDeleter> p(detail::heap_new<detail::StatsPublisher>());
+    p->log = log;
+    p->file = std::move(*file);
+    core.stats_publishers.push_back(std::move(p));
+  } catch (const std::bad_alloc&) {
+    // no stats file for this topic: see above
+  }
+}
+
 } // namespace
+
+namespace detail {
+
+bool BusCore::topics_directory_locked() {
+  if (disk->topics.valid()) return true;
+  // Read-only: the writer had not made topics/ yet when this bus opened.
+  Result<platform::FileDescriptor> topics = sub_directory(disk->dir, "topics", true);
+  if (!topics.ok() || !topics->valid()) return false;
+  disk->topics = std::move(*topics);
+  return true;
+}
+
+Log* BusCore::discover_locked(std::string_view name) {
+  if (!validate_topic_name(name).ok() || !topics_directory_locked()) return nullptr;
+  // Any error (not there, being created, damaged): not a topic this bus can
+  // read now; a later call looks again.
+  Result<std::unique_ptr<TopicStore>> store = TopicStore::open(disk->topics, std::string(name), true);
+  if (!store.ok()) return nullptr;
+  try {
+    LogPtr log(heap_new<Log>(name, std::move(*store)));
+    Log* raw = log.get();
+    registry.emplace(HeapString(name), std::move(log));
+    return raw;
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+
+} // namespace detail
 
 Result<Bus> Bus::open(std::string_view directory, const BusOptions& options) {
   Bus bus;
@@ -65,6 +126,11 @@ Result<Bus> Bus::open(std::string_view directory, const BusOptions& options) {
   disk->path = std::string(directory);
   disk->read_only = options.read_only;
   if (disk->path.empty()) return Status(Errc::invalid_argument, "bus directory path is empty");
+  if (options.stats_interval.count() < 0) {
+    return Status(Errc::invalid_argument,
+                  "stats_interval " + std::to_string(options.stats_interval.count()) + " ms is negative");
+  }
+  disk->stats_interval_ns = std::chrono::nanoseconds(options.stats_interval).count();
   if (!options.read_only) {
     if (Status st = platform::make_directory(disk->path); !st.ok()) return st;
   }
@@ -85,6 +151,9 @@ Result<Bus> Bus::open(std::string_view directory, const BusOptions& options) {
   Result<platform::FileDescriptor> consumers = sub_directory(disk->dir, "consumers", options.read_only);
   if (!consumers.ok()) return in_directory(disk->path, consumers.status());
   disk->consumers = std::move(*consumers);
+  Result<platform::FileDescriptor> groups = sub_directory(disk->dir, "groups", options.read_only);
+  if (!groups.ok()) return in_directory(disk->path, groups.status());
+  disk->groups = std::move(*groups);
   if (disk->topics.valid()) {
     Result<std::vector<platform::DirectoryEntry>> entries = platform::list_directory(disk->topics);
     if (!entries.ok()) return in_directory(disk->path, entries.status());
@@ -105,6 +174,10 @@ Result<Bus> Bus::open(std::string_view directory, const BusOptions& options) {
     }
   }
   bus.core_->disk = std::move(disk);
+  {
+    std::lock_guard lock(bus.core_->mutex);
+    for (auto& [name, log] : bus.core_->registry) start_stats_file(*bus.core_, log.get());
+  }
   if (!options.read_only && options.flusher_thread) {
     try {
       bus.core_->flusher = std::thread(run_flusher, bus.core_.get());
@@ -160,6 +233,8 @@ void Bus::close() noexcept {
     detail::TopicStore* store = log->store();
     if (store != nullptr && store->options().durability != Durability::none) (void)store->flush(log->tail_acquire());
   }
+  // The final values, for `ringbus stat` after this process is gone (the flusher has stopped).
+  for (auto& p : core_->stats_publishers) p->file.publish(detail::sample_stats(*p->log), true);
   if (core_->disk) core_->disk->lock.release();
 }
 
@@ -191,7 +266,9 @@ Status Bus::create_topic(std::string_view name, const TopicOptions& options) {
     if (!store.ok()) return store.status();
     try {
       detail::BusCore::LogPtr log(detail::heap_new<detail::Log>(name, std::move(*store)));
+      detail::Log* created = log.get();
       core_->registry.emplace(detail::HeapString(name), std::move(log));
+      start_stats_file(*core_, created);
     } catch (const std::bad_alloc&) {
       return Status(Errc::out_of_memory, "topic '" + std::string(name) + "': out of memory");
     }
@@ -217,6 +294,19 @@ std::vector<std::string> Bus::topic_names() const {
   std::vector<std::string> names;
   if (!core_) return names;
   std::lock_guard lock(core_->mutex);
+  if (core_->disk && core_->disk->read_only) { // topics the writing process created since: see discover_locked
+    if (core_->topics_directory_locked()) {
+      if (Result<std::vector<platform::DirectoryEntry>> entries = platform::list_directory(core_->disk->topics);
+          entries.ok()) {
+        for (const platform::DirectoryEntry& e : *entries) {
+          if (e.type == platform::EntryType::directory &&
+              core_->registry.find(std::string_view(e.name)) == core_->registry.end()) {
+            (void)core_->discover_locked(e.name);
+          }
+        }
+      }
+    }
+  }
   for (const auto& [name, log] : core_->registry) names.emplace_back(name.data(), name.size());
   return names;
 }
@@ -238,6 +328,13 @@ Result<TopicInfo> Bus::describe(std::string_view name) const {
     if (store->failed()) info.failure = std::string(store->failure().message());
   }
   return info;
+}
+
+Result<TopicStats> Bus::stats(std::string_view topic) const {
+  if (!is_open()) return bus_closed();
+  detail::Log* log = core_->find(topic);
+  if (log == nullptr) return no_topic(topic);
+  return detail::sample_stats(*log);
 }
 
 Result<Producer> Bus::producer(std::string_view topic) {

@@ -27,14 +27,26 @@
 //   abandoned.fetch_add(release)                          (acquire); takes over its reader
 //   the abandoned record keeps its reader slot, so        slot (still holding the range)
 //   the range stays held while nobody owns it.            and frees its own.
+//
+// Durable position (persistent topics): commit() stores max(position(),
+// commit_floor) under the group's GroupOffsets mutex (cold; no atomics of its
+// own: the position is read by the same protocol as position()). The first
+// join after a restart places the claim at the committed offset (see
+// resume_point): at its frame when the offset starts one, else past its frame,
+// with the joining member holding the rest of that frame as if it had claimed
+// it (so the records before the offset in that frame are not redelivered).
 #include "ringbus/group.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "detail/bus_core.hpp"
 #include "detail/group_state.hpp"
+#include "detail/topic_store.hpp"
+#include "platform/files.hpp"
 #include "platform/platform.hpp"
 #include "ringbus/bus.hpp"
 #include "ringbus/detail/cursor.hpp"
@@ -59,6 +71,8 @@ struct alignas(cache_line) MemberState {
   std::size_t max_claim = 0;
   WaitStrategy wait = WaitStrategy::backoff;
   Chunk chunk;
+  std::int64_t auto_commit_ns = 0; // GroupOptions::auto_commit_interval; 0: none
+  std::int64_t last_commit_ns = 0; // monotonic clock: this member's last commit (or its join)
 };
 
 } // namespace ringbus::detail
@@ -285,6 +299,165 @@ std::uint64_t position_of_end(detail::Log& log, int slot) noexcept {
   }
 }
 
+// The group's position: every record below it has been acknowledged. A
+// member's slot (or the anchor) holds the claim's bytes while this runs.
+std::uint64_t group_position(const GroupState& g) noexcept {
+  for (std::uint32_t attempt = 0;; ++attempt) {
+    // seq_cst with the hand-over's counters: a scan that overlaps a hand-over
+    // (a range moving from one record to another) is retried. Never given up
+    // on: a scan that overlapped one could miss the moving range and run
+    // ahead of the truth. A hand-over is a few stores and never waits, so
+    // this waits only for its thread to be scheduled again.
+    const std::uint64_t done = g.handovers_done.load(std::memory_order_seq_cst);
+    const std::uint64_t begun = g.handovers_begun.load(std::memory_order_seq_cst);
+    if (begun != done) {
+      if (attempt < 1024) {
+        detail::cpu_relax();
+      } else {
+        detail::thread_yield(); // its adopter was descheduled mid-hand-over
+      }
+      continue;
+    }
+    // (G2) acquire, pairs with (G1): every range below p was claimed by a member
+    // whose held_offset was stored before its claim.
+    const std::uint64_t p = g.claim.load(std::memory_order_acquire);
+    std::uint64_t low = offset_at(*g.log, p);
+    for (const MemberRecord& r : g.members) {
+      low = std::min(low, r.held_offset.load(std::memory_order_seq_cst)); // (G3)
+    }
+    if (g.handovers_begun.load(std::memory_order_seq_cst) == begun) return low;
+  }
+}
+
+// Where a resuming group places its claim: the frame holding the record at
+// the committed offset, clamped to what the log holds now ([oldest, end]:
+// retention may have deleted the committed offset, a crash may have cut the
+// tail below it). Our slot holds the head while this looks (protect_from_head).
+struct ResumePoint {
+  std::uint64_t pos = 0;       // frame boundary: the record's frame (or the end)
+  std::uint32_t skip = 0;      // records of that frame before the record
+  std::uint64_t offset = 0;    // the record's offset: where the group resumes
+  std::uint64_t frame_end = 0; // end of that frame (when skip != 0)
+};
+
+ResumePoint resume_point(detail::Log& log, int slot, std::uint64_t committed, std::uint64_t& head) noexcept {
+  for (;;) {
+    std::uint64_t oldest = 0;
+    log.protect_from_head(slot, head, oldest);
+    const std::uint64_t end = log.end_offset();
+    const std::uint64_t at = std::min(std::max(committed, oldest), end);
+    if (at == oldest) return ResumePoint{head, 0, at, head};
+    std::uint64_t segment = 0;
+    std::uint64_t first = 0;
+    if (!log.segment_for_offset(at, head, segment, first)) continue; // the head moved: again
+    std::uint64_t q = segment;
+    if (detail::TopicStore* store = log.store(); store != nullptr && at > first) {
+      // The segment's sparse index: a frame start at most one interval before at.
+      if (const auto indexed = store->position_for_offset(segment, at, log.tail_acquire()); indexed.has_value()) {
+        q = *indexed;
+      }
+    }
+    for (;;) {
+      const std::byte* f = log.ring_at(q);
+      const std::uint64_t word0 = detail::Log::load_word_acquire(f); // (C) pairs with (B)
+      if (detail::word0_type(word0) == detail::frame_type::none || detail::word0_lap_bits(word0) != log.lap_bits(q)) {
+        return ResumePoint{q, 0, at, q}; // every record below at is below q (at == end)
+      }
+      const std::uint32_t length = detail::word0_length(word0);
+      if (detail::word0_type(word0) != detail::frame_type::data) {
+        q += length; // pad: to the segment end
+        continue;
+      }
+      std::uint64_t base;
+      std::uint32_t count;
+      std::memcpy(&base, f + offsetof(detail::FrameHeader, base_offset), sizeof base);
+      std::memcpy(&count, f + offsetof(detail::FrameHeader, record_count), sizeof count);
+      const std::uint64_t next = q + detail::align_up(length, detail::frame_alignment);
+      if (base + count > at) {
+        if (base >= at) return ResumePoint{q, 0, at, q};
+        return ResumePoint{q, static_cast<std::uint32_t>(at - base), at, next};
+      }
+      q = next;
+    }
+  }
+}
+
+std::string describe(const GroupState& g) {
+  return "group '" + std::string(std::string_view(g.name)) + "' in topic '" + std::string(g.log->name()) + "'";
+}
+
+// Why the position of group g cannot be made durable; ok when it can.
+Status why_not_durable(const detail::BusCore& core, const GroupState& g) {
+  if (g.offsets != nullptr) return {};
+  const detail::BusDirectory* disk = core.disk.get();
+  std::string why;
+  if (disk == nullptr) {
+    why = "the bus is in memory; durable positions need a bus opened on a directory (Bus::open)";
+  } else if (g.log->store() == nullptr) {
+    why = "the topic is in memory (TopicOptions::storage); only positions in persistent topics are committed";
+  } else {
+    why = "bus directory " + disk->path + " is open read-only; it takes no commits";
+  }
+  return Status(Errc::invalid_argument, describe(g) + ": " + why);
+}
+
+// The group's offset store, <dir>/groups/<group>.offsets, opened on first
+// use; under g.offsets->mutex. create: made when missing; else null (with why
+// ok) when there is none yet. Null with why when it cannot be opened.
+detail::OffsetStore* store_of(const detail::BusCore& core, const GroupState& g, bool create, Status& why) {
+  detail::GroupOffsets& o = *g.offsets;
+  if (o.store) return &*o.store;
+  const std::string file = std::string(std::string_view(g.name)) + ".offsets";
+  if (!create) {
+    Result<bool> exists = platform::entry_exists_at(core.disk->groups, file);
+    if (!exists.ok()) {
+      why = Status(exists.code(), describe(g) + ": durable position: " + std::string(exists.message()));
+      return nullptr;
+    }
+    if (!*exists) return nullptr;
+  }
+  Result<detail::OffsetStore> store = detail::OffsetStore::open(core.disk->groups, file);
+  if (!store.ok()) {
+    why = Status(store.code(), describe(g) + ": durable position: " + std::string(store.message()));
+    return nullptr;
+  }
+  o.store.emplace(std::move(*store));
+  return &*o.store;
+}
+
+// Commits the group's position (cold: a pwrite and an fdatasync).
+Status commit_position(MemberState& s) {
+  GroupState& g = *s.group;
+  if (Status st = why_not_durable(*s.core, g); !st.ok()) return st;
+  s.last_commit_ns = platform::monotonic_ns();
+  std::lock_guard lock(g.offsets->mutex);
+  // Read under the lock, so commits store positions in the order they were
+  // read; the floor keeps a lagging snapshot from undoing an earlier commit.
+  const std::uint64_t at = std::max(group_position(g), g.commit_floor);
+  Status why;
+  detail::OffsetStore* store = store_of(*s.core, g, true, why);
+  if (store == nullptr) return why;
+  const std::string_view topic = g.log->name();
+  if (store->committed(topic) != at) {
+    if (Status st = store->commit(topic, at); !st.ok()) {
+      return Status(st.code(), describe(g) + ": commit of position " + std::to_string(at) +
+                                   " failed: " + std::string(st.message()));
+    }
+  }
+  g.commit_floor = at;
+  return {};
+}
+
+// poll's auto-commit, off the fast path: only members with an
+// auto_commit_interval come here.
+RINGBUS_NOINLINE Status auto_commit_if_due(MemberState& s) noexcept {
+  if (platform::monotonic_ns() - s.last_commit_ns < s.auto_commit_ns) return {};
+  try {
+    return commit_position(s);
+  } catch (const std::bad_alloc&) {
+    return Status(Errc::out_of_memory, "auto-commit of a group's position ran out of memory");
+  }
+}
 } // namespace
 
 GroupMember::GroupMember(GroupMember&& other) noexcept : state_(other.state_) { other.state_ = nullptr; }
@@ -304,6 +477,10 @@ Result<Records> GroupMember::poll(std::size_t max_records, std::chrono::nanoseco
   MemberState* const s = state_;
   if (Status st = check_open(s); RINGBUS_UNLIKELY(!st.ok())) return st;
   acknowledge(*s);
+  if (RINGBUS_UNLIKELY(s->auto_commit_ns != 0)) {
+    // The position after acknowledging: everything given out so far was handled.
+    if (Status st = auto_commit_if_due(*s); !st.ok()) return st;
+  }
   std::uint64_t total = fill(*s, max_records);
   if (total == 0 && timeout.count() > 0 && max_records != 0) {
     const std::int64_t deadline = platform::monotonic_ns() + timeout.count();
@@ -332,32 +509,7 @@ Status GroupMember::ack() noexcept {
 Result<std::uint64_t> GroupMember::position() const noexcept {
   const MemberState* const s = state_;
   if (Status st = check_open(s); !st.ok()) return st;
-  const GroupState& g = *s->group;
-  for (std::uint32_t attempt = 0;; ++attempt) {
-    // seq_cst with the hand-over's counters: a scan that overlaps a hand-over
-    // (a range moving from one record to another) is retried. Never given up
-    // on: a scan that overlapped one could miss the moving range and run
-    // ahead of the truth. A hand-over is a few stores and never waits, so
-    // this waits only for its thread to be scheduled again.
-    const std::uint64_t done = g.handovers_done.load(std::memory_order_seq_cst);
-    const std::uint64_t begun = g.handovers_begun.load(std::memory_order_seq_cst);
-    if (begun != done) {
-      if (attempt < 1024) {
-        detail::cpu_relax();
-      } else {
-        detail::thread_yield(); // its adopter was descheduled mid-hand-over
-      }
-      continue;
-    }
-    // (G2) acquire, pairs with (G1): every range below p was claimed by a member
-    // whose held_offset was stored before its claim.
-    const std::uint64_t p = g.claim.load(std::memory_order_acquire);
-    std::uint64_t low = offset_at(*s->c.log, p);
-    for (const MemberRecord& r : g.members) {
-      low = std::min(low, r.held_offset.load(std::memory_order_seq_cst)); // (G3)
-    }
-    if (g.handovers_begun.load(std::memory_order_seq_cst) == begun) return low;
-  }
+  return group_position(*s->group);
 }
 
 Result<std::uint64_t> GroupMember::lag() const noexcept {
@@ -365,6 +517,28 @@ Result<std::uint64_t> GroupMember::lag() const noexcept {
   if (!at.ok()) return at;
   const std::uint64_t end = state_->c.log->end_offset();
   return end > *at ? end - *at : 0;
+}
+
+Status GroupMember::commit() {
+  if (Status st = check_open(state_); !st.ok()) return st;
+  try {
+    return commit_position(*state_);
+  } catch (const std::bad_alloc&) {
+    return Status(Errc::out_of_memory, "commit of a group's position ran out of memory");
+  }
+}
+
+Result<std::uint64_t> GroupMember::committed() const {
+  if (Status st = check_open(state_); !st.ok()) return st;
+  const GroupState& g = *state_->group;
+  if (Status st = why_not_durable(*state_->core, g); !st.ok()) return st;
+  std::lock_guard lock(g.offsets->mutex);
+  Status why;
+  const detail::OffsetStore* store = store_of(*state_->core, g, false, why);
+  if (!why.ok()) return why;
+  const std::optional<std::uint64_t> at = store == nullptr ? std::nullopt : store->committed(g.log->name());
+  if (!at.has_value()) return Status(Errc::topic_not_found, describe(g) + " has no committed position");
+  return *at;
 }
 
 std::string_view GroupMember::group() const noexcept {
@@ -378,6 +552,22 @@ std::string_view GroupMember::topic() const noexcept {
 Status GroupMember::close() noexcept {
   MemberState* const s = state_;
   if (s == nullptr) return closed_status(); // works on a closed bus too: releases or hands over
+  Status committed;
+  if (s->auto_commit_ns != 0) {
+    try {
+      // acquire: pairs with the store in Bus::close, which released the
+      // directory's lock: nothing may be written there any more.
+      if (s->core->closed.load(std::memory_order_acquire)) {
+        committed = Status(Errc::closed, describe(*s->group) +
+                                             ": the bus was closed before this member; its position was not "
+                                             "committed at close (close members before their bus)");
+      } else {
+        committed = commit_position(*s);
+      }
+    } catch (const std::bad_alloc&) {
+      committed = Status(Errc::out_of_memory, "auto-commit of a group's position at close ran out of memory");
+    }
+  }
   GroupState& g = *s->group;
   detail::Log& log = *s->c.log;
   MemberRecord& r = *s->record;
@@ -409,7 +599,7 @@ Status GroupMember::close() noexcept {
   }
   detail::heap_delete(s);
   state_ = nullptr;
-  return {};
+  return committed;
 }
 
 Result<GroupMember> Bus::group_member(std::string_view group, std::string_view topic, const GroupOptions& options) {
@@ -420,6 +610,11 @@ Result<GroupMember> Bus::group_member(std::string_view group, std::string_view t
   }
   detail::Log* log = core_->find(topic);
   if (log == nullptr) return Status(Errc::topic_not_found, "topic '" + std::string(topic) + "' does not exist");
+  if (log->follower()) {
+    return Status(Errc::invalid_argument, "group '" + std::string(group) + "': topic '" + std::string(topic) +
+                                              "' is followed from a bus opened read-only (another process writes "
+                                              "it); consumer groups need the writing bus");
+  }
   if (log->overwrite()) {
     return Status(Errc::invalid_argument, "group '" + std::string(group) + "': topic '" + std::string(topic) +
                                               "' uses the overwrite policy; consumer groups need a block topic "
@@ -438,9 +633,27 @@ Result<GroupMember> Bus::group_member(std::string_view group, std::string_view t
       const detail::HeapString key = detail::group_key(group, topic);
       auto it = core_->groups.find(key);
       if (it == core_->groups.end()) {
-        it = core_->groups.emplace(key, detail::BusCore::GroupPtr(detail::heap_new<GroupState>(group, log))).first;
+        detail::BusCore::GroupPtr created(detail::heap_new<GroupState>(group, log));
+        const detail::BusDirectory* disk = core_->disk.get();
+        if (log->store() != nullptr && disk != nullptr && !disk->read_only && disk->groups.valid()) {
+          // A durable position: the group name's store, shared with its other topics.
+          auto o = core_->group_offsets.find(group);
+          if (o == core_->group_offsets.end()) {
+            o = core_->group_offsets
+                    .emplace(detail::HeapString(group),
+                             detail::BusCore::GroupOffsetsPtr(detail::heap_new<detail::GroupOffsets>()))
+                    .first;
+          }
+          created->offsets = o->second.get();
+        }
+        it = core_->groups.emplace(key, std::move(created)).first;
       }
       g = it->second.get();
+    }
+    if (options.auto_commit_interval.count() > 0) {
+      if (Status st = why_not_durable(*core_, *g); !st.ok()) {
+        return Status(st.code(), std::string(st.message()) + " (GroupOptions::auto_commit_interval needs one)");
+      }
     }
     s = detail::heap_new<MemberState>();
   } catch (const std::bad_alloc&) {
@@ -452,6 +665,8 @@ Result<GroupMember> Bus::group_member(std::string_view group, std::string_view t
   s->wait = wait;
   s->chunk.topic = log->name();
   s->c.log = log;
+  s->auto_commit_ns = std::chrono::nanoseconds(options.auto_commit_interval).count();
+  s->last_commit_ns = platform::monotonic_ns();
   std::lock_guard lock(g->membership);
   for (MemberRecord& r : g->members) {
     // acquire: pairs with the release that freed it (close, adopt).
@@ -468,6 +683,22 @@ Result<GroupMember> Bus::group_member(std::string_view group, std::string_view t
                       " member places taken (limits::max_group_members; members that left without ack keep "
                       "theirs until another member takes their records over)");
   }
+  // A new group on a persistent topic resumes at its committed position, if any.
+  std::optional<std::uint64_t> committed;
+  if (!g->started && g->offsets != nullptr) {
+    Status why;
+    try {
+      std::lock_guard offsets_lock(g->offsets->mutex); // after membership, as everywhere
+      const detail::OffsetStore* store = store_of(*core_, *g, false, why);
+      if (store != nullptr) committed = store->committed(topic);
+    } catch (const std::bad_alloc&) {
+      why = Status(Errc::out_of_memory, "joining group '" + std::string(group) + "' ran out of memory");
+    }
+    if (!why.ok()) {
+      detail::heap_delete(s);
+      return why;
+    }
+  }
   int slot = g->anchor_slot;
   g->anchor_slot = -1;
   if (slot < 0) {
@@ -482,23 +713,51 @@ Result<GroupMember> Bus::group_member(std::string_view group, std::string_view t
   }
   s->c.slot = slot;
   s->c.released = log->slot(slot).position.load(std::memory_order_relaxed); // our own slot
+  std::optional<ResumePoint> inside_frame;                                  // resuming at a record inside a frame
   if (!g->started) {
     std::uint64_t head = 0;
     std::uint64_t oldest = 0;
     log->protect_from_head(slot, head, oldest);
+    std::uint64_t start = head;
+    if (committed.has_value()) {
+      // Instead of options.start: the committed position, clamped to the log.
+      const ResumePoint r = resume_point(*log, slot, *committed, head);
+      start = r.pos;
+      if (r.skip != 0) {
+        start = r.frame_end; // the rest of r's frame is this member's (below)
+        inside_frame = r;
+      }
+      std::lock_guard offsets_lock(g->offsets->mutex);
+      g->commit_floor = r.offset;
+    } else if (options.start == StartPosition::latest) {
+      start = position_of_end(*log, slot);
+    }
     s->c.released = head;
-    const std::uint64_t start = options.start == StartPosition::latest ? position_of_end(*log, slot) : head;
     g->claim.store(start, std::memory_order_release); // (G1'): first placement, under membership
     g->started = true;
   }
-  // Our slot (at the head, or the anchor at the claim) is <= claim; moving it
-  // up to the claim releases nothing the group still needs (the group's other
-  // holders are all <= claim).
-  const std::uint64_t at = g->claim.load(std::memory_order_acquire); // (G2)
-  if (s->c.released < at) hold_from(*s, at);
-  s->c.pos = s->range_end = s->batch_pos = at;
-  // relaxed: no scan can count this record before (G3)/(G1) stores by its member.
-  s->record->held_offset.store(detail::no_offset, std::memory_order_relaxed);
+  std::uint64_t held = detail::no_offset;
+  if (inside_frame.has_value()) {
+    // As if this member had claimed the resumed record's frame and delivered
+    // the records before it: it holds [r.offset, the frame's end) unacknowledged.
+    const ResumePoint& r = *inside_frame;
+    hold_from(*s, r.pos); // our slot holds the head, <= r.pos
+    s->c.pos = s->batch_pos = r.pos;
+    s->c.skip = s->batch_skip = r.skip;
+    s->c.offset = s->batch_offset = r.offset;
+    s->range_end = r.frame_end;
+    held = r.offset;
+  } else {
+    // Our slot (at the head, or the anchor at the claim) is <= claim; moving it
+    // up to the claim releases nothing the group still needs (the group's other
+    // holders are all <= claim).
+    const std::uint64_t at = g->claim.load(std::memory_order_acquire); // (G2)
+    if (s->c.released < at) hold_from(*s, at);
+    s->c.pos = s->range_end = s->batch_pos = at;
+  }
+  // (G3) release: a resumed record is held before the member is handed out;
+  // otherwise no scan counts this record before its member's (G3)/(G1) stores.
+  s->record->held_offset.store(held, std::memory_order_release);
   // release: read by adopt()'s relaxed peek only (an active record is never
   // adopted); ordered for the membership scan by the mutex.
   s->record->state.store(detail::member_active, std::memory_order_release);

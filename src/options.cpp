@@ -82,6 +82,9 @@ Status validate_group_name(std::string_view name) { return validate_name("group"
 
 Status GroupOptions::validate() const {
   if (max_claim_records == 0) return bad("max_claim_records 0 must be at least 1");
+  if (auto_commit_interval.count() < 0) {
+    return bad("auto_commit_interval " + std::to_string(auto_commit_interval.count()) + " ms is negative");
+  }
   if (static_cast<unsigned>(start) > static_cast<unsigned>(StartPosition::latest)) {
     return bad("start position " + std::to_string(static_cast<unsigned>(start)) + " is not earliest or latest");
   }

@@ -9,10 +9,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
@@ -288,6 +291,7 @@ class Tool {
     }
   }
   void signal(int sig) { REQUIRE(::kill(pid_, sig) == 0); }
+  [[nodiscard]] pid_t pid() const { return pid_; }
 
   std::string out_text;
   std::string err_text;
@@ -440,7 +444,7 @@ TEST_SUITE("cli") {
     CHECK(contains(text.out, "durability  interval (every 25 ms)"));
   }
 
-  TEST_CASE("stat_shows_committed_offsets_and_lag_and_says_live_counters_are_not_available") {
+  TEST_CASE("stat_shows_committed_offsets_and_lag_and_the_last_counters_of_a_writer_that_is_gone") {
     TempBusDir dir;
     {
       Bus bus = open_bus(dir.path(), no_flusher());
@@ -462,13 +466,23 @@ TEST_SUITE("cli") {
     CHECK(billing["committed"].u64() == 20);
     CHECK(billing["end_offset"].u64() == 50);
     CHECK(billing["lag"].u64() == 30);
-    CHECK(only_line(lines, "live_counters", "not available")["writer_pid"].is_null());
+    CHECK(only_line(lines, "kind", "bus")["writer_pid"].is_null());
+    // The writer (this process) closed its bus: its final counters, not live.
+    for (const Json& j : lines) {
+      if (!j.has("kind") || j["kind"].str() != "topic") continue;
+      CHECK(j["stats"].str() == "last");
+      CHECK(j["writer_running"].boolean() == false);
+      CHECK(j["writer_pid"].i64() == ::getpid());
+      CHECK(j["records_appended"].u64() == (j["topic"].str() == "events" ? 50 : 0));
+      CHECK(j["records_per_second"].is_null());
+    }
 
     const Run text = run({"stat", dir.path(), "events"});
     REQUIRE(text.code == 0);
     CHECK(contains(text.out, "consumer billing"));
     CHECK(contains(text.out, "topic events: committed 20, end 50, lag 30"));
-    CHECK(contains(text.out, "live counters: not available"));
+    CHECK(contains(text.out, "topic events: writer: not running; last values from pid " + std::to_string(::getpid())));
+    CHECK(contains(text.out, "  records_appended 50, bytes_appended 3200 since "));
     const Run other = run({"stat", dir.path(), "other"});
     REQUIRE(other.code == 0);
     CHECK(contains(other.out, "no committed offsets for topic other"));
@@ -477,6 +491,118 @@ TEST_SUITE("cli") {
     CHECK(contains(unknown.err, "topic 'nope' does not exist"));
     // Read-only: nothing was created or written.
     CHECK(!std::filesystem::exists(dir.path() + "/consumers/billing.offsets.tmp"));
+  }
+
+  TEST_CASE("stat_lists_consumer_groups_with_their_committed_position_and_lag_next_to_named_consumers") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path(), no_flusher());
+      bus.create_topic("events", persistent_small()).check();
+      bus.create_topic("other", persistent_small()).check();
+      append_even(bus, "events", 50);
+      GroupMember worker = bus.group_member("billing", "events").value();
+      REQUIRE(worker.poll(30).value().size() == 30);
+      worker.ack().check();
+      worker.commit().check();
+      ConsumerOptions co;
+      co.topics = {"events"};
+      co.name = "billing"; // a consumer and a group may share a name
+      Consumer c = bus.consumer(co).value();
+      REQUIRE(c.poll(20).value().size() == 20);
+      c.commit().check();
+    }
+    const Run r = run({"stat", dir.path(), "events", "--format", "json"});
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    const std::vector<Json> lines = json_lines(r.out);
+    const Json& group = only_line(lines, "group", "billing");
+    CHECK(group["kind"].str() == "group");
+    CHECK(group["topic"].str() == "events");
+    CHECK(group["committed"].u64() == 30);
+    CHECK(group["first_offset"].u64() == 0);
+    CHECK(group["end_offset"].u64() == 50);
+    CHECK(group["lag"].u64() == 20);
+    const Json& consumer = only_line(lines, "consumer", "billing");
+    CHECK(consumer["kind"].str() == "consumer");
+    CHECK(consumer["committed"].u64() == 20);
+    CHECK(consumer["lag"].u64() == 30);
+    CHECK(!contains(r.out, "not persisted"));
+
+    const Run text = run({"stat", dir.path()});
+    REQUIRE_MESSAGE(text.code == 0, text.err);
+    CHECK(contains(text.out, "group billing (commit "));
+    CHECK(contains(text.out, "topic events: committed 30, end 50, lag 20"));
+    CHECK(contains(text.out, "consumer billing (commit "));
+    CHECK(contains(text.out, "topic events: committed 20, end 50, lag 30"));
+    const Run other = run({"stat", dir.path(), "other"});
+    REQUIRE(other.code == 0);
+    CHECK(contains(other.out, "no committed offsets for topic other"));
+    // The groups/ directory is not a topic to `topics`, nor damage to `verify`.
+    const Run topics = run({"topics", dir.path(), "--format", "json"});
+    REQUIRE_MESSAGE(topics.code == 0, topics.err);
+    CHECK(json_lines(topics.out).size() == 2);
+    const Run verify = run({"verify", dir.path()});
+    CHECK_MESSAGE(verify.code == 0, verify.out << verify.err);
+  }
+
+  TEST_CASE("stat_shows_a_live_writers_counters_and_append_rate_then_says_when_it_is_gone") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path(), no_flusher());
+      bus.create_topic("in", persistent_small()).check();
+    }
+    // The writer: `ringbus produce`, its standard input kept open (its flusher publishes every 100 ms).
+    Tool writer({"produce", dir.path(), "in"});
+    constexpr std::uint64_t lines = 25;
+    std::string input;
+    for (std::uint64_t i = 0; i < lines; ++i) input += "record-" + std::to_string(i) + "\n";
+    writer.write_input(input);
+    const auto deadline = std::chrono::steady_clock::now() + process_deadline;
+    Json live;
+    for (;;) {
+      const Run r = run({"stat", dir.path(), "in", "--format", "json", "--interval", "50"});
+      REQUIRE_MESSAGE(r.code == 0, r.err);
+      live = only_line(json_lines(r.out), "kind", "topic");
+      if (live.has("records_appended") && live["records_appended"].u64() == lines && live["stats"].str() == "live") {
+        break;
+      }
+      REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline,
+                      "stat never showed the " << lines << " records: " << r.out);
+    }
+    CHECK(live["writer_pid"].i64() == writer.pid());
+    CHECK(live["writer_running"].boolean());
+    CHECK(live["end_offset"].u64() == lines);
+    CHECK(live["has_producer"].boolean());
+    CHECK(live["producer_waits"].u64() == 0);
+    CHECK(live["lapped_consumers"].u64() == 0);
+    CHECK(live.has("records_per_second")); // a number, or null with a note when no new sample came in time
+    if (!live["records_per_second"].is_null()) CHECK(live["rate_interval_ns"].u64() > 0);
+    const Run text = run({"stat", dir.path(), "in"});
+    REQUIRE(text.code == 0);
+    CHECK(contains(text.out, "topic in: writer pid " + std::to_string(writer.pid())));
+    CHECK(contains(text.out, "  records_appended 25, bytes_appended "));
+
+    const pid_t writer_pid = writer.pid();
+    REQUIRE_MESSAGE(writer.finish() == 0, writer.err_text); // end of input: it closes its bus
+    const Run gone = run({"stat", dir.path(), "in"});
+    REQUIRE(gone.code == 0);
+    CHECK(contains(gone.out, "topic in: writer: not running; last values from pid " + std::to_string(writer_pid)));
+    CHECK(contains(gone.out, "  records_appended 25, "));
+    const Json last = only_line(json_lines(run({"stat", dir.path(), "in", "--format", "json"}).out), "kind", "topic");
+    CHECK(last["stats"].str() == "last");
+    CHECK(last["writer_pid"].i64() == writer_pid);
+    CHECK(last["records_appended"].u64() == lines);
+    CHECK(last["records_per_second"].is_null());
+
+    // A damaged stats file is named and ignored, never trusted.
+    {
+      std::fstream f(dir.topic_dir("in") + "/stats", std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(352); // records_appended
+      f.write("\x01", 1);
+    }
+    const Run damaged = run({"stat", dir.path(), "in"});
+    REQUIRE(damaged.code == 0);
+    CHECK(contains(damaged.out, "topic in: live counters: ignored: stats file " + dir.topic_dir("in") + "/stats"));
+    CHECK(run({"verify", dir.path()}).code == 0); // neither a segment nor damage to the log
   }
 
   TEST_CASE("dump_prints_each_record_with_offset_time_key_headers_and_value_field_by_field") {
@@ -626,7 +752,11 @@ TEST_SUITE("cli") {
     TempBusDir dir;
     {
       Bus bus = open_bus(dir.path(), no_flusher());
-      bus.create_topic("t", persistent_small(4)).check();
+      // interval: its frames carry CRC32C, which catches a flipped value byte
+      // (a none topic's frames carry no checksum: README "Checksums").
+      TopicOptions o = persistent_small(4);
+      o.durability = Durability::interval;
+      bus.create_topic("t", o).check();
       append_even(bus, "t", 100); // segment 0: 0..63, segment 64: 64..99 (the tail)
     }
     const Run clean = run({"verify", dir.path()});
@@ -887,6 +1017,124 @@ TEST_SUITE("cli") {
     CHECK(help.code == 0);
     CHECK(contains(help.out, "--repair"));
   }
+
+  TEST_CASE("bench_help_lists_its_options_and_the_headline_scenarios") {
+    const Run help = run({"bench", "--help"});
+    CHECK(help.code == 0);
+    for (const std::string option :
+         {"--quick", "--filter", "--repetitions", "--results-dir", "--no-results", "--persist-dir", "--chart"}) {
+      CHECK_MESSAGE(contains(help.out, option), option);
+    }
+    for (const std::string scenario : {"spsc_8B", "spsc_64B", "rtt", "fanout_1to", "persist_append"}) {
+      CHECK_MESSAGE(contains(help.out, scenario), scenario);
+    }
+  }
+
+  TEST_CASE("bench_refuses_bad_arguments_naming_the_option") {
+    TempBusDir dir;
+    const Run zero = run({"bench", "--repetitions", "0", "--results-dir", dir.path()});
+    CHECK(zero.code == 2);
+    CHECK(contains(zero.err, "--repetitions"));
+    const Run not_regex = run({"bench", "--filter", "[", "--results-dir", dir.path()});
+    CHECK(not_regex.code == 2);
+    CHECK(contains(not_regex.err, "--filter"));
+    CHECK(contains(not_regex.err, "'[' is not a valid regular expression"));
+    const Run unknown = run({"bench", "--bogus"});
+    CHECK(unknown.code == 2);
+    CHECK(contains(unknown.err, "--bogus"));
+    const Run both = run({"bench", "--no-results", "--results-dir", dir.path()});
+    CHECK(both.code == 2);
+    CHECK(contains(both.err, "--no-results"));
+    const Run nothing = run({"bench", "--quick", "--filter", "no_such_scenario/", "--results-dir", dir.path()});
+    CHECK(nothing.code == 2);
+#if RINGBUS_CLI_HAS_BENCH
+    CHECK(contains(nothing.err, "ringbus: error: the filter 'no_such_scenario/' matches none of the"));
+    CHECK(contains(nothing.err, "rtt/floor")); // it lists the rows there are
+#endif
+    CHECK(std::filesystem::is_empty(dir.path())); // nothing ran, nothing written
+  }
+
+#if RINGBUS_CLI_HAS_BENCH
+  // The cheapest real run: two rtt rows of --quick (a fraction of a second
+  // each on an idle machine), one repetition. No timing is checked.
+  TEST_CASE("bench_runs_the_rows_prints_the_table_and_writes_the_results_file_and_a_chart_with_a_bar_per_impl") {
+    TempBusDir dir;
+    const Run r = run({"bench", "--quick", "--filter", "rtt/(atomic_queue|floor)/", "--repetitions", "1",
+                       "--results-dir", dir.path()});
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    // Progress on stderr, one line per row, the total known up front.
+    CHECK(contains(r.err, "[1/2] rtt/atomic_queue ... done ("));
+    CHECK(contains(r.err, "[2/2] rtt/floor        ... done ("));
+    // The table on stdout, and nothing else there.
+    CHECK(r.out.starts_with("# ringbus-bench summary"));
+    CHECK(contains(r.out, "### rtt: round-trip latency in ns, lower is better"));
+    CHECK(contains(r.out, "| atomic_queue "));
+    CHECK(contains(r.out, "| floor (physical limit, not a peer) "));
+    CHECK(contains(r.out, "best peer p50: atomic_queue"));
+    CHECK(contains(r.out, "Command: `ringbus bench --quick --filter rtt/(atomic_queue|floor)/"));
+
+    // <commit>_<cpu>_<compiler>_partial.md and the chart beside it.
+    std::vector<std::filesystem::path> files;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path())) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    REQUIRE(files.size() == 2);
+    const std::filesystem::path md = files[0];
+    const std::filesystem::path svg = files[1];
+    CHECK(md.extension() == ".md");
+    CHECK(svg.extension() == ".svg");
+    CHECK(md.stem() == svg.stem());
+    const std::string stem = md.stem().string();
+    const std::size_t first = stem.find('_');
+    const std::size_t last = stem.rfind("_partial");
+    REQUIRE(first != std::string::npos);
+    REQUIRE(last == stem.size() - std::string("_partial").size());
+    const std::size_t compiler_at = stem.rfind('_', last - 1);
+    REQUIRE(compiler_at > first);
+    const std::string commit = stem.substr(0, first);
+    const std::string cpu = stem.substr(first + 1, compiler_at - first - 1);
+    const std::string compiler = stem.substr(compiler_at + 1, last - compiler_at - 1);
+    CHECK(!cpu.empty());
+    CHECK((compiler.starts_with("gcc") || compiler.starts_with("clang")));
+    std::ifstream md_in(md);
+    const std::string summary((std::istreambuf_iterator<char>(md_in)), std::istreambuf_iterator<char>());
+    CHECK(summary == r.out);
+    CHECK(contains(summary, "commit " + commit + " · "));
+    CHECK(contains(r.err, "results written to " + md.string()));
+    CHECK(contains(r.err, "chart written to " + svg.string()));
+
+    std::ifstream svg_in(svg);
+    const std::string chart((std::istreambuf_iterator<char>(svg_in)), std::istreambuf_iterator<char>());
+    CHECK(chart.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    CHECK(chart.ends_with("</svg>\n"));
+    CHECK(contains(chart, "commit " + commit + " · "));
+    std::size_t bars = 0;
+    for (std::size_t at = chart.find("class=\"bar\""); at != std::string::npos;
+         at = chart.find("class=\"bar\"", at + 1)) {
+      ++bars;
+    }
+    CHECK(bars == 2);
+    CHECK(contains(chart, "class=\"row peer\" data-scenario=\"rtt\" data-impl=\"atomic_queue\""));
+    CHECK(contains(chart, "class=\"row floor\" data-scenario=\"rtt\" data-impl=\"floor\""));
+    CHECK(contains(chart, "rtt: p50 ns, lower is better · bar = median ÷ best peer atomic_queue"));
+    // Well-formed XML, by whichever checker this machine has.
+    const std::string quoted = "'" + svg.string() + "'";
+    if (::access("/usr/bin/xmllint", X_OK) == 0) {
+      CHECK(std::system(("/usr/bin/xmllint --noout " + quoted).c_str()) == 0);
+    } else if (std::system("python3 -c '' 2>/dev/null") == 0) {
+      CHECK(std::system(
+                ("python3 -c 'import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])' " + quoted).c_str()) == 0);
+    }
+  }
+#else
+  TEST_CASE("bench_says_this_build_has_no_benchmarks_and_how_to_get_them") {
+    const Run r = run({"bench", "--quick"});
+    CHECK(r.code == 2);
+    CHECK(contains(r.err, "ringbus: error: this build of ringbus has no benchmarks"));
+    CHECK(contains(r.err, "RINGBUS_BUILD_BENCH=OFF"));
+    CHECK(contains(r.err, "cmake --preset release"));
+    CHECK(r.out.empty());
+  }
+#endif
 }
 
 } // namespace ringbus::test

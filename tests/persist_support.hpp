@@ -3,17 +3,61 @@
 #pragma once
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "ringbus/ringbus.hpp"
 
 namespace ringbus::test {
+
+// The child side of the crash tests (a forked child the parent kills): no
+// doctest there (a failed REQUIRE would unwind into the test runner in the
+// child), so it says what failed and leaves with code 3, which the parent reports.
+[[noreturn]] inline void child_fail(const std::string& what) {
+  std::fprintf(stderr, "crash-test child %d: %s\n", static_cast<int>(::getpid()), what.c_str());
+  std::fflush(stderr);
+  ::_exit(3);
+}
+
+// Forks a child that runs body(the write end of a pipe), which must not
+// return (it _exits or is killed); the parent gets the child's pid and the read end.
+template <class Body>
+std::pair<pid_t, int> fork_with_pipe(Body body) {
+  int fds[2];
+  REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    body(fds[1]);
+    ::_exit(4); // body returned: a bug in the test
+  }
+  ::close(fds[1]);
+  return {pid, fds[0]};
+}
+
+// Tells the parent one 64-bit note through a pipe (8 bytes: written whole).
+inline void child_write_note(int fd, std::uint64_t word) {
+  for (;;) {
+    const ssize_t w = ::write(fd, &word, sizeof word);
+    if (w == static_cast<ssize_t>(sizeof word)) return;
+    if (w < 0 && errno == EINTR) continue;
+    child_fail("writing a note to the parent failed");
+  }
+}
 
 // A fresh directory under the system's temporary directory, removed with everything in it.
 class TempBusDir {

@@ -7,11 +7,16 @@
 //   memory    an in-memory topic (Bus()), the reference;
 //   none      a persistent topic (Bus::open on a fresh directory under
 //             persist_root) with Durability::none: segment files in the page
-//             cache, written back by the kernel;
+//             cache, written back by the kernel; the producer stamps a
+//             CRC32C into each frame (every persistent topic does);
 //   interval  Durability::interval, flush_interval 10 ms: the bus's flusher
-//             thread msyncs + fdatasyncs what was appended every 10 ms;
+//             thread fdatasyncs what was appended every 10 ms;
 //   sync      Durability::sync: each commit returns after its bytes are on
 //             disk (msync), so a batch of 256 records shares one flush.
+//
+// No retention in any row: once the ring is full each roll recycles the file
+// leaving the slot it enters (README "Recycled segment files"), which is
+// what a user of these rows gets with the defaults.
 //
 // Same segment size and count for all (persist_segment_bytes x
 // persist_segment_count, the library's defaults), block policy, busy-spin

@@ -14,6 +14,7 @@
 #include "ringbus/options.hpp"
 #include "ringbus/producer.hpp"
 #include "ringbus/shared_producer.hpp"
+#include "ringbus/stats.hpp"
 #include "ringbus/status.hpp"
 
 namespace ringbus {
@@ -55,6 +56,12 @@ class Bus {
   [[nodiscard]] bool has_topic(std::string_view name) const;
   [[nodiscard]] std::vector<std::string> topic_names() const;
   [[nodiscard]] Result<TopicInfo> describe(std::string_view name) const;
+  // The topic's live counters now (stats.hpp): what its producer appended and
+  // waited since this bus created or opened it, and what lapping cost its
+  // consumers. Cold (a few loads and a scan of the reader slots), counted on
+  // slow paths only: the hot path pays nothing for it. Persistent topics of a
+  // writable bus also publish them to other processes (README "Statistics").
+  [[nodiscard]] Result<TopicStats> stats(std::string_view topic) const;
 
   // The topic's one producer; Errc::producer_exists until the open one is closed.
   Result<Producer> producer(std::string_view topic);

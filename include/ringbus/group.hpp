@@ -15,9 +15,17 @@
 // The group's position is the lowest offset not yet acknowledged (one shared
 // value; every record below it is done). It holds the producer of a block
 // topic like a consumer's position, including while no member is open: the
-// group outlives its members for as long as the bus lives. It is designed to
-// be committed durably on persistent topics (a single offset, consistent by
-// construction); in-memory topics have no durable commit yet.
+// group outlives its members for as long as the bus lives.
+//
+// Durable position (a persistent topic of a bus opened writable on a
+// directory): commit() stores the group's position in
+// <dir>/groups/<group>.offsets (one entry per topic; two checksummed slots,
+// fdatasynced: after a crash the old or the new position, never garbage).
+// When the group is next created on that topic (the first member joins after
+// a restart) it resumes at the committed position, clamped to what the log
+// holds, instead of GroupOptions::start. Records at or past the committed
+// position are delivered again after a restart: those in flight at the
+// commit (delivered, not yet acknowledged) too, so at-least-once for them.
 //
 // Groups need block-policy topics (overwrite topics are refused). A
 // GroupMember is used by one thread at a time; its poll's views are valid
@@ -47,7 +55,9 @@ class GroupMember {
   GroupMember& operator=(const GroupMember&) = delete;
   ~GroupMember(); // close(): without ack, so what it holds goes to another member
 
-  // Acknowledges the previous poll's records, then returns up to max_records
+  // Acknowledges the previous poll's records (then, with
+  // GroupOptions::auto_commit_interval, commits the group's position when it
+  // is due and returns that commit's error, if any), then returns up to max_records
   // records this member now owns: first the rest of frames it claimed before,
   // else records a departed member left, else newly claimed frames (at most
   // GroupOptions::max_claim_records records' worth, whole frames). Waits up
@@ -66,11 +76,24 @@ class GroupMember {
   // Records published to the topic that the group has not acknowledged.
   Result<std::uint64_t> lag() const noexcept;
 
+  // Durable position: stores the group's position() (never below what this
+  // bus committed for the group before, see above) and fdatasyncs it. Any
+  // member may commit, from any thread; commits of a group are serialized.
+  // Needs a persistent topic of a bus opened writable on a directory; else
+  // invalid_argument naming the group and why. Cold path.
+  Status commit();
+  // The position last committed for this group in its topic (by this bus or
+  // an earlier one on the directory); topic_not_found when none was.
+  Result<std::uint64_t> committed() const;
+
   [[nodiscard]] std::string_view group() const noexcept;
   [[nodiscard]] std::string_view topic() const noexcept;
 
   // Leaves the group. Records of the last poll that were not acknowledged,
-  // and claimed records not yet delivered, go to another member.
+  // and claimed records not yet delivered, go to another member. With
+  // GroupOptions::auto_commit_interval, first commits the group's position
+  // (the records handed over are at or past it) and returns that commit's
+  // error, if any; a member closed after its bus cannot commit and says so.
   Status close() noexcept;
   [[nodiscard]] bool is_open() const noexcept { return state_ != nullptr; }
 

@@ -131,6 +131,11 @@ struct BusOptions {
   // Run one thread that flushes topics with Durability::interval. Off: the
   // application calls Bus::flush() itself.
   bool flusher_thread = true;
+  // How often the flusher thread rewrites each persistent topic's stats file
+  // (<dir>/topics/<topic>/stats: the live counters `ringbus stat` reads from
+  // another process; README "Statistics"). Without the flusher the file is
+  // written at open and at close only. Zero: no stats files.
+  std::chrono::milliseconds stats_interval{100};
 };
 
 // A member of a consumer group (competing consumers): see ringbus/group.hpp.
@@ -145,6 +150,11 @@ struct GroupOptions {
   // Overrides the topic's wait strategy when set.
   bool override_wait = false;
   WaitStrategy wait = WaitStrategy::backoff;
+  // Durable position (a persistent topic of a bus opened writable on a
+  // directory; see GroupMember::commit). Not 0: poll() also commits the
+  // group's position when this much time passed since this member's last
+  // commit, and close() commits. Other topics refuse it at join.
+  std::chrono::milliseconds auto_commit_interval{0};
 
   [[nodiscard]] Status validate() const;
 };

@@ -9,4 +9,5 @@
 #include "ringbus/record.hpp"
 #include "ringbus/records.hpp"
 #include "ringbus/shared_producer.hpp"
+#include "ringbus/stats.hpp"
 #include "ringbus/status.hpp"

@@ -49,6 +49,7 @@ struct StatArgs {
   std::string dir;
   std::string topic; // "" = every topic
   Format format = Format::text;
+  std::int64_t interval_ms = 200; // between the two samples of a live writer's counters (0: no rate)
 };
 int run_stat(const StatArgs& args, std::ostream& out);
 
@@ -88,6 +89,24 @@ struct ProduceArgs {
   std::size_t segment_count = 0;
 };
 int run_produce(const ProduceArgs& args, std::istream& in, std::ostream& out);
+
+// bench.cpp: the benchmark run of ringbus-bench (bench/run_bench.hpp), when
+// this build has it (RINGBUS_BUILD_BENCH); else exit_error and how to get it.
+struct BenchArgs {
+  bool quick = false;
+  std::string filter; // "" = the headline scenarios (bench_headline_filter)
+  int repetitions = 1;
+  std::string results_dir; // "" = the source tree's bench/results
+  bool no_results = false;
+  std::string persist_dir = "/tmp";
+  std::string chart; // "" = next to the results file, same stem, .svg
+  std::string command;
+};
+// spsc_8B, spsc_64B, rtt, fanout_1to{1,2,3}, persist_append, replay, recover.
+extern const char* const bench_headline_filter;
+// "" when the text is a valid extended regular expression (as Google Benchmark reads a filter), else why not.
+std::string bench_filter_problem(const std::string& filter);
+int run_bench(const BenchArgs& args);
 
 // --- shared helpers (common.cpp, topics.cpp) ------------------------------------
 

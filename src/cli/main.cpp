@@ -59,10 +59,16 @@ int main(int argc, char** argv) {
 
   cli::StatArgs stat_args;
   std::string stat_format = "text";
-  CLI::App* stat = app.add_subcommand("stat", "Named consumers: committed offsets and lag (live counters: not yet)");
+  CLI::App* stat = app.add_subcommand("stat",
+                                      "Named consumers and consumer groups (committed offsets, lag) and each topic's "
+                                      "live counters (appends, rate, waits, laps)");
   add_dir(stat, stat_args.dir);
   stat->add_option("TOPIC", stat_args.topic, "only this topic");
   add_format(stat, stat_format, false);
+  stat->add_option("--interval", stat_args.interval_ms,
+                   "milliseconds between the two samples the append rate is taken from (0: no rate)")
+      ->check(CLI::Range(0, 60'000))
+      ->default_str("200");
 
   cli::DumpArgs dump_args;
   std::string dump_format = "text";
@@ -117,6 +123,48 @@ int main(int argc, char** argv) {
   produce->add_option("--segment-count", produce_args.segment_count, "with --create: segments in the ring")
       ->needs(create);
 
+  cli::BenchArgs bench_args;
+  CLI::App* bench = app.add_subcommand(
+      "bench", "Benchmark ringbus against its peers (ringbus-bench's headline scenarios): table, results file, chart");
+  bench->add_flag("--quick", bench_args.quick, "fewer items and round trips: about a minute");
+  bench
+      ->add_option("--filter", bench_args.filter,
+                   "run the rows whose name (<scenario>/<impl>/iterations:N/manual_time) matches this extended "
+                   "regular expression instead of the headline scenarios ('-' first: those that do not), "
+                   "e.g. 'rtt/' or 'spsc_8B/(ringbus_batch|boost_spsc)/'")
+      ->check(CLI::Validator(
+          [](std::string& filter) {
+            const std::string problem = cli::bench_filter_problem(filter);
+            return problem.empty() ? problem : "'" + filter + "' is not a valid regular expression: " + problem;
+          },
+          "REGEX", "regex"));
+  bench
+      ->add_option("--repetitions", bench_args.repetitions,
+                   "run each row N times: the table shows the median and min - max")
+      ->check(CLI::Range(1, 1000))
+      ->default_str("1");
+  CLI::Option* results_dir = bench->add_option(
+      "--results-dir", bench_args.results_dir,
+      "where the results file goes: <commit>_<cpu>_<compiler>_headline[-quick].md (default: bench/results of the "
+      "source tree)");
+  bench->add_flag("--no-results", bench_args.no_results, "write no results file (and no chart unless --chart)")
+      ->excludes(results_dir);
+  bench
+      ->add_option("--persist-dir", bench_args.persist_dir,
+                   "where persist_append, replay and recover make their bus directories (each removed after "
+                   "its run)")
+      ->default_str("/tmp");
+  bench->add_option("--chart", bench_args.chart,
+                    "write the chart (SVG) here (default: next to the results file, same stem, .svg)");
+  bench->footer(
+      "Headline scenarios (without --filter): spsc_8B, spsc_64B (one producer, one consumer), rtt (round trip), "
+      "fanout_1to1..3 (one producer, N consumers), persist_append, replay and recover (persistent topics); each "
+      "with ringbus's rows and the peers (rwq, moodycamel_cq, atomic_queue, boost_spsc; rwq_copies for fan-out). "
+      "A progress line per row goes to stderr, the summary table (Markdown: medians, min - max, ratio to the best "
+      "peer, the targets) to stdout. ringbus-bench runs every scenario and takes Google Benchmark's flags.\n"
+      "Exit codes: 0 done, 1 a row failed its check (lost, repeated or reordered items: the table says FAILED), "
+      "2 bad arguments, a build without benchmarks, or a file that cannot be written.");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -153,6 +201,11 @@ int main(int argc, char** argv) {
       }
       // The summary goes to standard error: standard output stays free for pipelines.
       return cli::run_produce(produce_args, std::cin, std::cerr);
+    }
+    if (*bench) {
+      bench_args.command = "ringbus";
+      for (int i = 1; i < argc; ++i) bench_args.command += std::string(" ") + argv[i];
+      return cli::run_bench(bench_args);
     }
   } catch (const cli::Failure& e) {
     std::cerr << "ringbus: error: " << e.what() << '\n';

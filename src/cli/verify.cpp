@@ -255,8 +255,9 @@ class Verifier {
           report.notes.push_back(s.path + ": bytes after the end of the log (file offset " +
                                  std::to_string(page_size_ + end) + ") are not zero from file offset " +
                                  std::to_string(page_size_ + *at) +
-                                 ": an unpublished batch (a crash mid-append; the next writer zeroes it) or a "
-                                 "frame whose first word was wiped");
+                                 ": an unpublished batch (a crash mid-append; the next writer zeroes it), the "
+                                 "previous lap's frames of a recycled segment file, or a frame whose first word "
+                                 "was wiped");
         }
       }
       report.records += s.index->next_offset() - s.base_offset;
@@ -301,7 +302,8 @@ class Verifier {
       bytes.resize(*got);
       Result<detail::SegmentIndex> decoded = detail::SegmentIndex::decode(bytes, file_name, base, segment_bytes);
       Status st = decoded.ok()
-                      ? decoded->verify(std::span<const std::byte>(seg->data.data(), seg->data.size()), file_name)
+                      ? decoded->verify(std::span<const std::byte>(seg->data.data(), seg->data.size()), file_name,
+                                        seg->header.frame_checksum == detail::FrameChecksumKind::crc32c)
                       : decoded.status();
       if (!st.ok()) {
         add(name, path, 0, bytes.size(),
@@ -373,7 +375,8 @@ class Verifier {
         detail::SegmentIndex::create(s.base_offset, segment_bytes, index_interval_bytes);
     if (!index.ok()) throw Failure(std::string(index.message()));
     detail::ScanOptions scan;
-    scan.verify_checksums = true;
+    scan.verify_checksums = s.header.frame_checksum == detail::FrameChecksumKind::crc32c;
+    scan.other_lap_ends_data = true; // as recovery: a recycled file's last-lap frames end this lap's data
     scan.lap = lap_of(s.header.base_position, capacity);
     s.stop = index->catch_up(std::span<const std::byte>(s.data.data(), s.data.size()), scan);
     s.index = std::move(*index);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "detail/group_state.hpp"
+#include "detail/stats_file.hpp"
 #include "platform/files.hpp"
 #include "ringbus/detail/gate.hpp"
 #include "ringbus/detail/log.hpp"
@@ -33,8 +34,18 @@ struct BusDirectory {
   platform::FileDescriptor dir;       // the bus directory
   platform::FileDescriptor topics;    // <dir>/topics: one sub-directory per persistent topic
   platform::FileDescriptor consumers; // <dir>/consumers: durable offsets of named consumers
+  platform::FileDescriptor groups;    // <dir>/groups: durable positions of consumer groups
   platform::FileLock lock;            // <dir>/LOCK, held by a writable bus
   bool read_only = false;
+  std::int64_t stats_interval_ns = 0; // BusOptions::stats_interval; 0: no stats files
+};
+
+// A persistent topic's stats file and the log it reports (stats_file.hpp).
+// Written by the flusher thread, then once by Bus::close after the flusher
+// stopped: one writer at a time.
+struct StatsPublisher {
+  Log* log = nullptr;
+  StatsFileWriter file;
 };
 
 class BusCore {
@@ -46,11 +57,20 @@ class BusCore {
   using GroupPtr = std::unique_ptr<GroupState, HeapDeleter>;
   // Keyed by group_key(group, topic).
   using Groups = std::map<HeapString, GroupPtr, std::less<>, HeapAllocator<std::pair<const HeapString, GroupPtr>>>;
+  using GroupOffsetsPtr = std::unique_ptr<GroupOffsets, HeapDeleter>;
+  // Keyed by group name: one store per name, shared by the group's topics.
+  using GroupOffsetsMap =
+      std::map<HeapString, GroupOffsetsPtr, std::less<>, HeapAllocator<std::pair<const HeapString, GroupOffsetsPtr>>>;
 
-  std::mutex mutex; // guards registry, named and groups (cold path only)
+  std::mutex mutex; // guards registry, named, groups and group_offsets (cold path only)
   Registry registry;
-  Named named;   // open consumers that have a name
-  Groups groups; // consumer groups, one entry per (group, topic); live as long as the core
+  Named named;                   // open consumers that have a name
+  Groups groups;                 // consumer groups, one entry per (group, topic); live as long as the core
+  GroupOffsetsMap group_offsets; // durable group positions (guarded by mutex); live as long as the core
+  // Stats files of the persistent topics of a writable bus (guarded by mutex;
+  // each publisher's address is stable: the flusher uses it outside the lock).
+  std::vector<std::unique_ptr<StatsPublisher, HeapDeleter>, HeapAllocator<std::unique_ptr<StatsPublisher, HeapDeleter>>>
+      stats_publishers;
   std::atomic<bool> closed{false};
   std::unique_ptr<BusDirectory> disk; // null: an in-memory bus
   // Durability::interval flushing and segment preparation (Bus::open with
@@ -67,8 +87,16 @@ class BusCore {
   Log* find(std::string_view name) {
     std::lock_guard lock(mutex);
     auto it = registry.find(name);
-    return it == registry.end() ? nullptr : it->second.get();
+    if (it != registry.end()) return it->second.get();
+    return disk && disk->read_only ? discover_locked(name) : nullptr;
   }
+  // A read-only bus follows another process, which may create topics after
+  // this bus opened: such a topic is opened from the directory on first use.
+  // nullptr when the directory has no (complete) topic of that name. Called
+  // with mutex held.
+  Log* discover_locked(std::string_view name);
+  // disk->topics, opened now if the writer made it after this bus opened.
+  bool topics_directory_locked();
 };
 
 } // namespace ringbus::detail

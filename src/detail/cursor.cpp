@@ -37,6 +37,9 @@ bool refill(Cursor& c, Gap& gap) noexcept {
         if (gap.count == 0) gap.first_lost = expected;
         gap.count += first.base_offset - expected;
         c.lost += first.base_offset - expected;
+        // Statistics (relaxed, see LogCounters): only here, where a lap is found.
+        LogCounters::add(log.counters().laps, 1);
+        LogCounters::add(log.counters().records_lost, first.base_offset - expected);
       }
       c.pos = from;
       c.skip = 0;

@@ -12,16 +12,21 @@
 //   acknowledged, nor one no member has claimed yet.
 //   group position (offset) = min(offset at claim, every record's held_offset):
 //   every record below it has been acknowledged.
+//   commit_floor <= group position (persistent topics): a commit stores
+//   max(a position snapshot, commit_floor), never more than the truth and
+//   never less than an earlier commit of this bus's life.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string_view>
 
 #include "ringbus/detail/config.hpp"
 #include "ringbus/detail/log.hpp"
 #include "ringbus/detail/memory.hpp"
+#include "ringbus/detail/offset_store.hpp"
 #include "ringbus/options.hpp"
 
 namespace ringbus::detail {
@@ -54,6 +59,19 @@ struct alignas(cache_line) MemberRecord {
   std::uint64_t range_end = 0;
 };
 
+// The durable positions of one group name in every persistent topic it is in:
+// <dir>/groups/<group>.offsets, an OffsetStore with one entry per topic.
+// Shared by the group's GroupStates (one per topic) and all their members;
+// owned by BusCore::group_offsets (lives as long as the bus core).
+struct GroupOffsets {
+  // Serializes commits (OffsetStore is single-threaded; each commit is a
+  // pwrite and an fdatasync: a cold path) and reads of the committed map.
+  std::mutex mutex;
+  // Opened at the group's first join when the file exists, else at its first
+  // commit (which creates it).
+  std::optional<OffsetStore> store;
+};
+
 struct GroupState {
   GroupState(std::string_view group_name, Log* topic_log) : name(group_name), log(topic_log) {}
 
@@ -75,6 +93,13 @@ struct GroupState {
   std::uint32_t open_members = 0;
   int anchor_slot = -1; // holds the claim while no member is open
   MemberRecord members[limits::max_group_members];
+  // Durable position: set at creation for a persistent topic of a writable
+  // bus on a directory, else null (commit() then says why not).
+  GroupOffsets* offsets = nullptr;
+  // Guarded by offsets->mutex: the position this group resumed at or last
+  // committed in this bus's life. A position snapshot may lag the truth a
+  // little (see position()), the truth only grows: commits never go below it.
+  std::uint64_t commit_floor = 0;
 };
 
 // Registry key of a group in a topic (names contain no NUL).

@@ -99,10 +99,13 @@ void Log::restore(const LogRestore& r) noexcept {
   writer_.next_offset = r.next_offset;
   writer_.segment_end = r.segment_end;
   synced_ = r.pos;
+  checksum_frames_ = r.checksum_frames;
   published_.tail.store(r.pos, std::memory_order_relaxed);
   published_.end_offset.store(r.next_offset, std::memory_order_relaxed);
   head_.store(r.head, std::memory_order_relaxed);
   head_offset_.store(r.head_offset, std::memory_order_relaxed);
+  stats_base_offset_ = r.next_offset;
+  stats_base_position_ = r.pos;
 }
 
 Status Log::sync_published() noexcept {
@@ -162,7 +165,13 @@ bool Log::roll(bool wait, Errc& err) noexcept {
       return false;
     }
   }
-  if (store_ != nullptr && !roll_files(next_start, err)) return false;
+  if (store_ != nullptr) {
+    // Statistics: two clock reads per roll of a persistent topic (once per segment).
+    const std::int64_t started = platform::monotonic_ns();
+    if (!roll_files(next_start, err)) return false;
+    LogCounters::add(counters_.segment_rolls, 1);
+    LogCounters::add(counters_.segment_roll_ns, static_cast<std::uint64_t>(platform::monotonic_ns() - started));
+  }
   if (w.pos < next_start) {
     // Pad frame: only its first word. Published with the next tail store.
     const std::uint64_t word =
@@ -195,12 +204,14 @@ bool Log::roll_files(std::uint64_t next_start, Errc& err) noexcept {
       (void)reclaim(want, false, ignored); // refused: a reader is behind, keep the segments
     }
   }
-  store_->drop_below(head_.load(std::memory_order_relaxed));
+  // The segment leaving the slot the writer enters is recycled as the next one when it can be.
+  store_->drop_below(head_.load(std::memory_order_relaxed), next_start);
   if (Status st = store_->begin_segment(next_start, writer_.next_offset, writer_.has_pending); !st.ok()) {
     roll_error_ = std::move(st);
     err = roll_error_.code();
     return false;
   }
+  checksum_frames_ = store_->checksums_frames(); // a recovered tail may have been of the other kind
   return true;
 }
 
@@ -232,8 +243,37 @@ void Log::read_head(std::uint64_t& pos, std::uint64_t& offset) const noexcept {
   }
 }
 
+namespace {
+
+// Statistics: times one wait of the producer for room. The clock is read only
+// once the producer really waits (the first check found no room), and once more
+// when it stops: a roll that finds room costs nothing. The wait is counted
+// when it begins (so a wait in progress shows), its time when it ends.
+class WaitTimer {
+ public:
+  explicit WaitTimer(LogCounters& counters) noexcept : counters_(counters) {}
+  WaitTimer(const WaitTimer&) = delete;
+  WaitTimer& operator=(const WaitTimer&) = delete;
+  ~WaitTimer() {
+    if (started_ == 0) return;
+    LogCounters::add(counters_.producer_wait_ns, static_cast<std::uint64_t>(platform::monotonic_ns() - started_));
+  }
+  void waiting() noexcept {
+    if (started_ != 0) return;
+    started_ = platform::monotonic_ns();
+    LogCounters::add(counters_.producer_waits, 1);
+  }
+
+ private:
+  LogCounters& counters_;
+  std::int64_t started_ = 0;
+};
+
+} // namespace
+
 bool Log::reclaim(std::uint64_t need, bool wait, Errc& err) noexcept {
   Waiter waiter(options_.wait == WaitStrategy::blocking ? WaitStrategy::backoff : options_.wait);
+  WaitTimer timer(counters_); // one wait per reclaim, however many rounds
   const auto wait_for_readers = [&]() {
     for (;;) {
       if (min_reader_position() >= need) return true; // (A)
@@ -245,6 +285,7 @@ bool Log::reclaim(std::uint64_t need, bool wait, Errc& err) noexcept {
         err = Errc::would_block;
         return false;
       }
+      timer.waiting();
       waiter.idle();
     }
   };
@@ -310,6 +351,16 @@ void Log::protect_from_head(int index, std::uint64_t& pos, std::uint64_t& offset
     if (again == pos) return;
     read_head(pos, offset);
   }
+}
+
+std::uint32_t Log::active_readers() const noexcept {
+  std::uint32_t n = 0;
+  // relaxed: a count for statistics; no slot's data is read on its strength.
+  const std::uint32_t used = slots_used_.load(std::memory_order_relaxed);
+  for (std::uint32_t i = 0; i < used; ++i) {
+    if (slots_[i].state.load(std::memory_order_relaxed) == slot_active) ++n;
+  }
+  return n;
 }
 
 void Log::unregister_reader(int index) noexcept {

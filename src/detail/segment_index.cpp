@@ -249,6 +249,14 @@ ScanStop SegmentIndex::catch_up(std::span<const std::byte> data, const ScanOptio
       std::memcpy(&word0, data.data() + end_position_, sizeof word0);
       if (word0 != 0 && end_position_ + align_up(word0_length(word0), frame_alignment) > limit) return ScanStop::limit;
     }
+    if (options.other_lap_ends_data) {
+      const std::optional<std::uint16_t> want_lap = options.lap.has_value() ? options.lap : lap_;
+      std::uint64_t word0 = 0;
+      std::memcpy(&word0, data.data() + end_position_, sizeof word0);
+      if (word0 != 0 && want_lap.has_value() && static_cast<std::uint16_t>(word0 >> 48) != *want_lap) {
+        return ScanStop::end_of_data;
+      }
+    }
     FrameFacts facts;
     if (!check_frame(data.data() + end_position_, segment_bytes_ - end_position_, next_offset_, options, lap_, facts,
                      problem_)) {
@@ -382,7 +390,7 @@ Result<SegmentIndex> SegmentIndex::decode(std::span<const std::byte> bytes, std:
   return index;
 }
 
-Status SegmentIndex::verify(std::span<const std::byte> data, std::string_view file_name) const {
+Status SegmentIndex::verify(std::span<const std::byte> data, std::string_view file_name, bool verify_checksums) const {
   const auto refuse = [file_name](const std::string& why) {
     return Status(Errc::corrupt_data,
                   "segment index " + std::string(file_name) + " does not match its segment: " + why);
@@ -419,7 +427,8 @@ Status SegmentIndex::verify(std::span<const std::byte> data, std::string_view fi
     max_ts = entries_.back().max_timestamp_before;
   }
   std::string why;
-  const ScanOptions options{};
+  ScanOptions options{};
+  options.verify_checksums = verify_checksums;
   while (position < end_position_) {
     FrameFacts facts;
     if (!check_frame(data.data() + position, segment_bytes_ - position, offset, options, lap_, facts, why)) {

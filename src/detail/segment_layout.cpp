@@ -89,7 +89,7 @@ Status encode_segment_header(std::span<std::byte> out, const SegmentHeaderFields
   store_field(out, offsetof(SegmentHeader, segment_bytes), fields.segment_bytes);
   store_field(out, offsetof(SegmentHeader, base_offset), fields.base_offset);
   store_field(out, offsetof(SegmentHeader, created_ns), fields.created_ns);
-  store_field(out, offsetof(SegmentHeader, frame_checksum), static_cast<std::uint32_t>(FrameChecksumKind::crc32c));
+  store_field(out, offsetof(SegmentHeader, frame_checksum), static_cast<std::uint32_t>(fields.frame_checksum));
   store_field(out, offsetof(SegmentHeader, name_length), static_cast<std::uint32_t>(fields.topic.size()));
   std::memcpy(out.data() + offsetof(SegmentHeader, topic_name), fields.topic.data(), fields.topic.size());
   store_field(out, offsetof(SegmentHeader, base_position), fields.base_position);
@@ -135,8 +135,10 @@ Status validate_segment_header(std::span<const std::byte> bytes, std::string_vie
                                  std::to_string(expected_segment_bytes));
   }
   const auto checksum_kind = load_field<std::uint32_t>(bytes, offsetof(SegmentHeader, frame_checksum));
-  if (checksum_kind != static_cast<std::uint32_t>(FrameChecksumKind::crc32c)) {
-    return refuse(file_name, "frame_checksum " + std::to_string(checksum_kind) + ", this build knows 1 (CRC32C)");
+  if (checksum_kind != static_cast<std::uint32_t>(FrameChecksumKind::crc32c) &&
+      checksum_kind != static_cast<std::uint32_t>(FrameChecksumKind::none)) {
+    return refuse(file_name,
+                  "frame_checksum " + std::to_string(checksum_kind) + ", this build knows 1 (CRC32C) and 0 (none)");
   }
   const auto name_length = load_field<std::uint32_t>(bytes, offsetof(SegmentHeader, name_length));
   if (name_length == 0 || name_length > limits::max_topic_name_bytes) {
@@ -176,6 +178,7 @@ Status validate_segment_header(std::span<const std::byte> bytes, std::string_vie
   }
   if (out != nullptr) {
     out->flags = flags;
+    out->frame_checksum = static_cast<FrameChecksumKind>(checksum_kind);
     out->base_position = base_position;
     out->ring_capacity = ring_capacity;
     out->page_size = page_size;

@@ -205,6 +205,7 @@ TopicStore::~TopicStore() {
     if (!read_only_) (void)platform::remove_file_at(dir_, p->name);
     delete p;
   }
+  if (recycled_ && !read_only_) (void)platform::remove_file_at(dir_, recycled_->name);
   // ring_ (if not taken) unmaps the whole reservation; segment fds close with segments_.
 }
 
@@ -242,7 +243,7 @@ Result<std::unique_ptr<TopicStore>> TopicStore::create(const platform::FileDescr
     if (Status st = platform::sync_directory(topics_dir); !st.ok()) return in_topic(name, st);
     if (Status st = store->open_directory_and_ring(topics_dir, true); !st.ok()) return in_topic(name, st);
     if (Status st = store->begin_segment(0, 0, false); !st.ok()) return in_topic(name, st);
-    store->restore_ = LogRestore{0, 0, 0, store->segment_bytes_, 0};
+    store->restore_ = LogRestore{0, 0, 0, store->segment_bytes_, 0, store->checksums_frames()};
     store->report_.segments = 1;
     return store;
   } catch (const std::bad_alloc&) {
@@ -341,6 +342,7 @@ Status TopicStore::recover() {
   if (!entries.ok()) return in_topic(name_, entries.status());
   const auto access = read_only_ ? platform::Access::read_only : platform::Access::read_write;
   std::vector<std::byte> header(segment_header_bytes);
+  bool removed_a_file = false; // the directory is synced once at the end
   for (const platform::DirectoryEntry& e : *entries) {
     if (is_prepared_name(e.name) || e.name == meta_temp_file || e.name.ends_with(index_temp_suffix)) {
       // A segment prepared ahead, a meta file or an index never renamed (a
@@ -351,9 +353,48 @@ Status TopicStore::recover() {
     const std::optional<std::uint64_t> base = parse_segment_file_name(e.name);
     if (!base) continue; // .idx files, LOCK, topic.meta, anything else: not a segment
     Result<platform::FileDescriptor> fd = platform::open_file_at(dir_, e.name, access);
-    if (!fd.ok()) return in_topic(name_, fd.status());
+    if (!fd.ok()) {
+      // A follower races the writer: the file was deleted or recycled (renamed) since the listing.
+      if (Result<bool> there = platform::entry_exists_at(dir_, e.name); read_only_ && there.ok() && !*there) {
+        segments_.clear(); // the writer moved past it: the older ones listed so far are gone or going too
+        continue;
+      }
+      return in_topic(name_, fd.status());
+    }
+    if (read_only_) {
+      // A follower maps only files it holds a read lock on: the writer never
+      // recycles those (drop_below), so their bytes stay this lap's. The writer
+      // holds its write lock for a few system calls at most.
+      Result<bool> locked = platform::try_lock_file(*fd, true);
+      for (int tries = 0; locked.ok() && !*locked && tries < 10'000; ++tries) {
+        platform::sleep_ns(10'000);
+        locked = platform::try_lock_file(*fd, true);
+      }
+      if (!locked.ok()) return in_topic(name_, locked.status());
+      if (!*locked) return Status(Errc::system_error, fd->path() + ": the writer held its lock for over 100 ms");
+    }
     Result<std::size_t> got = platform::read_at(*fd, 0, header);
     if (!got.ok()) return in_topic(name_, got.status());
+    {
+      // A valid header of another base offset than its name's is a recycle.
+      // Read-only: the writer recycled the file (renamed it) since the
+      // listing; it is a newer segment, which follow_next maps by its new
+      // name. The writer: a recycle that a power loss cut short before its
+      // renames reached the disk; its old records were behind the head
+      // already and its new ones were never flushed (a flush syncs the
+      // directory too), so it goes.
+      SegmentHeaderFields now;
+      if (validate_segment_header(std::span(header).first(*got), fd->path(), name_, segment_bytes_, &now).ok() &&
+          now.base_offset != *base) {
+        if (read_only_) {
+          segments_.clear(); // as above: every segment listed before it is older still
+          continue;
+        }
+        if (Status st = platform::remove_file_at(dir_, e.name); !st.ok()) return in_topic(name_, st);
+        removed_a_file = true;
+        continue;
+      }
+    }
     SegmentHeaderFields fields;
     if (Status st = validate_segment_header(std::span(header).first(*got), e.name, name_, segment_bytes_, &fields);
         !st.ok()) {
@@ -380,6 +421,8 @@ Status TopicStore::recover() {
     s.base_offset = fields.base_offset;
     s.created_ns = fields.created_ns;
     s.opened_mid_batch = (fields.flags & segment_flags::opened_mid_batch) != 0;
+    s.checksummed = fields.frame_checksum == FrameChecksumKind::crc32c;
+    s.may_have_index_file = true; // an earlier run may have persisted one
     s.fd = std::move(*fd);
     if (!segments_.empty()) {
       const Segment& prev = segments_.back();
@@ -394,9 +437,13 @@ Status TopicStore::recover() {
     segments_.push_back(std::move(s));
   }
   if (segments_.empty()) {
-    if (read_only_) return Status(Errc::corrupt_data, "topic '" + name_ + "' in " + dir_.path() + " has no segment");
+    // Read-only: the writer is creating the topic (topic.meta is written
+    // before the first segment): not a topic yet.
+    if (read_only_) {
+      return Status(Errc::topic_not_found, "topic '" + name_ + "' in " + dir_.path() + " has no segment yet");
+    }
     if (Status st = begin_segment(0, 0, false); !st.ok()) return in_topic(name_, st);
-    restore_ = LogRestore{0, 0, 0, segment_bytes_, 0};
+    restore_ = LogRestore{0, 0, 0, segment_bytes_, 0, checksums_frames()};
     report_.segments = 1;
     return {};
   }
@@ -445,13 +492,37 @@ Status TopicStore::recover() {
   if (report_.dropped_unpublished_segment) {
     if (Status st = platform::sync_directory(dir_); !st.ok()) return in_topic(name_, st);
   }
+  // Now every segment but the tail must be sealed (the rule above made the
+  // segment before the tail so; every older one was sealed when the writer
+  // left it). An oldest one that is not holds what no reader may take: a
+  // recycle a power loss cut short (the old name and header, some of the new
+  // lap's pages on disk) or pages the kernel never wrote back. It goes, as if
+  // retention had taken it. (Only the oldest: damage inside a middle segment
+  // is found by `ringbus verify`, not here.)
+  while (segments_.size() > 1 && !sealed(segments_.front())) {
+    const Segment& front = segments_.front();
+    (void)platform::map_zeros_into(ring_base_ + (front.position & (capacity_ - 1)), segment_bytes_);
+    if (!read_only_) {
+      if (Status st = platform::remove_file_at(dir_, segment_file_name(front.base_offset)); !st.ok()) {
+        return in_topic(name_, st);
+      }
+      removed_a_file = true;
+    }
+    segments_.pop_front();
+  }
+  if (removed_a_file) {
+    if (Status st = platform::sync_directory(dir_); !st.ok()) return in_topic(name_, st);
+  }
 
-  // The tail: validate frame by frame, cut at the first bad one.
+  // The tail: validate frame by frame, cut at the first bad one. A recycled
+  // file holds last lap's frames past this lap's end: they carry last lap's
+  // tag (and older offsets, which check_frame refuses anyway), and end the data.
   ScanOptions scan;
-  scan.verify_checksums = true;
+  scan.other_lap_ends_data = true;
   {
     Segment& tail = segments_.back();
     scan.lap = lap_of(tail.position, capacity_);
+    scan.verify_checksums = tail.checksummed;
     Result<SegmentIndex> index = SegmentIndex::create(tail.base_offset, segment_bytes_, index_interval_bytes);
     if (!index.ok()) return in_topic(name_, index.status());
     const ScanStop stop = index->catch_up(data_of(tail), scan);
@@ -475,6 +546,7 @@ Status TopicStore::recover() {
     restore_.pos = full ? tail.position + segment_bytes_ : tail.position + index->end_position();
     restore_.segment_end = full ? restore_.pos : tail.position + segment_bytes_;
     restore_.next_offset = index->next_offset();
+    restore_.checksum_frames = full ? checksums_frames() : tail.checksummed;
     report_.records_kept_in_tail = index->next_offset() - tail.base_offset;
     tail.index = std::move(*index);
   }
@@ -532,24 +604,33 @@ Result<TopicStore::Prepared*> TopicStore::prepare_segment(bool populate) noexcep
 }
 
 Status TopicStore::begin_segment(std::uint64_t start, std::uint64_t first_offset, bool mid_batch) noexcept {
-  if (failed()) return failure();
-  std::unique_ptr<Prepared> p(prepared_.exchange(nullptr, std::memory_order_acquire)); // pairs with maintain's release
-  if (!p) {
-    Result<Prepared*> made = prepare_segment(false);
-    if (!made.ok()) return made.status();
-    p.reset(*made);
+  if (failed()) {
+    discard_recycled(); // its write lock must not outlive the roll (a follower would wait on it)
+    return failure();
   }
   try {
-    std::array<std::byte, segment_header_bytes> header{};
     SegmentHeaderFields fields;
     fields.page_size = static_cast<std::uint32_t>(page_size_);
     fields.segment_bytes = segment_bytes_;
     fields.base_offset = first_offset;
     fields.created_ns = wall_clock_ns();
     fields.flags = mid_batch ? segment_flags::opened_mid_batch : 0;
+    fields.frame_checksum = checksums_frames() ? FrameChecksumKind::crc32c : FrameChecksumKind::none;
     fields.base_position = start;
     fields.ring_capacity = capacity_;
     fields.topic = name_;
+    if (recycled_) {
+      if (recycled_->slot == (start & (capacity_ - 1))) return recycle_segment(start, fields);
+      discard_recycled();
+    }
+    std::unique_ptr<Prepared> p(
+        prepared_.exchange(nullptr, std::memory_order_acquire)); // pairs with maintain's release
+    if (!p) {
+      Result<Prepared*> made = prepare_segment(false);
+      if (!made.ok()) return made.status();
+      p.reset(*made);
+    }
+    std::array<std::byte, segment_header_bytes> header{};
     if (Status st = encode_segment_header(header, fields); !st.ok()) return st;
     if (Status st = platform::write_at(p->fd, 0, header); !st.ok()) return st;
     const bool durable = options_.durability == Durability::sync;
@@ -576,6 +657,7 @@ Status TopicStore::begin_segment(std::uint64_t start, std::uint64_t first_offset
     s.base_offset = first_offset;
     s.created_ns = fields.created_ns;
     s.opened_mid_batch = mid_batch;
+    s.checksummed = fields.frame_checksum == FrameChecksumKind::crc32c;
     s.fd = std::move(p->fd);
     if (Status st = map_segment(s, options_.prefault); !st.ok()) {
       (void)platform::remove_file_at(dir_, final_name);
@@ -587,6 +669,77 @@ Status TopicStore::begin_segment(std::uint64_t start, std::uint64_t first_offset
     return Status(Errc::out_of_memory, "rolling topic '" + name_ + "' to a new segment: out of memory");
   }
   return {};
+}
+
+// The segment file dropped from this ring slot (drop_below) becomes the new
+// segment: header rewritten, renamed from its next-N.tmp name to the new base
+// offset, its mapping and page-cache pages kept (no mmap, no page faults, no
+// page allocation). Its data still holds last lap's frames: they carry last
+// lap's tag, so no reader takes them for this lap's (the same as an in-memory
+// ring), and recovery's scan ends at the first of them (other_lap_ends_data).
+// Crash points: before the rename the file is a next-N.tmp that recovery
+// deletes (its records were behind the head already); after it, the segment
+// holds no frame of its lap yet.
+Status TopicStore::recycle_segment(std::uint64_t start, const SegmentHeaderFields& fields) noexcept {
+  Recycled& r = *recycled_;
+  try {
+    std::array<std::byte, segment_header_bytes> header{};
+    if (Status st = encode_segment_header(header, fields); !st.ok()) {
+      discard_recycled();
+      return st;
+    }
+    if (Status st = platform::write_at(r.fd, 0, header); !st.ok()) {
+      discard_recycled();
+      return st;
+    }
+    const bool durable = options_.durability == Durability::sync;
+    if (durable) {
+      if (Status st = platform::sync_file_data(r.fd); !st.ok()) {
+        set_failure(st);
+        discard_recycled();
+        return st;
+      }
+    }
+    const std::string final_name = segment_file_name(fields.base_offset);
+    if (Status st = platform::rename_at(dir_, r.name, final_name); !st.ok()) {
+      discard_recycled();
+      return st;
+    }
+    r.fd.set_path(dir_.path() + "/" + final_name);
+    if (r.lock_held) platform::unlock_file(r.fd); // a follower may map it from now on
+    Segment s;
+    s.position = start;
+    s.base_offset = fields.base_offset;
+    s.created_ns = fields.created_ns;
+    s.opened_mid_batch = (fields.flags & segment_flags::opened_mid_batch) != 0;
+    s.checksummed = fields.frame_checksum == FrameChecksumKind::crc32c;
+    s.fd = std::move(r.fd);
+    recycled_.reset();
+    if (durable) {
+      if (Status st = platform::sync_directory(dir_); !st.ok()) {
+        set_failure(st);
+        (void)platform::map_zeros_into(ring_base_ + (start & (capacity_ - 1)), segment_bytes_);
+        return st;
+      }
+    }
+    std::lock_guard lock(mutex_);
+    segments_.push_back(std::move(s));
+  } catch (const std::bad_alloc&) {
+    discard_recycled();
+    return Status(Errc::out_of_memory, "rolling topic '" + name_ + "' to a recycled segment: out of memory");
+  }
+  return {};
+}
+
+void TopicStore::discard_recycled() noexcept {
+  if (!recycled_) return;
+  (void)platform::map_zeros_into(ring_base_ + recycled_->slot, segment_bytes_);
+  (void)platform::remove_file_at(dir_, recycled_->name);
+  // Its header was not rewritten: a follower that opened the old name may read it now.
+  if (recycled_->lock_held) platform::unlock_file(recycled_->fd);
+  std::lock_guard lock(mutex_);
+  if (graveyard_.size() < graveyard_.capacity()) graveyard_.push_back(std::move(recycled_->fd));
+  recycled_.reset();
 }
 
 Status TopicStore::sync_published(std::uint64_t from, std::uint64_t to) noexcept {
@@ -629,29 +782,56 @@ std::uint64_t TopicStore::retention_head(std::uint64_t current_head, std::uint64
   return head;
 }
 
-void TopicStore::drop_below(std::uint64_t head) noexcept {
+void TopicStore::drop_below(std::uint64_t head, std::uint64_t entering) noexcept {
   std::lock_guard lock(mutex_);
-  bool removed = false;
   while (!segments_.empty() && segments_.front().position + segment_bytes_ <= head) {
     Segment& s = segments_.front();
-    (void)platform::map_zeros_into(ring_base_ + (s.position & (capacity_ - 1)), segment_bytes_);
-    if (!read_only_) {
-      // The index goes whether or not this run wrote or loaded it
-      // (index_on_disk): an earlier run may have persisted it, and left behind
-      // it would never be removed. It goes first, so a crash between the two
-      // leaves a segment without its index (rebuilt on demand), never a stray
-      // index. A missing file is fine.
-      (void)platform::remove_file_at(dir_, segment_index_file_name(s.base_offset));
-      (void)platform::remove_file_at(dir_, segment_file_name(s.base_offset));
-      removed = true;
+    const std::uint64_t slot = s.position & (capacity_ - 1);
+    if (!read_only_ && entering != no_recycle && slot == (entering & (capacity_ - 1)) && !recycled_) {
+      // Recycle it (begin_segment follows): only when no follower holds a
+      // read lock on it (a follower's mapping of it must keep this lap's
+      // bytes). The write lock is dropped once the file has its new name.
+      Result<bool> locked = platform::try_lock_file(s.fd, false);
+      if (locked.ok() && *locked) {
+        try {
+          std::string temp = std::string(prepared_prefix) + "r" +
+                             std::to_string(prepare_counter_.fetch_add(1, std::memory_order_relaxed)) +
+                             std::string(temp_suffix);
+          if (s.may_have_index_file) (void)platform::remove_file_at(dir_, segment_index_file_name(s.base_offset));
+          if (platform::rename_at(dir_, segment_file_name(s.base_offset), temp).ok()) {
+            recycled_ = Recycled{std::move(s.fd), std::move(temp), slot, true};
+            segments_.pop_front();
+            continue;
+          }
+        } catch (const std::bad_alloc&) {
+        }
+        platform::unlock_file(s.fd);
+      }
     }
+    (void)platform::map_zeros_into(ring_base_ + slot, segment_bytes_);
+    if (read_only_) {
+      s.fd.reset(); // drops the follower's read lock: the writer may recycle the file
+      segments_.pop_front();
+      continue;
+    }
+    // The index goes whether or not this run wrote or loaded it
+    // (may_have_index_file: an earlier run may have persisted it, and left
+    // behind it would never be removed). It goes first, so a crash between the
+    // two leaves a segment without its index (rebuilt on demand), never a stray
+    // index. A missing file is fine.
+    if (s.may_have_index_file) (void)platform::remove_file_at(dir_, segment_index_file_name(s.base_offset));
+    (void)platform::remove_file_at(dir_, segment_file_name(s.base_offset));
     // The flusher closes it (maintain): the page cache of a deleted file is
     // freed by its last close, which costs ~0.3 ms per MiB. Without room
     // (no flusher running), it closes here.
     if (graveyard_.size() < graveyard_.capacity()) graveyard_.push_back(std::move(s.fd));
     segments_.pop_front();
   }
-  if (removed && options_.durability != Durability::none) (void)platform::sync_directory(dir_);
+  // No directory sync here: a deletion that does not reach the disk before a
+  // power loss leaves a segment behind the head, which recovery deletes again
+  // (more segments than the ring) or keeps (retention applies again later).
+  // Under sync, begin_segment syncs the directory right after; under
+  // interval, the next flush does.
 }
 
 void TopicStore::abandon_from(std::uint64_t start) noexcept {
@@ -785,10 +965,15 @@ void TopicStore::maintain(std::uint64_t tail, std::int64_t now_ns) noexcept {
       last_flush_ns_ = now_ns;
     }
   }
-  // Persist the indexes of sealed segments (so a restart need not rebuild them).
+  // Persist the indexes of sealed segments (so a restart need not rebuild
+  // them), once sealed for a second: a ring that laps faster than that
+  // recycles its segments before a restart could use their indexes, and the
+  // scan and the three file calls, under mutex_, would hold up the roll.
   std::lock_guard lock(mutex_);
-  for (Segment& s : segments_) {
-    if (s.index_on_disk || s.position + segment_bytes_ > tail) continue;
+  const std::int64_t settled = wall_clock_ns() - 1'000'000'000;
+  for (std::size_t i = 0; i + 1 < segments_.size(); ++i) {
+    Segment& s = segments_[i];
+    if (s.index_on_disk || s.position + segment_bytes_ > tail || segments_[i + 1].created_ns > settled) continue;
     SegmentIndex* index = index_of(s, tail);
     if (index == nullptr || !index->sealed()) continue;
     try {
@@ -803,6 +988,7 @@ void TopicStore::maintain(std::uint64_t tail, std::int64_t now_ns) noexcept {
         continue;
       }
       s.index_on_disk = true;
+      s.may_have_index_file = true;
     } catch (const std::bad_alloc&) {
       return;
     }
@@ -836,6 +1022,10 @@ bool TopicStore::follow_next(std::uint64_t& position, std::uint64_t& offset, Log
       if (!fd.ok()) return false; // deleted meanwhile: next time
       lapped = true;
     }
+    // Read-locked before its header is read: from here the writer cannot
+    // recycle it (drop_below), so the header read below stays true for as
+    // long as it is mapped here. Refused: the writer is recycling it now.
+    if (Result<bool> locked = platform::try_lock_file(*fd, true); !locked.ok() || !*locked) return false;
     std::array<std::byte, segment_header_bytes> header{};
     Result<std::size_t> got = platform::read_at(*fd, 0, header);
     if (!got.ok()) return false;
@@ -860,6 +1050,7 @@ bool TopicStore::follow_next(std::uint64_t& position, std::uint64_t& offset, Log
     s.position = fields.base_position;
     s.base_offset = fields.base_offset;
     s.created_ns = fields.created_ns;
+    s.checksummed = fields.frame_checksum == FrameChecksumKind::crc32c;
     s.fd = std::move(*fd);
     // A failed map leaves the head past the tail: readers find nothing
     // (refill) until a later follow() maps the segment.
@@ -887,7 +1078,7 @@ SegmentIndex* TopicStore::index_of(Segment& s, std::uint64_t tail) noexcept {
   try {
     const std::span<const std::byte> data = data_of(s);
     ScanOptions scan;
-    scan.verify_checksums = true;
+    scan.verify_checksums = s.checksummed;
     scan.lap = lap_of(s.position, capacity_);
     const std::uint64_t until = tail >= s.position + segment_bytes_ ? segment_bytes_ : tail - s.position;
     if (!s.index) {
@@ -901,9 +1092,11 @@ SegmentIndex* TopicStore::index_of(Segment& s, std::uint64_t tail) noexcept {
           Result<std::size_t> got = platform::read_at(*fd, 0, bytes);
           if (got.ok() && *got == bytes.size()) {
             Result<SegmentIndex> decoded = SegmentIndex::decode(bytes, idx_name, s.base_offset, segment_bytes_);
-            if (decoded.ok() && decoded->end_position() <= until && decoded->verify(data, idx_name).ok()) {
+            if (decoded.ok() && decoded->end_position() <= until &&
+                decoded->verify(data, idx_name, s.checksummed).ok()) {
               s.index = std::move(*decoded);
               s.index_on_disk = true;
+              s.may_have_index_file = true;
             }
           }
         }

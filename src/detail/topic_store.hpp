@@ -38,6 +38,7 @@
 #include "platform/files.hpp"
 #include "ringbus/detail/segment.hpp"
 #include "ringbus/detail/segment_index.hpp"
+#include "ringbus/detail/segment_layout.hpp"
 #include "ringbus/options.hpp"
 #include "ringbus/status.hpp"
 
@@ -52,6 +53,7 @@ struct LogRestore {
   std::uint64_t pos = 0;         // where the writer resumes
   std::uint64_t segment_end = 0; // end of the segment the writer is in
   std::uint64_t next_offset = 0; // offset of the next record
+  bool checksum_frames = true;   // the tail segment's frames carry CRC32C (FrameChecksumKind)
 };
 
 // What recovery did, for describe() and tests.
@@ -109,8 +111,20 @@ class TopicStore {
   // when nothing is to go.
   [[nodiscard]] std::uint64_t retention_head(std::uint64_t current_head, std::uint64_t writer_segment) noexcept;
   // Deletes every segment wholly below head (readers are past it: the log
-  // moved its head first). Their slots become zero pages.
-  void drop_below(std::uint64_t head) noexcept;
+  // moved its head first). Their slots become zero pages, except the one in
+  // the ring slot of position `entering` (the writer's next segment), which is
+  // kept for begin_segment to recycle (renamed to a next-N.tmp name, its
+  // mapping and page-cache pages left in place) when no read-only follower
+  // holds it (an OFD read lock). no_recycle: none is kept.
+  static constexpr std::uint64_t no_recycle = UINT64_MAX;
+  void drop_below(std::uint64_t head, std::uint64_t entering = no_recycle) noexcept;
+  // Whether the frames of the segments this store begins carry CRC32C
+  // (durability interval and sync) or no checksum (none).
+  // Every DATA frame carries its CRC32C, whatever the durability: after a
+  // power loss even a `none` topic must never hand out a torn record as valid.
+  // (A segment header's frame_checksum may also say 0, no checksum: readers
+  // accept such a file; this version never writes one.)
+  [[nodiscard]] bool checksums_frames() const noexcept { return true; }
 
   // --- any thread ----------------------------------------------------------------
   // Writes [synced, tail) to disk: fdatasync of each segment file with data
@@ -153,11 +167,21 @@ class TopicStore {
     platform::FileDescriptor fd;
     std::optional<SegmentIndex> index; // built on demand (seek) or by the flusher
     bool index_on_disk = false;
-    bool opened_mid_batch = false; // segment_flags::opened_mid_batch in its header
+    bool may_have_index_file = false; // an .idx may exist (recovered, or persisted): removed with the segment
+    bool opened_mid_batch = false;    // segment_flags::opened_mid_batch in its header
+    bool checksummed = true;          // FrameChecksumKind::crc32c in its header (else none)
   };
   struct Prepared {
     platform::FileDescriptor fd;
     std::string name;
+  };
+  // A dropped segment's file kept for the next roll into its ring slot: its
+  // data is still mapped there (last lap's frames, which carry last lap's tag).
+  struct Recycled {
+    platform::FileDescriptor fd;
+    std::string name;       // its next-N.tmp name
+    std::uint64_t slot = 0; // position & (capacity - 1) of its mapping
+    bool lock_held = false; // the writer's OFD write lock (no follower has it)
   };
 
   TopicStore(std::string name, const TopicOptions& options, bool read_only);
@@ -166,6 +190,10 @@ class TopicStore {
   Status recover();
   // populate: fault the file's pages into the page cache now (the flusher).
   Result<Prepared*> prepare_segment(bool populate) noexcept;
+  // begin_segment's cheap path: recycled_ becomes the segment at start.
+  Status recycle_segment(std::uint64_t start, const SegmentHeaderFields& fields) noexcept;
+  // Gives up recycled_: its file is removed and its slot becomes zero pages.
+  void discard_recycled() noexcept;
   Status map_segment(Segment& s, bool prefault) noexcept;
   // Whether s's frames run to its end (a pad frame or exactly full).
   [[nodiscard]] bool sealed(const Segment& s) const noexcept;
@@ -189,6 +217,7 @@ class TopicStore {
   mutable std::mutex mutex_; // segments_, indexes, synced_ bookkeeping
   std::deque<Segment> segments_;
   std::vector<platform::FileDescriptor> graveyard_; // deleted segments' files, closed by maintain()
+  std::optional<Recycled> recycled_;                // producer thread only (drop_below -> begin_segment)
   std::atomic<Prepared*> prepared_{nullptr};        // exchange by the roll, set by prepare
   std::atomic<std::uint64_t> prepare_counter_{0};
   std::atomic<std::uint64_t> synced_{0}; // everything below is on disk (interval/sync)

@@ -630,6 +630,22 @@ Result<std::optional<long>> lock_holder(const FileDescriptor& dir, std::string_v
   return std::optional<long>(pid);
 }
 
+Result<bool> try_lock_file(const FileDescriptor& file, bool shared) {
+  struct flock request {};
+  request.l_type = shared ? F_RDLCK : F_WRLCK;
+  request.l_whence = SEEK_SET;
+  if (::fcntl(file.get(), F_OFD_SETLK, &request) == 0) return true;
+  if (errno == EAGAIN || errno == EACCES) return false;
+  return os_error(errno, "fcntl(F_OFD_SETLK) of", file.path());
+}
+
+void unlock_file(const FileDescriptor& file) noexcept {
+  struct flock request {};
+  request.l_type = F_UNLCK;
+  request.l_whence = SEEK_SET;
+  (void)::fcntl(file.get(), F_OFD_SETLK, &request);
+}
+
 namespace testing {
 
 void fail_next_preallocations(int count, int error_number) noexcept { arm(preallocate_fault, count, error_number); }

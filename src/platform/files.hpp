@@ -199,6 +199,14 @@ Result<FileLock> lock_exclusive(const FileDescriptor& dir, std::string_view name
 // read-only open): nullopt when nobody holds it or the file is absent; else the pid written in it (0 when unreadable).
 Result<std::optional<long>> lock_holder(const FileDescriptor& dir, std::string_view name);
 
+// A whole-file advisory OFD lock (fcntl F_OFD_SETLK) on an open file, without
+// waiting: true when taken (shared: F_RDLCK, else F_WRLCK); false when another
+// open file description (this process or another) holds a conflicting one. Held
+// until unlock_file or the last close of this description.
+Result<bool> try_lock_file(const FileDescriptor& file, bool shared);
+// Drops the lock this description holds on its file (none: nothing happens).
+void unlock_file(const FileDescriptor& file) noexcept;
+
 // Test-only fault injection (process-wide, thread-safe). Each hook makes the
 // next `count` calls fail with error_number without calling the kernel; a count of 0 disarms it.
 namespace testing {

@@ -75,6 +75,8 @@ std::int64_t monotonic_ns() noexcept {
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
+long process_id() noexcept { return static_cast<long>(::getpid()); }
+
 bool pin_current_thread(int cpu) noexcept {
   if (cpu < 0 || cpu >= CPU_SETSIZE) return false;
   cpu_set_t set;

@@ -27,6 +27,8 @@ void yield() noexcept;
 void sleep_ns(std::int64_t ns) noexcept;
 // Monotonic clock in ns (vDSO).
 std::int64_t monotonic_ns() noexcept;
+// The id of the calling process (getpid).
+long process_id() noexcept;
 // Pins the calling thread to one CPU; false if the CPU does not exist or is not allowed.
 bool pin_current_thread(int cpu) noexcept;
 // CPUs this process may run on.

@@ -67,7 +67,35 @@ TEST_SUITE("checksum") {
         }
       }
     }
-    CHECK(detail::crc32c_implementation() == "sse4.2");
+    CHECK(detail::crc32c_implementation() == "sse4.2+pclmul");
+  }
+
+  TEST_CASE("hardware_and_software_agree_on_long_inputs_past_every_fold_width") {
+    // The hardware path folds 64 bytes at a time from 256 bytes on and 256
+    // at a time from 1 KiB on (AVX-512): lengths around and far past those,
+    // at random alignments and starting CRCs.
+    if (!detail::crc32c_hardware_available()) {
+      MESSAGE("skipped: this CPU has no SSE4.2 crc32 instruction");
+      return;
+    }
+    std::mt19937_64 random(20261127);
+    std::vector<unsigned char> buffer((1 << 17) + 64);
+    for (auto& b : buffer) b = static_cast<unsigned char>(random());
+    std::vector<std::size_t> lengths;
+    for (std::size_t edge : {256u, 320u, 1024u, 1280u, 16416u, 65536u}) {
+      for (std::size_t d = 0; d < 80; ++d) lengths.push_back(edge - 40 + d);
+    }
+    for (int i = 0; i < 400; ++i) lengths.push_back(random() % (1 << 17));
+    for (const std::size_t length : lengths) {
+      const std::size_t start = random() % 64;
+      const auto seed = static_cast<std::uint32_t>(random());
+      const auto* p = buffer.data() + start;
+      if (detail::crc32c_software(seed, p, length) != detail::crc32c_hardware(seed, p, length)) {
+        CAPTURE(start);
+        CAPTURE(length);
+        CHECK(detail::crc32c_software(seed, p, length) == detail::crc32c_hardware(seed, p, length));
+      }
+    }
   }
 
   TEST_CASE("extending_a_crc_equals_the_crc_of_the_whole") {

@@ -120,6 +120,31 @@ struct alignas(cache_line) PublishedCursor {
   std::atomic<std::uint64_t> end_offset{0};
 };
 
+// A topic's statistics (ringbus/stats.hpp), counted only on slow paths: the
+// producer's waits for room and its segment rolls (Log::roll, Log::reclaim),
+// and laps where a lapped consumer learns what it lost (refill in cursor.cpp).
+// relaxed: each counter is an independent number for Bus::stats and the
+// flusher's stats file; nothing is read on its strength, so no ordering is
+// needed. fetch_add even for the writer-only ones: off the hot path the
+// locked add costs nothing measurable, and it stays right when the writer
+// changes threads (producer handed over, SharedProducer's sequencer). One
+// line of its own, apart from the hot ones.
+struct alignas(cache_line) LogCounters {
+  std::atomic<std::uint64_t> producer_waits{0};
+  std::atomic<std::uint64_t> producer_wait_ns{0};
+  std::atomic<std::uint64_t> segment_rolls{0};
+  std::atomic<std::uint64_t> segment_roll_ns{0};
+  std::atomic<std::uint64_t> laps{0};
+  std::atomic<std::uint64_t> records_lost{0};
+
+  static void add(std::atomic<std::uint64_t>& counter, std::uint64_t n) noexcept {
+    counter.fetch_add(n, std::memory_order_relaxed); // statistics: see above
+  }
+  static std::uint64_t read(const std::atomic<std::uint64_t>& counter) noexcept {
+    return counter.load(std::memory_order_relaxed); // statistics: see above
+  }
+};
+
 // State owned by the topic's one open producer. Handed from one producer to
 // the next through Log::writer_open (acquire on open, release on close).
 struct WriterState {
@@ -192,6 +217,16 @@ class Log {
   // Followers lapped by the writer: the head jumps to a newer segment.
   void jump_head(std::uint64_t segment, std::uint64_t first_offset) noexcept { store_head(segment, first_offset); }
 
+  // --- statistics (Bus::stats, the stats file) ------------------------------------
+  LogCounters& counters() noexcept { return counters_; }
+  [[nodiscard]] const LogCounters& counters() const noexcept { return counters_; }
+  // Where the log stood when this bus created or opened the topic:
+  // records_appended and bytes_appended count from here.
+  [[nodiscard]] std::uint64_t stats_base_offset() const noexcept { return stats_base_offset_; }
+  [[nodiscard]] std::uint64_t stats_base_position() const noexcept { return stats_base_position_; }
+  // Reader slots in use (a scan of the slots: cold).
+  [[nodiscard]] std::uint32_t active_readers() const noexcept;
+
   // --- producer side ---------------------------------------------------------
   // Takes the single-writer token; false if a producer is open.
   bool open_writer() noexcept;
@@ -238,7 +273,11 @@ class Log {
   // Persistent topics: the frame's CRC32C (frame_checksum() in checksum.hpp)
   // into its checksum field. word0 is the publication word without the lap
   // tag; its bytes [0, 6) are the frame's, which may not be in place yet.
-  static void stamp_checksum(std::byte* frame, std::uint64_t word0) noexcept {
+  // checksum_frames_ is false only while the writer continues a recovered
+  // tail segment whose header says FrameChecksumKind::none (a file this
+  // version does not write): its frames keep the field 0, as the header says.
+  void stamp_checksum(std::byte* frame, std::uint64_t word0) const noexcept {
+    if (!checksum_frames_) return;
     std::uint32_t crc = crc32c_extend(0, &word0, 6);
     crc = crc32c_extend(crc, frame + 8, 4);
     crc = crc32c_extend(crc, frame + 16, word0_length(word0) - 16);
@@ -463,15 +502,19 @@ class Log {
   std::atomic<bool> closed_{false};
   std::atomic<bool> refusing_{false}; // closed_ or the store failed: appends are refused
   bool sync_durability_ = false;
+  bool checksum_frames_ = false; // persistent topics: the producer stamps CRC32C (see stamp_checksum)
   bool follower_ = false;
   // The first frame's word of each batch is held back until publish() (block
   // policy, and every persistent topic: it is the batch's commit point on
   // disk). In-memory overwrite topics write it with the frame (their readers
   // go by the tail).
   bool hold_word0_ = true;
-  std::atomic<bool> following_{false}; // a consumer is inside follow()
-  std::uint64_t synced_ = 0;           // Durability::sync: published bytes below this were msync'ed (writer only)
-  Status roll_error_;                  // writer only
+  std::atomic<bool> following_{false};    // a consumer is inside follow()
+  std::uint64_t synced_ = 0;              // Durability::sync: published bytes below this were msync'ed (writer only)
+  std::uint64_t stats_base_offset_ = 0;   // set before the log is shared (restore)
+  std::uint64_t stats_base_position_ = 0; // likewise
+  LogCounters counters_;
+  Status roll_error_; // writer only
   alignas(cache_line) WriterState writer_;
 };
 

@@ -133,6 +133,10 @@ struct ScanOptions {
   bool verify_checksums = true;
   // The lap tag every frame must carry; unset: the first frame's lap.
   std::optional<std::uint16_t> lap;
+  // A frame of another lap where the next frame would be ends the data
+  // (end_of_data) instead of being invalid: a recycled segment file (README
+  // "Persistence") holds its previous lap's frames past this lap's last one.
+  bool other_lap_ends_data = false;
 };
 
 class SegmentIndex {
@@ -194,7 +198,9 @@ class SegmentIndex {
   // Checks a decoded index against the segment's data: every entry names a
   // DATA frame with that first offset, and end_position is the end of data.
   // corrupt_data when it does not hold (rebuild instead).
-  [[nodiscard]] Status verify(std::span<const std::byte> data, std::string_view file_name) const;
+  // verify_checksums false: the segment's frames carry no CRC32C (FrameChecksumKind::none).
+  [[nodiscard]] Status verify(std::span<const std::byte> data, std::string_view file_name,
+                              bool verify_checksums = true) const;
 
  private:
   SegmentIndex(std::uint64_t base_offset, std::uint64_t segment_bytes, std::uint32_t interval_bytes) noexcept;

@@ -50,7 +50,10 @@
 //                   number in the file name
 //   created_ns      wall clock (ns since the epoch) when the file was created
 //   frame_checksum  how DATA frames are checksummed: 1 = CRC32C (frame_checksum()
-//                   in checksum.hpp)
+//                   in checksum.hpp), what this version writes for every
+//                   topic; 0 = not at all (accepted when read: the checksum
+//                   field is 0 and recovery checks the frames' structure only;
+//                   README "Checksums")
 //   name_length     bytes of topic_name: 1..255
 //   base_position   byte position of the segment's first frame in the topic's
 //                   unbounded log (a multiple of segment_bytes): with
@@ -86,7 +89,7 @@ inline constexpr std::uint32_t segment_format_version = 1;
 inline constexpr std::array<char, 8> segment_magic{'R', 'B', 'U', 'S', '-', 'S', 'E', 'G'};
 inline constexpr std::size_t segment_topic_name_capacity = 256; // 255 bytes of name + at least one zero
 
-enum class FrameChecksumKind : std::uint32_t { crc32c = 1 };
+enum class FrameChecksumKind : std::uint32_t { none = 0, crc32c = 1 };
 
 namespace segment_flags {
 inline constexpr std::uint32_t opened_mid_batch = 0x1;
@@ -134,6 +137,7 @@ struct SegmentHeaderFields {
   std::uint64_t base_position = 0;
   std::uint64_t ring_capacity = 0;
   std::uint32_t flags = 0;
+  FrameChecksumKind frame_checksum = FrameChecksumKind::crc32c;
   std::string topic;
 };
 
