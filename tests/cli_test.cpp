@@ -346,18 +346,6 @@ std::size_t count_lines(const std::string& text) {
 
 constexpr std::int64_t base_time = 1714566896123456789; // 2024-05-01T12:34:56.123456789Z
 
-TopicOptions persistent_small(std::size_t segment_count = 4) {
-  TopicOptions o = small_ring(segment_count);
-  o.storage = Storage::persistent;
-  return o;
-}
-
-BusOptions no_flusher() {
-  BusOptions o;
-  o.flusher_thread = false;
-  return o;
-}
-
 // n records of 32-byte values (one 64-byte packed frame each: 64 per 4 KiB
 // segment, frame k of a segment at data position 64 * (k % 64)), timestamps base_time + i ms.
 void append_even(Bus& bus, const std::string& topic, std::uint64_t n) {
@@ -399,12 +387,12 @@ TEST_SUITE("cli") {
     TempBusDir dir;
     {
       Bus bus = open_bus(dir.path(), no_flusher());
-      TopicOptions kept = persistent_small(4);
+      TopicOptions kept = persistent_small_ring(4);
       kept.durability = Durability::interval;
       kept.flush_interval = std::chrono::milliseconds(25);
       kept.retention.max_segments = 3;
       bus.create_topic("orders", kept).check();
-      bus.create_topic("empty", persistent_small(2)).check();
+      bus.create_topic("empty", persistent_small_ring(2)).check();
       append_even(bus, "orders", 300); // 64 per segment: the ring of 4 laps, retention keeps 3
     }
     const Run r = run({"topics", dir.path(), "--format", "json"});
@@ -448,8 +436,8 @@ TEST_SUITE("cli") {
     TempBusDir dir;
     {
       Bus bus = open_bus(dir.path(), no_flusher());
-      bus.create_topic("events", persistent_small()).check();
-      bus.create_topic("other", persistent_small()).check();
+      bus.create_topic("events", persistent_small_ring(4)).check();
+      bus.create_topic("other", persistent_small_ring(4)).check();
       append_even(bus, "events", 50);
       ConsumerOptions co;
       co.topics = {"events"};
@@ -497,8 +485,8 @@ TEST_SUITE("cli") {
     TempBusDir dir;
     {
       Bus bus = open_bus(dir.path(), no_flusher());
-      bus.create_topic("events", persistent_small()).check();
-      bus.create_topic("other", persistent_small()).check();
+      bus.create_topic("events", persistent_small_ring(4)).check();
+      bus.create_topic("other", persistent_small_ring(4)).check();
       append_even(bus, "events", 50);
       GroupMember worker = bus.group_member("billing", "events").value();
       REQUIRE(worker.poll(30).value().size() == 30);
@@ -548,7 +536,7 @@ TEST_SUITE("cli") {
     TempBusDir dir;
     {
       Bus bus = open_bus(dir.path(), no_flusher());
-      bus.create_topic("in", persistent_small()).check();
+      bus.create_topic("in", persistent_small_ring(4)).check();
     }
     // The writer: `ringbus produce`, its standard input kept open (its flusher publishes every 100 ms).
     Tool writer({"produce", dir.path(), "in"});
@@ -609,7 +597,7 @@ TEST_SUITE("cli") {
     TempBusDir dir;
     {
       Bus bus = open_bus(dir.path(), no_flusher());
-      bus.create_topic("ledger", persistent_small()).check();
+      bus.create_topic("ledger", persistent_small_ring(4)).check();
       Producer p = bus.producer("ledger").value();
       const Header headers[] = {{ByteView("type"), ByteView("deposit")}, {ByteView("bin"), ByteView("\x01\x02", 2)}};
       p.append(msg("acct-1", "{\"amount\":500}", base_time, headers)).value();
@@ -662,7 +650,7 @@ TEST_SUITE("cli") {
     TempBusDir dir;
     {
       Bus bus = open_bus(dir.path(), no_flusher());
-      bus.create_topic("ticks", persistent_small()).check();
+      bus.create_topic("ticks", persistent_small_ring(4)).check();
       append_even(bus, "ticks", 150); // across three segments
     }
     const auto offsets = [](const Run& r) {
@@ -708,7 +696,7 @@ TEST_SUITE("cli") {
     TempBusDir dir;
     {
       Bus bus = open_bus(dir.path(), no_flusher());
-      bus.create_topic("log", persistent_small()).check();
+      bus.create_topic("log", persistent_small_ring(4)).check();
       append_even(bus, "log", 100);
     }
     const Run ten = run({"tail", dir.path(), "log", "--format", "json"});
@@ -728,7 +716,7 @@ TEST_SUITE("cli") {
   TEST_CASE("tail_follow_sees_records_another_process_appends_after_it_started") {
     TempBusDir dir;
     Bus bus = open_bus(dir.path(), no_flusher()); // this process is the live writer
-    bus.create_topic("live", persistent_small(4)).check();
+    bus.create_topic("live", persistent_small_ring(4)).check();
     append_even(bus, "live", 5);
     Tool tail({"tail", dir.path(), "live", "-f", "-n", "2", "--format", "json"});
     const auto deadline = std::chrono::steady_clock::now() + process_deadline;
@@ -754,7 +742,7 @@ TEST_SUITE("cli") {
       Bus bus = open_bus(dir.path(), no_flusher());
       // interval: its frames carry CRC32C, which catches a flipped value byte
       // (a none topic's frames carry no checksum: README "Checksums").
-      TopicOptions o = persistent_small(4);
+      TopicOptions o = persistent_small_ring(4);
       o.durability = Durability::interval;
       bus.create_topic("t", o).check();
       append_even(bus, "t", 100); // segment 0: 0..63, segment 64: 64..99 (the tail)
@@ -808,7 +796,7 @@ TEST_SUITE("cli") {
     TempBusDir dir;
     {
       Bus bus = open_bus(dir.path(), no_flusher());
-      bus.create_topic("t", persistent_small(4)).check();
+      bus.create_topic("t", persistent_small_ring(4)).check();
       append_even(bus, "t", 200); // segments 0, 64, 128 sealed; 192 the tail
     }
     const std::vector<std::string> segments = dir.segments("t");
@@ -832,7 +820,7 @@ TEST_SUITE("cli") {
     TempBusDir dir;
     {
       Bus bus = open_bus(dir.path(), no_flusher());
-      bus.create_topic("t", persistent_small(4)).check();
+      bus.create_topic("t", persistent_small_ring(4)).check();
       append_even(bus, "t", 100); // segment 0 is exactly full (64 frames, no pad); 64..99 in the tail
     }
     const std::vector<std::string> segments = dir.segments("t");
@@ -865,7 +853,7 @@ TEST_SUITE("cli") {
     const std::string idx = dir.topic_dir("t") + "/00000000000000000000.idx";
     {
       Bus bus = open_bus(dir.path()); // with the flusher: it persists the indexes of sealed segments
-      bus.create_topic("t", persistent_small(4)).check();
+      bus.create_topic("t", persistent_small_ring(4)).check();
       append_even(bus, "t", 130);
       const auto deadline = std::chrono::steady_clock::now() + process_deadline;
       while (!std::filesystem::exists(dir.topic_dir("t") + "/00000000000000000064.idx")) {
@@ -894,7 +882,7 @@ TEST_SUITE("cli") {
     TempBusDir dir;
     {
       Bus bus = open_bus(dir.path(), no_flusher());
-      bus.create_topic("in", persistent_small()).check();
+      bus.create_topic("in", persistent_small_ring(4)).check();
     }
     const Run r =
         run({"produce", dir.path(), "in", "--key-separator", ":"}, "k1:v1\nno key here\n:empty key\nk2:a:b\n");
@@ -935,7 +923,7 @@ TEST_SUITE("cli") {
     TempBusDir dir;
     {
       Bus bus = open_bus(dir.path(), no_flusher());
-      bus.create_topic("real", persistent_small()).check();
+      bus.create_topic("real", persistent_small_ring(4)).check();
       append_even(bus, "real", 3);
     }
     const std::string missing = dir.path() + "/no-such-bus";

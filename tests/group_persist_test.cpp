@@ -43,18 +43,6 @@ namespace {
 
 constexpr const char* topic = "t";
 
-BusOptions no_flusher() {
-  BusOptions o;
-  o.flusher_thread = false;
-  return o;
-}
-
-TopicOptions persistent_ring(std::size_t segment_count = 8) {
-  TopicOptions o = small_ring(segment_count);
-  o.storage = Storage::persistent;
-  return o;
-}
-
 GroupMember join(Bus& bus, const std::string& group, const GroupOptions& options = {},
                  const std::string& in_topic = topic) {
   Result<GroupMember> m = bus.group_member(group, in_topic, options);
@@ -117,7 +105,7 @@ TEST_SUITE("group") {
     TempBusDir dir;
     {
       Bus bus = open_bus(dir.path(), no_flusher());
-      REQUIRE(bus.create_topic(topic, persistent_ring()).ok());
+      REQUIRE(bus.create_topic(topic, persistent_small_ring(8)).ok());
       Producer p = bus.producer(topic).value();
       append_numbered(p, 200);
       GroupMember m = join(bus, "billing");
@@ -150,7 +138,7 @@ TEST_SUITE("group") {
     TempBusDir dir;
     {
       Bus bus = open_bus(dir.path(), no_flusher());
-      REQUIRE(bus.create_topic(topic, persistent_ring()).ok());
+      REQUIRE(bus.create_topic(topic, persistent_small_ring(8)).ok());
       Producer p = bus.producer(topic).value();
       append_numbered(p, 5);
       append_one_frame(p, 20); // offsets 5..24 in one frame
@@ -188,7 +176,7 @@ TEST_SUITE("group") {
     TempBusDir dir;
     {
       Bus bus = open_bus(dir.path(), no_flusher());
-      REQUIRE(bus.create_topic(topic, persistent_ring()).ok());
+      REQUIRE(bus.create_topic(topic, persistent_small_ring(8)).ok());
       Producer p = bus.producer(topic).value();
       append_numbered(p, 100);
       GroupOptions o;
@@ -222,7 +210,7 @@ TEST_SUITE("group") {
     std::uint64_t final_committed = 0;
     {
       Bus bus = open_bus(dir.path(), no_flusher());
-      REQUIRE(bus.create_topic(topic, persistent_ring(16)).ok());
+      REQUIRE(bus.create_topic(topic, persistent_small_ring(16)).ok());
       Producer p = bus.producer(topic).value();
       GroupMember a = join(bus, "g");
       GroupMember b = join(bus, "g");
@@ -309,7 +297,7 @@ TEST_SUITE("group") {
 
   TEST_CASE("a_resume_is_clamped_to_the_oldest_record_when_retention_deleted_the_committed_one") {
     TempBusDir dir;
-    TopicOptions o = persistent_ring(4);
+    TopicOptions o = persistent_small_ring(4);
     o.retention.max_segments = 2;
     {
       Bus bus = open_bus(dir.path(), no_flusher());
@@ -343,7 +331,7 @@ TEST_SUITE("group") {
     TempBusDir dir;
     {
       Bus bus = open_bus(dir.path(), no_flusher());
-      REQUIRE(bus.create_topic(topic, persistent_ring()).ok());
+      REQUIRE(bus.create_topic(topic, persistent_small_ring(8)).ok());
       Producer p = bus.producer(topic).value();
       append_numbered(p, 40);
     }
@@ -372,8 +360,8 @@ TEST_SUITE("group") {
     TempBusDir dir;
     {
       Bus bus = open_bus(dir.path(), no_flusher());
-      REQUIRE(bus.create_topic(topic, persistent_ring()).ok());
-      REQUIRE(bus.create_topic("u", persistent_ring()).ok());
+      REQUIRE(bus.create_topic(topic, persistent_small_ring(8)).ok());
+      REQUIRE(bus.create_topic("u", persistent_small_ring(8)).ok());
       Producer p = bus.producer(topic).value();
       Producer q = bus.producer("u").value();
       append_numbered(p, 60);
@@ -431,7 +419,7 @@ TEST_SUITE("group") {
       TopicOptions memory = small_ring(4);
       memory.storage = Storage::memory;
       REQUIRE(bus.create_topic("m", memory).ok());
-      REQUIRE(bus.create_topic(topic, persistent_ring()).ok());
+      REQUIRE(bus.create_topic(topic, persistent_small_ring(8)).ok());
       GroupMember m = join(bus, "g", {}, "m");
       const Status st = m.commit();
       CHECK(st.code() == Errc::invalid_argument);
@@ -456,7 +444,7 @@ TEST_SUITE("group") {
   TEST_CASE("a_member_closed_after_its_bus_says_its_auto_commit_was_not_made") {
     TempBusDir dir;
     Bus bus = open_bus(dir.path(), no_flusher());
-    REQUIRE(bus.create_topic(topic, persistent_ring()).ok());
+    REQUIRE(bus.create_topic(topic, persistent_small_ring(8)).ok());
     Producer p = bus.producer(topic).value();
     append_numbered(p, 10);
     GroupOptions o;
@@ -613,7 +601,7 @@ TEST_SUITE("group") {
     TempBusDir dir;
     {
       Bus bus = open_bus(dir.path(), no_flusher());
-      REQUIRE(bus.create_topic(topic, persistent_ring()).ok());
+      REQUIRE(bus.create_topic(topic, persistent_small_ring(8)).ok());
     }
     std::optional<std::uint64_t> last;
     const std::uint64_t rounds = stress::scaled(8, 3);

@@ -18,8 +18,23 @@
 #include <vector>
 
 #include "ringbus/ringbus.hpp"
+#include "test_support.hpp"
 
 namespace ringbus::test {
+
+// A bus opened without the flusher thread: the test flushes and rolls itself.
+inline BusOptions no_flusher() {
+  BusOptions o;
+  o.flusher_thread = false;
+  return o;
+}
+
+// small_ring's topic, kept in segment files whatever the bus's default.
+inline TopicOptions persistent_small_ring(std::size_t segment_count) {
+  TopicOptions o = small_ring(segment_count);
+  o.storage = Storage::persistent;
+  return o;
+}
 
 // The child side of the crash tests (a forked child the parent kills): no
 // doctest there (a failed REQUIRE would unwind into the test runner in the

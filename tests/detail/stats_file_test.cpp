@@ -18,18 +18,6 @@
 namespace ringbus::test {
 namespace {
 
-TopicOptions persistent_ring(std::size_t segment_count = 4) {
-  TopicOptions o = small_ring(segment_count);
-  o.storage = Storage::persistent;
-  return o;
-}
-
-BusOptions without_flusher() {
-  BusOptions o;
-  o.flusher_thread = false;
-  return o;
-}
-
 // What the topic's stats file says; nullopt when there is none; the error message otherwise.
 Result<std::optional<detail::StatsFileContents>> read_stats(const TempBusDir& dir, const std::string& topic) {
   Result<platform::FileDescriptor> d = platform::open_directory(dir.topic_dir(topic));
@@ -58,8 +46,8 @@ TEST_SUITE("stats_file") {
   TEST_CASE("a_writable_bus_publishes_its_counters_at_open_and_its_final_values_at_close") {
     TempBusDir dir;
     {
-      Bus bus = open_bus(dir.path(), without_flusher());
-      bus.create_topic("t", persistent_ring()).check();
+      Bus bus = open_bus(dir.path(), no_flusher());
+      bus.create_topic("t", persistent_small_ring(4)).check();
       const detail::StatsFileContents first = must_read(dir, "t");
       CHECK(first.writer_pid == ::getpid());
       CHECK(!first.closed);
@@ -89,7 +77,7 @@ TEST_SUITE("stats_file") {
     BusOptions options;
     options.stats_interval = std::chrono::milliseconds(1);
     Bus bus = open_bus(dir.path(), options);
-    bus.create_topic("t", persistent_ring()).check();
+    bus.create_topic("t", persistent_small_ring(4)).check();
     Producer p = bus.producer("t").value();
     append_numbered(p, 40);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
@@ -116,8 +104,8 @@ TEST_SUITE("stats_file") {
   TEST_CASE("a_damaged_foreign_or_torn_stats_file_is_refused_by_name_and_recovery_passes_over_it") {
     TempBusDir dir;
     {
-      Bus bus = open_bus(dir.path(), without_flusher());
-      bus.create_topic("t", persistent_ring()).check();
+      Bus bus = open_bus(dir.path(), no_flusher());
+      bus.create_topic("t", persistent_small_ring(4)).check();
       Producer p = bus.producer("t").value();
       append_numbered(p, 10);
     }
@@ -147,7 +135,7 @@ TEST_SUITE("stats_file") {
 
     // Recovery is not bothered, and the next writer replaces the file with a good one.
     {
-      Bus bus = open_bus(dir.path(), without_flusher());
+      Bus bus = open_bus(dir.path(), no_flusher());
       CHECK(bus.describe("t").value().end_offset == 10);
       CHECK(must_read(dir, "t").stats.end_offset == 10);
     }
@@ -159,7 +147,7 @@ TEST_SUITE("stats_file") {
     const std::string target = dir.path() + "/elsewhere";
     { std::ofstream(target) << "keep me"; }
     std::filesystem::create_symlink(target, dir.topic_dir("t") + "/stats.tmp");
-    { Bus bus = open_bus(dir.path(), without_flusher()); }
+    { Bus bus = open_bus(dir.path(), no_flusher()); }
     CHECK(must_read(dir, "t").closed);
     std::ifstream kept(target);
     std::string text;
@@ -169,11 +157,11 @@ TEST_SUITE("stats_file") {
 
   TEST_CASE("a_bus_with_stats_interval_zero_keeps_no_stats_file") {
     TempBusDir dir;
-    BusOptions options = without_flusher();
+    BusOptions options = no_flusher();
     options.stats_interval = std::chrono::milliseconds(0);
     {
       Bus bus = open_bus(dir.path(), options);
-      bus.create_topic("t", persistent_ring()).check();
+      bus.create_topic("t", persistent_small_ring(4)).check();
     }
     Result<std::optional<detail::StatsFileContents>> none = read_stats(dir, "t");
     REQUIRE(none.ok());
