@@ -99,7 +99,6 @@ void Log::restore(const LogRestore& r) noexcept {
   writer_.next_offset = r.next_offset;
   writer_.segment_end = r.segment_end;
   synced_ = r.pos;
-  checksum_frames_ = r.checksum_frames;
   published_.tail.store(r.pos, std::memory_order_relaxed);
   published_.end_offset.store(r.next_offset, std::memory_order_relaxed);
   head_.store(r.head, std::memory_order_relaxed);
@@ -211,7 +210,6 @@ bool Log::roll_files(std::uint64_t next_start, Errc& err) noexcept {
     err = roll_error_.code();
     return false;
   }
-  checksum_frames_ = store_->checksums_frames(); // a recovered tail may have been of the other kind
   return true;
 }
 

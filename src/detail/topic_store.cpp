@@ -243,7 +243,7 @@ Result<std::unique_ptr<TopicStore>> TopicStore::create(const platform::FileDescr
     if (Status st = platform::sync_directory(topics_dir); !st.ok()) return in_topic(name, st);
     if (Status st = store->open_directory_and_ring(topics_dir, true); !st.ok()) return in_topic(name, st);
     if (Status st = store->begin_segment(0, 0, false); !st.ok()) return in_topic(name, st);
-    store->restore_ = LogRestore{0, 0, 0, store->segment_bytes_, 0, store->checksums_frames()};
+    store->restore_ = LogRestore{0, 0, 0, store->segment_bytes_, 0};
     store->report_.segments = 1;
     return store;
   } catch (const std::bad_alloc&) {
@@ -443,7 +443,7 @@ Status TopicStore::recover() {
       return Status(Errc::topic_not_found, "topic '" + name_ + "' in " + dir_.path() + " has no segment yet");
     }
     if (Status st = begin_segment(0, 0, false); !st.ok()) return in_topic(name_, st);
-    restore_ = LogRestore{0, 0, 0, segment_bytes_, 0, checksums_frames()};
+    restore_ = LogRestore{0, 0, 0, segment_bytes_, 0};
     report_.segments = 1;
     return {};
   }
@@ -546,7 +546,6 @@ Status TopicStore::recover() {
     restore_.pos = full ? tail.position + segment_bytes_ : tail.position + index->end_position();
     restore_.segment_end = full ? restore_.pos : tail.position + segment_bytes_;
     restore_.next_offset = index->next_offset();
-    restore_.checksum_frames = full ? checksums_frames() : tail.checksummed;
     report_.records_kept_in_tail = index->next_offset() - tail.base_offset;
     tail.index = std::move(*index);
   }
@@ -615,7 +614,9 @@ Status TopicStore::begin_segment(std::uint64_t start, std::uint64_t first_offset
     fields.base_offset = first_offset;
     fields.created_ns = wall_clock_ns();
     fields.flags = mid_batch ? segment_flags::opened_mid_batch : 0;
-    fields.frame_checksum = checksums_frames() ? FrameChecksumKind::crc32c : FrameChecksumKind::none;
+    // Every frame, whatever the durability: not even a `none` topic may hand
+    // out a torn record after a power loss (README "Checksums").
+    fields.frame_checksum = FrameChecksumKind::crc32c;
     fields.base_position = start;
     fields.ring_capacity = capacity_;
     fields.topic = name_;

@@ -53,7 +53,6 @@ struct LogRestore {
   std::uint64_t pos = 0;         // where the writer resumes
   std::uint64_t segment_end = 0; // end of the segment the writer is in
   std::uint64_t next_offset = 0; // offset of the next record
-  bool checksum_frames = true;   // the tail segment's frames carry CRC32C (FrameChecksumKind)
 };
 
 // What recovery did, for describe() and tests.
@@ -118,13 +117,6 @@ class TopicStore {
   // holds it (an OFD read lock). no_recycle: none is kept.
   static constexpr std::uint64_t no_recycle = UINT64_MAX;
   void drop_below(std::uint64_t head, std::uint64_t entering = no_recycle) noexcept;
-  // Whether the frames of the segments this store begins carry CRC32C
-  // (durability interval and sync) or no checksum (none).
-  // Every DATA frame carries its CRC32C, whatever the durability: after a
-  // power loss even a `none` topic must never hand out a torn record as valid.
-  // (A segment header's frame_checksum may also say 0, no checksum: readers
-  // accept such a file; this version never writes one.)
-  [[nodiscard]] bool checksums_frames() const noexcept { return true; }
 
   // --- any thread ----------------------------------------------------------------
   // Writes [synced, tail) to disk: fdatasync of each segment file with data

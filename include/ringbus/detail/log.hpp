@@ -273,11 +273,8 @@ class Log {
   // Persistent topics: the frame's CRC32C (frame_checksum() in checksum.hpp)
   // into its checksum field. word0 is the publication word without the lap
   // tag; its bytes [0, 6) are the frame's, which may not be in place yet.
-  // checksum_frames_ is false only while the writer continues a recovered
-  // tail segment whose header says FrameChecksumKind::none (a file this
-  // version does not write): its frames keep the field 0, as the header says.
-  void stamp_checksum(std::byte* frame, std::uint64_t word0) const noexcept {
-    if (!checksum_frames_) return;
+  // Every persistent topic's frames carry it, whatever the durability.
+  static void stamp_checksum(std::byte* frame, std::uint64_t word0) noexcept {
     std::uint32_t crc = crc32c_extend(0, &word0, 6);
     crc = crc32c_extend(crc, frame + 8, 4);
     crc = crc32c_extend(crc, frame + 16, word0_length(word0) - 16);
@@ -502,7 +499,6 @@ class Log {
   std::atomic<bool> closed_{false};
   std::atomic<bool> refusing_{false}; // closed_ or the store failed: appends are refused
   bool sync_durability_ = false;
-  bool checksum_frames_ = false; // persistent topics: the producer stamps CRC32C (see stamp_checksum)
   bool follower_ = false;
   // The first frame's word of each batch is held back until publish() (block
   // policy, and every persistent topic: it is the batch's commit point on
