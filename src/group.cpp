@@ -172,10 +172,8 @@ std::uint64_t claim_and_take(MemberState& s, std::uint64_t budget) noexcept {
     std::uint64_t first = detail::no_offset;
     while (records < target) {
       const std::byte* f = log.ring_at(q);
-      const std::uint64_t word0 = detail::Log::load_word_acquire(f); // (C) pairs with (B)
-      if (detail::word0_type(word0) == detail::frame_type::none || detail::word0_lap_bits(word0) != log.lap_bits(q)) {
-        break;
-      }
+      std::uint64_t word0;
+      if (!log.published_word0(q, word0)) break;
       const std::uint32_t length = detail::word0_length(word0);
       if (detail::word0_type(word0) != detail::frame_type::data) {
         q += length; // pad: to the segment end
@@ -255,10 +253,8 @@ std::uint64_t offset_at(const detail::Log& log, std::uint64_t p) noexcept {
   const std::uint64_t end = log.end_offset();
   for (;;) {
     const std::byte* f = log.ring_at(p);
-    const std::uint64_t word0 = detail::Log::load_word_acquire(f); // (C) pairs with (B)
-    if (detail::word0_type(word0) == detail::frame_type::none || detail::word0_lap_bits(word0) != log.lap_bits(p)) {
-      return end;
-    }
+    std::uint64_t word0;
+    if (!log.published_word0(p, word0)) return end;
     if (detail::word0_type(word0) == detail::frame_type::data) {
       std::uint64_t base;
       std::memcpy(&base, f + offsetof(detail::FrameHeader, base_offset), sizeof base);
@@ -282,10 +278,8 @@ std::uint64_t position_of_end(detail::Log& log, int slot) noexcept {
     std::uint64_t q = segment;
     for (;;) {
       const std::byte* f = log.ring_at(q);
-      const std::uint64_t word0 = detail::Log::load_word_acquire(f); // (C) pairs with (B)
-      if (detail::word0_type(word0) == detail::frame_type::none || detail::word0_lap_bits(word0) != log.lap_bits(q)) {
-        return q;
-      }
+      std::uint64_t word0;
+      if (!log.published_word0(q, word0)) return q;
       const std::uint32_t length = detail::word0_length(word0);
       if (detail::word0_type(word0) == detail::frame_type::data) {
         std::uint64_t base;
@@ -359,10 +353,9 @@ ResumePoint resume_point(detail::Log& log, int slot, std::uint64_t committed, st
     }
     for (;;) {
       const std::byte* f = log.ring_at(q);
-      const std::uint64_t word0 = detail::Log::load_word_acquire(f); // (C) pairs with (B)
-      if (detail::word0_type(word0) == detail::frame_type::none || detail::word0_lap_bits(word0) != log.lap_bits(q)) {
-        return ResumePoint{q, 0, at, q}; // every record below at is below q (at == end)
-      }
+      std::uint64_t word0;
+      // Nothing published at q: every record below at is below q (at == end).
+      if (!log.published_word0(q, word0)) return ResumePoint{q, 0, at, q};
       const std::uint32_t length = detail::word0_length(word0);
       if (detail::word0_type(word0) != detail::frame_type::data) {
         q += length; // pad: to the segment end

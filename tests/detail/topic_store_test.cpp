@@ -10,11 +10,14 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "detail/topic_store.hpp"
@@ -630,6 +633,70 @@ TEST_SUITE("topic_store") {
         appended = p->next_offset();
       }
     }
+  }
+
+  TEST_CASE("readers_waiting_at_a_segment_end_take_the_next_file_only_once_the_producer_published_into_it") {
+    // Values of even_value_bytes fill a segment exactly (no pad frame), so a
+    // reader that drained a segment looks at the next slot's first word while
+    // the producer maps the next file there. The producer waits at each
+    // segment end until both readers spin there. Under ThreadSanitizer a read
+    // of the slot that is not ordered after the mapping is reported.
+    using namespace std::chrono_literals;
+    TempBusDir dir;
+    Bus bus = open_bus(dir.path(), no_flusher());
+    REQUIRE(bus.create_topic("edge", persistent_small_ring(4)).ok());
+    Producer p = bus.producer("edge").value();
+    Result<Consumer> c = bus.consumer("edge");
+    REQUIRE(c.ok());
+    Result<GroupMember> m = bus.group_member("g", "edge");
+    REQUIRE(m.ok());
+    const std::uint64_t total = 12 * records_per_small_segment; // three laps: fresh files, then recycled ones
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    std::atomic<std::uint64_t> read_by_consumer{0};
+    std::atomic<std::uint64_t> read_by_member{0};
+    std::atomic<bool> failed{false};
+    // Each reader checks every record's offset and value, in order (one member
+    // gets the whole topic), and publishes how far it got (release, paired
+    // with the producer's acquire loads).
+    const auto read = [&](auto& reader, std::atomic<std::uint64_t>& progress) {
+      std::uint64_t next = 0;
+      while (next < total && !failed.load(std::memory_order_relaxed)) {
+        if (std::chrono::steady_clock::now() > deadline) break;
+        Result<Records> r = reader.poll(records_per_small_segment);
+        if (!r.ok()) break;
+        for (const Record& rec : *r) {
+          if (rec.offset != next || str(rec.value) != value_for(next, even_value_bytes)) {
+            failed.store(true, std::memory_order_relaxed);
+            return;
+          }
+          ++next;
+        }
+        progress.store(next, std::memory_order_release);
+      }
+    };
+    std::thread consumer_thread([&] { read(*c, read_by_consumer); });
+    std::thread member_thread([&] { read(*m, read_by_member); });
+    for (std::uint64_t i = 0; i < total && !failed.load(std::memory_order_relaxed);) {
+      Result<std::uint64_t> r = p.append(value_for(i, even_value_bytes));
+      if (!r.ok()) { // no REQUIRE while the readers run
+        FAIL_CHECK(r.message());
+        failed.store(true, std::memory_order_relaxed);
+        break;
+      }
+      ++i;
+      if (i % records_per_small_segment != 0) continue;
+      while ((read_by_consumer.load(std::memory_order_acquire) < i ||
+              read_by_member.load(std::memory_order_acquire) < i) &&
+             std::chrono::steady_clock::now() < deadline && !failed.load(std::memory_order_relaxed)) {
+        std::this_thread::yield();
+      }
+      std::this_thread::sleep_for(1ms); // both readers now poll at the segment's end
+    }
+    consumer_thread.join();
+    member_thread.join();
+    CHECK(!failed.load(std::memory_order_relaxed));
+    CHECK(read_by_consumer.load(std::memory_order_relaxed) == total);
+    CHECK(read_by_member.load(std::memory_order_relaxed) == total);
   }
 
   TEST_CASE("every_durability_checksums_every_frame_and_recovery_cuts_a_frame_out_of_order_even_with_its_crc") {

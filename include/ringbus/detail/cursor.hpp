@@ -113,10 +113,7 @@ RINGBUS_ALWAYS_INLINE std::uint64_t take_in_place(Cursor& c, std::uint64_t budge
   chunk.wrap_end = log.ring() + log.capacity();
   return walk_frames(
       c, limit, budget, chunk, [&log](std::uint64_t p) { return log.ring_at(p); },
-      [&log](std::uint64_t p, const std::byte* f, std::uint64_t& word0) {
-        word0 = Log::load_word_acquire(f); // (C) pairs with (B)
-        return word0_type(word0) != frame_type::none && word0_lap_bits(word0) == log.lap_bits(p);
-      });
+      [&log](std::uint64_t p, const std::byte*, std::uint64_t& word0) { return log.published_word0(p, word0); });
 }
 
 // Overwrite policy: copies the next published run of frames into staging and

@@ -58,6 +58,14 @@
 //   zeroed word after each publish keeps a reader from taking old payload
 //   bytes for a header.
 //
+//   persistent topics: the producer maps the next segment's file into its
+//   slot at the roll, before the first store of the slot's frames. A block
+//   reader at a slot's start first loads the tail (C, acquire) and reads the
+//   slot only once the tail is past its start (published_word0), so the
+//   mapping happens-before every read of it: a read racing the mmap would find
+//   zeros or last lap's tag, but no checker can tell it from a data race. Once
+//   per segment, so the no-tail-line rule above holds per record.
+//
 //   blocking wait: the producer's publish is (B') tail.store(seq_cst) then
 //   sleepers.load(seq_cst); a sleeping consumer does sleepers.fetch_add(seq_cst)
 //   then tail.load(seq_cst) before futex_wait: a Dekker pair, so either the
@@ -385,6 +393,14 @@ class Log {
   // --- reader side -----------------------------------------------------------
   [[nodiscard]] std::uint64_t tail_acquire() const noexcept {
     return published_.tail.load(std::memory_order_acquire); // (C) pairs with (B)
+  }
+  // True, with word0, when a frame of this lap is published at ring position
+  // p: the block reader's test (C), which pairs with (B). At a slot's start in
+  // a persistent topic the tail is read first (see "persistent topics" above).
+  RINGBUS_ALWAYS_INLINE bool published_word0(std::uint64_t p, std::uint64_t& word0) const noexcept {
+    if (RINGBUS_UNLIKELY((p & (segment_bytes_ - 1)) == 0) && store_ != nullptr && tail_acquire() <= p) return false;
+    word0 = load_word_acquire(ring_at(p)); // (C) pairs with (B)
+    return word0_type(word0) != frame_type::none && word0_lap_bits(word0) == lap_bits(p);
   }
   [[nodiscard]] std::uint64_t tail_for_sleeper() const noexcept {
     return published_.tail.load(std::memory_order_seq_cst); // pairs with (B') in publish
