@@ -1,12 +1,15 @@
 #include "ringbus/bus.hpp"
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "detail/bus_core.hpp"
 #include "detail/consumer_state.hpp"
 #include "detail/stats_file.hpp"
 #include "detail/topic_store.hpp"
 #include "platform/platform.hpp"
+#include "ringbus/detail/offset_store.hpp"
 
 namespace ringbus {
 
@@ -36,6 +39,37 @@ Result<platform::FileDescriptor> sub_directory(const platform::FileDescriptor& d
   }
   if (!*exists && read_only) return platform::FileDescriptor();
   return platform::open_directory_at(dir, name);
+}
+
+// A recovery that cut a topic's tail (a power loss took pages the kernel had
+// not written back) leaves its end below what consumers and groups committed.
+// Resuming there is clamped to the end, but records appended after this open
+// would take those offsets, and a later resume at the old commit would skip
+// them. So each stored position above its topic's end is set to the end, one
+// atomic commit per store file. A store that does not open is left to report
+// itself when its consumer or group uses it.
+Status clamp_committed_positions(detail::BusCore& core, const platform::FileDescriptor& dir, std::string_view what) {
+  if (!dir.valid()) return {};
+  Result<std::vector<platform::DirectoryEntry>> files = platform::list_directory(dir);
+  if (!files.ok()) return files.status();
+  constexpr std::string_view suffix = ".offsets";
+  for (const platform::DirectoryEntry& e : *files) {
+    if (e.type != platform::EntryType::regular || !e.name.ends_with(suffix) || e.name.size() == suffix.size()) continue;
+    Result<detail::OffsetStore> store = detail::OffsetStore::open(dir, e.name);
+    if (!store.ok()) continue;
+    std::vector<detail::OffsetUpdate> updates;
+    for (const auto& [topic, committed] : store->entries()) {
+      const detail::Log* log = core.find(std::string_view(topic));
+      if (log == nullptr || committed <= log->end_offset()) continue;
+      updates.push_back(detail::OffsetUpdate{std::string_view(topic), log->end_offset(), false});
+    }
+    if (updates.empty()) continue;
+    if (Status st = store->commit(updates); !st.ok()) {
+      return Status(st.code(), "setting the positions in " + std::string(what) + " file " + e.name +
+                                   " back to their topics' recovered ends failed: " + std::string(st.message()));
+    }
+  }
+  return {};
 }
 
 // The flusher: prepares the next segment of every persistent topic ahead of
@@ -170,6 +204,14 @@ Result<Bus> Bus::open(std::string_view directory, const BusOptions& options) {
         bus.core_->registry.emplace(detail::HeapString(std::string_view(e.name)), std::move(log));
       } catch (const std::bad_alloc&) {
         return Status(Errc::out_of_memory, "topic '" + e.name + "': out of memory");
+      }
+    }
+  }
+  if (!options.read_only) {
+    for (const auto& [dir_of, what] :
+         {std::pair{&disk->consumers, "consumer offsets"}, {&disk->groups, "group offsets"}}) {
+      if (Status st = clamp_committed_positions(*bus.core_, *dir_of, what); !st.ok()) {
+        return in_directory(disk->path, st);
       }
     }
   }

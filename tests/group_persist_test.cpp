@@ -356,6 +356,52 @@ TEST_SUITE("group") {
     CHECK(committed_of(m) == 50);
   }
 
+  TEST_CASE("positions_committed_past_a_recovered_end_are_set_back_at_open_so_no_later_record_is_skipped") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path(), no_flusher());
+      REQUIRE(bus.create_topic(topic, persistent_small_ring(8)).ok());
+      REQUIRE(bus.create_topic("u", persistent_small_ring(8)).ok());
+      Producer p = bus.producer(topic).value();
+      append_numbered(p, 40);
+    }
+    {
+      // As after a power loss that cut the log's tail below positions a group
+      // and a named consumer had committed (their stores were synced, the
+      // log's last pages were not). Topic u's entry is within its end (0).
+      for (const char* sub : {"groups", "consumers"}) {
+        Result<platform::FileDescriptor> d = platform::open_directory(dir.path() + "/" + sub);
+        REQUIRE(d.ok());
+        Result<detail::OffsetStore> store =
+            detail::OffsetStore::open(*d, std::string(sub) == "groups" ? "g.offsets" : "billing.offsets");
+        REQUIRE(store.ok());
+        const detail::OffsetUpdate updates[] = {{topic, 1000, false}, {"u", 0, false}, {"gone", 7, false}};
+        REQUIRE(store->commit(updates).ok());
+      }
+    }
+    Bus bus = open_bus(dir.path(), no_flusher());
+    Producer p = bus.producer(topic).value();
+    append_numbered(p, 10); // offsets 40..49: the ones the old commits claimed were read
+    GroupMember m = join(bus, "g");
+    CHECK(committed_of(m) == 40);
+    CHECK(position_of(m) == 40);
+    check_exactly(drain_member(m), 40, 50);
+    ConsumerOptions co;
+    co.name = "billing";
+    co.topics = {topic};
+    Consumer c = bus.consumer(co).value();
+    CHECK(c.committed(topic).value() == 40);
+    CHECK(c.position(topic).value() == 40);
+    check_exactly(drain(c), 40, 50);
+    // Entries within their topic's end, and of topics not in the bus, are kept.
+    Result<platform::FileDescriptor> groups = platform::open_directory(dir.path() + "/groups");
+    REQUIRE(groups.ok());
+    Result<detail::OffsetStore> store = detail::OffsetStore::open(*groups, "g.offsets");
+    REQUIRE(store.ok());
+    CHECK(store->committed("u") == std::optional<std::uint64_t>(0));
+    CHECK(store->committed("gone") == std::optional<std::uint64_t>(7));
+  }
+
   TEST_CASE("a_group_and_a_named_consumer_of_the_same_name_and_a_group_in_two_topics_keep_apart") {
     TempBusDir dir;
     {
