@@ -28,4 +28,16 @@ constexpr bool is_power_of_two(std::size_t n) noexcept { return n != 0 && (n & (
 #define RINGBUS_ALWAYS_INLINE inline
 #endif
 
+// Asks for the cache line at p in a state this core may write (PREFETCHW on
+// x86-64: every x86-64 CPU decodes it, as a hint or a no-op). Never faults.
+RINGBUS_ALWAYS_INLINE void prefetch_for_write(const void* p) noexcept {
+#if defined(__x86_64__) && defined(__GNUC__)
+  asm volatile("prefetchw %0" : : "m"(*static_cast<const char*>(p)));
+#elif defined(__GNUC__)
+  __builtin_prefetch(p, 1, 3);
+#else
+  (void)p;
+#endif
+}
+
 } // namespace ringbus::detail

@@ -72,6 +72,7 @@
 //   consumer sees the data or the producer sees the sleeper and rings its doorbell.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -261,7 +262,10 @@ class Log {
   // Accepts the frame built at the reserved place, whose publication word
   // (from write_header) is word0; not yet visible to readers.
   RINGBUS_ALWAYS_INLINE void advance(std::size_t frame_bytes, std::uint32_t records, std::uint64_t word0) noexcept {
-    if (RINGBUS_UNLIKELY(store_ != nullptr)) stamp_checksum(overwrite_ ? writer_.scratch : ring_at(writer_.pos), word0);
+    if (RINGBUS_UNLIKELY(store_ != nullptr)) {
+      prefetch_next_frame(frame_bytes);
+      stamp_checksum(overwrite_ ? writer_.scratch : ring_at(writer_.pos), word0);
+    }
     word0 |= lap_bits(writer_.pos);
     if (overwrite_) {
       if (!hold_word0_) {
@@ -276,6 +280,23 @@ class Log {
     place_word0(writer_.pos, word0);
     writer_.pos += frame_bytes;
     writer_.next_offset += records;
+  }
+
+  // Persistent topics, before the CRC of a frame: the lines where a frame of
+  // the same size would go next are asked for in a writable state, so their
+  // ownership moves here (from the reader's cache, which holds last lap's
+  // bytes) while the CRC runs, not while the next frame is filled. Only lines
+  // past this frame's last one, within its segment, at most 32 KiB. Measured
+  // on persist_append/none (16 KiB frames; ringbus-bench, 5 alternations of
+  // 7 interleaved repetitions against the build without it, a noisy shared
+  // machine): median 146 -> 164 M items/s, 0.59x -> 0.70x of memory.
+  RINGBUS_ALWAYS_INLINE void prefetch_next_frame(std::size_t frame_bytes) const noexcept {
+    constexpr std::uint64_t line = 64;
+    constexpr std::uint64_t most = 32 * 1024;
+    const std::uint64_t end = writer_.pos + frame_bytes;
+    const std::uint64_t to =
+        std::min<std::uint64_t>(end + std::min<std::uint64_t>(frame_bytes, most), writer_.segment_end);
+    for (std::uint64_t q = (end + line - 1) & ~(line - 1); q < to; q += line) prefetch_for_write(ring_at(q));
   }
 
   // Persistent topics: the frame's CRC32C (frame_checksum() in checksum.hpp)
