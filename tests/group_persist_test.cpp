@@ -56,6 +56,16 @@ std::vector<OwnedRecord> poll_member(GroupMember& m, std::size_t max_records = S
   return own_all(*r);
 }
 
+// The offsets file `file` of the bus directory's sub-directory `sub`
+// ("groups" or "consumers"), opened the way the bus opens it.
+detail::OffsetStore open_offsets(const TempBusDir& dir, const std::string& sub, const std::string& file) {
+  Result<platform::FileDescriptor> d = platform::open_directory(dir.path() + "/" + sub);
+  REQUIRE_MESSAGE(d.ok(), d.message());
+  Result<detail::OffsetStore> store = detail::OffsetStore::open(*d, file);
+  REQUIRE_MESSAGE(store.ok(), store.message());
+  return std::move(*store);
+}
+
 // Polls until a poll returns nothing (which acknowledges the last batch).
 std::vector<OwnedRecord> drain_member(GroupMember& m, std::size_t max_records = SIZE_MAX) {
   std::vector<OwnedRecord> out;
@@ -338,11 +348,7 @@ TEST_SUITE("group") {
     {
       // As after a crash that cut the log's tail below a committed position
       // (the log lost records the store had already passed).
-      Result<platform::FileDescriptor> groups = platform::open_directory(dir.path() + "/groups");
-      REQUIRE(groups.ok());
-      Result<detail::OffsetStore> store = detail::OffsetStore::open(*groups, "g.offsets");
-      REQUIRE(store.ok());
-      REQUIRE(store->commit(topic, 1000).ok());
+      REQUIRE(open_offsets(dir, "groups", "g.offsets").commit(topic, 1000).ok());
     }
     Bus bus = open_bus(dir.path(), no_flusher());
     Producer p = bus.producer(topic).value();
@@ -369,15 +375,9 @@ TEST_SUITE("group") {
       // As after a power loss that cut the log's tail below positions a group
       // and a named consumer had committed (their stores were synced, the
       // log's last pages were not). Topic u's entry is within its end (0).
-      for (const char* sub : {"groups", "consumers"}) {
-        Result<platform::FileDescriptor> d = platform::open_directory(dir.path() + "/" + sub);
-        REQUIRE(d.ok());
-        Result<detail::OffsetStore> store =
-            detail::OffsetStore::open(*d, std::string(sub) == "groups" ? "g.offsets" : "billing.offsets");
-        REQUIRE(store.ok());
-        const detail::OffsetUpdate updates[] = {{topic, 1000, false}, {"u", 0, false}, {"gone", 7, false}};
-        REQUIRE(store->commit(updates).ok());
-      }
+      const detail::OffsetUpdate updates[] = {{topic, 1000, false}, {"u", 0, false}, {"gone", 7, false}};
+      REQUIRE(open_offsets(dir, "groups", "g.offsets").commit(updates).ok());
+      REQUIRE(open_offsets(dir, "consumers", "billing.offsets").commit(updates).ok());
     }
     Bus bus = open_bus(dir.path(), no_flusher());
     Producer p = bus.producer(topic).value();
@@ -394,12 +394,9 @@ TEST_SUITE("group") {
     CHECK(c.position(topic).value() == 40);
     check_exactly(drain(c), 40, 50);
     // Entries within their topic's end, and of topics not in the bus, are kept.
-    Result<platform::FileDescriptor> groups = platform::open_directory(dir.path() + "/groups");
-    REQUIRE(groups.ok());
-    Result<detail::OffsetStore> store = detail::OffsetStore::open(*groups, "g.offsets");
-    REQUIRE(store.ok());
-    CHECK(store->committed("u") == std::optional<std::uint64_t>(0));
-    CHECK(store->committed("gone") == std::optional<std::uint64_t>(7));
+    const detail::OffsetStore store = open_offsets(dir, "groups", "g.offsets");
+    CHECK(store.committed("u") == std::optional<std::uint64_t>(0));
+    CHECK(store.committed("gone") == std::optional<std::uint64_t>(7));
   }
 
   TEST_CASE("a_group_and_a_named_consumer_of_the_same_name_and_a_group_in_two_topics_keep_apart") {

@@ -203,7 +203,8 @@ bool Log::roll_files(std::uint64_t next_start, Errc& err) noexcept {
       (void)reclaim(want, false, ignored); // refused: a reader is behind, keep the segments
     }
   }
-  // The segment leaving the slot the writer enters is recycled as the next one when it can be.
+  // The segment leaving the slot the writer enters is recycled as the next one
+  // when it can be. relaxed: only this thread stores the head.
   store_->drop_below(head_.load(std::memory_order_relaxed), next_start);
   if (Status st = store_->begin_segment(next_start, writer_.next_offset, writer_.has_pending); !st.ok()) {
     roll_error_ = std::move(st);
