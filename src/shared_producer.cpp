@@ -298,13 +298,24 @@ using IngestQueue = moodycamel::ConcurrentQueue<Cell, IngestQueueTraits>;
 
 enum sender_state : std::uint32_t { sender_free = 0, sender_open = 1 };
 
+// A stretch of one slot's records that got consecutive offsets: the record
+// with ticket first_sequence got first_offset, the next one first_offset + 1,
+// and so on up to the next entry's first_sequence (or the slot's sequenced
+// count). Relaxed fields: written by the sequencer before the release store
+// of the slot's run count (T1), read by the sender after its acquire (T2).
+struct OffsetRun {
+  std::atomic<std::uint64_t> first_sequence{0};
+  std::atomic<std::uint64_t> first_offset{0};
+};
+
 struct SenderSlot {
   // Fixed at creation; read by both sides.
   alignas(cache_line) SharedCore* core = nullptr;
   moodycamel::ProducerToken* token = nullptr;
-  std::atomic<std::uint64_t>* ring = nullptr; // offsets of the slot's records, by sequence & ring_mask
-  std::uint64_t ring_mask = 0;
-  std::uint64_t quota = 0; // cells outstanding at most (sender_queue_slots)
+  OffsetRun* offset_runs = nullptr; // the slot's offset runs, by run number & offset_runs_mask
+  std::uint64_t offset_runs_mask = 0;
+  std::uint64_t window = 0; // offset_window(): tickets a sender can still resolve
+  std::uint64_t quota = 0;  // cells outstanding at most (sender_queue_slots)
 
   // The open Sender's line; its plain fields are handed to the next Sender
   // of the slot through `state` (S1).
@@ -317,9 +328,12 @@ struct SenderSlot {
   // Written by the sequencer.
   alignas(cache_line) std::atomic<std::uint64_t> drained_cells{0}; // (Q1)
   std::atomic<std::uint64_t> sequenced{0};                         // (T1) records with an offset
+  std::atomic<std::uint64_t> offset_run_count{0};                  // (T1) offset runs written
   // Sequencer-private.
   std::uint64_t dequeued_cells = 0;
-  std::uint64_t published = 0; // records whose offset is in the ring
+  std::uint64_t published = 0;           // records with an offset (sequenced's value)
+  std::uint64_t offset_runs_written = 0; // offset_run_count's value
+  std::uint64_t next_offset = 0;         // the offset the slot's last record got, plus one
 };
 
 template <class T>
@@ -336,8 +350,8 @@ class SharedCore {
         max_record_cells_(longest_cells(options.max_record_bytes)),
         queue_(options.max_senders * blocks_per_sender(options.sender_queue_slots) * IngestQueueTraits::BLOCK_SIZE),
         slots_(options.max_senders),
-        ring_size_(std::bit_ceil(options.sender_queue_slots)),
-        rings_(options.max_senders * ring_size_),
+        window_(std::bit_ceil(options.sender_queue_slots)),
+        offset_runs_(options.max_senders * 2 * window_),
         cells_(options.sequencer_batch_slots + max_record_cells_),
         messages_(options.sequencer_batch_slots + max_record_cells_),
         packed_(options.sequencer_batch_slots + max_record_cells_),
@@ -354,8 +368,9 @@ class SharedCore {
       SenderSlot& s = slots_[i];
       s.core = this;
       s.token = &tokens_[i];
-      s.ring = rings_.data() + i * ring_size_;
-      s.ring_mask = ring_size_ - 1;
+      s.offset_runs = offset_runs_.data() + i * 2 * window_;
+      s.offset_runs_mask = 2 * window_ - 1;
+      s.window = window_;
       s.quota = quota_;
     }
   }
@@ -397,7 +412,6 @@ class SharedCore {
   static std::size_t longest_cells(std::size_t max_record_bytes) noexcept {
     return std::max(1 + body_cells_for(max_record_bytes), 1 + (packed_run_bytes + cell_bytes - 1) / cell_bytes);
   }
-  std::uint64_t ring_size() const noexcept { return ring_size_; }
   SenderSlot& slot(std::size_t i) noexcept { return slots_[i]; }
 
   // (K2) seq_cst: the Dekker pair with (K4); see the header.
@@ -705,8 +719,11 @@ class SharedCore {
     return Errc::ok;
   }
 
-  // (T1): each record's offset into its slot's ring (relaxed), then the
-  // slot's sequenced count with release.
+  // (T1): the offsets of the slot's records in [lo, hi), which one append
+  // gave consecutive offsets: a new offset run unless they follow the slot's
+  // last record in the log too (fields relaxed, then the run count with
+  // release), then the slot's sequenced count with release. One entry per
+  // stretch, not per record: a run of 512 values costs two stores.
   void publish_offsets(std::size_t begin, std::size_t end, std::uint64_t first_offset) noexcept {
     std::uint64_t offset = first_offset;
     while (run_cursor_ < run_count_) {
@@ -715,16 +732,22 @@ class SharedCore {
       const std::size_t hi = std::min(run.end, end);
       if (lo >= end) break;
       SenderSlot& s = *run.slot;
-      std::atomic<std::uint64_t>* const ring = s.ring;
-      const std::uint64_t mask = s.ring_mask;
-      std::uint64_t published = s.published;
-      for (std::size_t i = lo; i < hi; ++i) {
-        const std::uint32_t records = packed_[i] != 0 ? packed_[i] : 1;
-        for (std::uint32_t k = 0; k < records; ++k) ring[published++ & mask].store(offset++, std::memory_order_relaxed);
+      std::uint64_t records = 0;
+      for (std::size_t i = lo; i < hi; ++i) records += packed_[i] != 0 ? packed_[i] : 1;
+      if (records != 0) {
+        if (s.offset_runs_written == 0 || offset != s.next_offset) {
+          OffsetRun& entry = s.offset_runs[s.offset_runs_written & s.offset_runs_mask];
+          entry.first_sequence.store(s.published, std::memory_order_relaxed); // (T1) published by the count below
+          entry.first_offset.store(offset, std::memory_order_relaxed);        // (T1) likewise
+          s.offset_runs_written += 1;
+          s.offset_run_count.store(s.offset_runs_written, std::memory_order_release); // (T1) pairs with (T2)
+        }
+        s.published += records;
+        offset += records;
+        s.next_offset = offset;
       }
-      s.published = published;
-      s.sequenced.store(published, std::memory_order_release); // (T1) pairs with (T2)
-      if (run.end > end) break;                                // the rest of this run goes with the next chunk
+      s.sequenced.store(s.published, std::memory_order_release); // (T1) pairs with (T2)
+      if (run.end > end) break;                                  // the rest of this run goes with the next chunk
       ++run_cursor_;
     }
     sequenced_total_.store(sequenced_total_.load(std::memory_order_relaxed) + (offset - first_offset),
@@ -740,8 +763,10 @@ class SharedCore {
   std::size_t batch_limit_ = 0;  // producer_.batch_limit_bytes(), fixed
   IngestQueue queue_;
   HeapVector<SenderSlot> slots_;
-  std::uint64_t ring_size_;
-  HeapVector<std::atomic<std::uint64_t>> rings_;
+  // Offset windows: window_ tickets per slot, resolved through 2 * window_
+  // offset runs (why twice: Sender::offset_of).
+  std::uint64_t window_;
+  HeapVector<OffsetRun> offset_runs_;
   HeapVector<moodycamel::ProducerToken> tokens_; // after queue_: destroyed before it
 
   // Sequencer state: one thread at a time (the sequencer thread, or whoever
@@ -1061,15 +1086,47 @@ Result<std::uint64_t> SharedProducer::Sender::offset_of(Ticket ticket) const noe
                                               " was not issued by this sender (its next ticket is " +
                                               std::to_string(s->sent_records) + ")");
   }
-  if (s->sent_records - ticket.sequence > s->ring_mask + 1) {
-    return Status(Errc::invalid_argument, "ticket " + std::to_string(ticket.sequence) + " is older than the " +
-                                              std::to_string(s->ring_mask + 1) +
+  const std::uint64_t t = ticket.sequence;
+  const std::uint64_t sent = s->sent_records;
+  if (sent - t > s->window) {
+    return Status(Errc::invalid_argument, "ticket " + std::to_string(t) + " is older than the " +
+                                              std::to_string(s->window) +
                                               " newest records whose offsets a sender keeps");
   }
-  // (T2) acquire pairs with (T1): the ring entry below was written before.
-  if (ticket.sequence >= s->sequenced.load(std::memory_order_acquire)) return Status(Errc::would_block);
-  // relaxed: ordered by (T2); not reused until this sender sends ring-size more records.
-  return s->ring[ticket.sequence & s->ring_mask].load(std::memory_order_relaxed);
+  // (T2) acquire, sequenced then the run count: pairs with (T1); every
+  // offset run of a record below `sequenced` is then visible, and n counts them.
+  const std::uint64_t sequenced = s->sequenced.load(std::memory_order_acquire);
+  if (t >= sequenced) return Status(Errc::would_block);
+  const std::uint64_t n = s->offset_run_count.load(std::memory_order_acquire);
+  // Which entries hold still. Every run written from now on starts at a
+  // record not yet sequenced (at most sent - sequenced of them: this thread
+  // sends nothing meanwhile), so entries [n + sent - sequenced - size, n) are
+  // not reused during this call. t's run has at most sent - t - 1 runs after
+  // it (each starts at a later record), so it is at >= n - (sent - t); with
+  // size = 2 * window and both sent - t and sent - sequenced <= window, that
+  // is inside the stable range. Binary search there for the last run that
+  // starts at or before t.
+  const std::uint64_t size = s->offset_runs_mask + 1;
+  const std::uint64_t reach = n + (sent - sequenced);
+  std::uint64_t lo = reach > size ? reach - size : 0;
+  std::uint64_t hi = n;
+  // relaxed: ordered by (T2); not rewritten during this call (above).
+  const auto first_sequence = [s](std::uint64_t i) {
+    return s->offset_runs[i & s->offset_runs_mask].first_sequence.load(std::memory_order_relaxed);
+  };
+  if (lo >= hi || first_sequence(lo) > t) {
+    return Status(Errc::invalid_argument, "ticket " + std::to_string(t) + " has no offset run in its window");
+  }
+  while (hi - lo > 1) { // invariant: first_sequence(lo) <= t < first_sequence(hi) (hi == n: none)
+    const std::uint64_t mid = lo + (hi - lo) / 2;
+    if (first_sequence(mid) <= t) {
+      lo = mid;
+    } else {
+      hi = mid;
+    }
+  }
+  const detail::OffsetRun& run = s->offset_runs[lo & s->offset_runs_mask];
+  return run.first_offset.load(std::memory_order_relaxed) + (t - first_sequence(lo)); // relaxed: as above
 }
 
 Result<std::uint64_t> SharedProducer::Sender::wait_offset(Ticket ticket,
@@ -1087,9 +1144,7 @@ Result<std::uint64_t> SharedProducer::Sender::wait_offset(Ticket ticket,
   }
 }
 
-std::uint64_t SharedProducer::Sender::offset_window() const noexcept {
-  return slot_ != nullptr ? slot_->ring_mask + 1 : 0;
-}
+std::uint64_t SharedProducer::Sender::offset_window() const noexcept { return slot_ != nullptr ? slot_->window : 0; }
 
 Ticket SharedProducer::Sender::next_ticket() const noexcept {
   return Ticket{slot_ != nullptr ? slot_->sent_records : 0};

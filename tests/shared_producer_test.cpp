@@ -374,6 +374,69 @@ TEST_SUITE("shared_producer") {
     CHECK(sender.offset_of(Ticket{4999 - 63}).value() == 4999 - 63);
   }
 
+  // Two senders' records alternate in the log, so every record of each is an
+  // offset run of its own: the runs wrap their ring (2 * 64 entries) several
+  // times, and records still in flight (sent, not pumped) shrink what stays
+  // readable. Every ticket of the window must still resolve to the offset the
+  // consumer sees it at, and the ones outside it must be refused.
+  TEST_CASE("offset_of_resolves_every_ticket_of_the_window_when_senders_interleave_record_by_record") {
+    SharedProducerOptions options = caller_mode();
+    options.max_senders = 2;
+    options.sender_queue_slots = 64;
+    options.max_record_bytes = 64;
+    Fixture f(options);
+    SharedProducer::Sender a = f.shared.sender().value();
+    SharedProducer::Sender b = f.shared.sender().value();
+    REQUIRE(a.offset_window() == 64);
+    constexpr std::uint64_t rounds = 300;
+    for (std::uint64_t i = 0; i < rounds; ++i) {
+      REQUIRE(a.send(ringbus::bytes_of(2 * i)).ok());
+      REQUIRE(b.send(ringbus::bytes_of(2 * i + 1)).ok());
+      REQUIRE(pump_all(f.shared) == 2); // one batch (the sequencer starts with a or b by turns)
+    }
+    // a: 40 more in flight (sent, not yet in the log).
+    for (std::uint64_t i = 0; i < 40; ++i) REQUIRE(a.send(ringbus::bytes_of(2 * rounds + i)).ok());
+
+    std::vector<std::uint64_t> value_at; // the value the consumer saw at each offset
+    const auto drain = [&] {
+      for (const OwnedRecord& r : ringbus::test::drain(f.consumer)) {
+        REQUIRE(r.offset == value_at.size());
+        std::uint64_t v = 0;
+        REQUIRE(r.value.size() == sizeof v);
+        std::memcpy(&v, r.value.data(), sizeof v);
+        value_at.push_back(v);
+      }
+    };
+    drain();
+    REQUIRE(value_at.size() == 2 * rounds);
+    const std::uint64_t sent = rounds + 40;
+    for (std::uint64_t t = sent - 64; t < rounds; ++t) {
+      Result<std::uint64_t> offset = a.offset_of(Ticket{t});
+      REQUIRE_MESSAGE(offset.ok(), offset.message());
+      REQUIRE(*offset < value_at.size());
+      CHECK(value_at[*offset] == 2 * t);
+    }
+    for (std::uint64_t t = rounds; t < sent; ++t) CHECK(a.offset_of(Ticket{t}).code() == Errc::would_block);
+    CHECK(a.offset_of(Ticket{sent - 65}).code() == Errc::invalid_argument);
+    for (std::uint64_t t = rounds - 64; t < rounds; ++t) {
+      Result<std::uint64_t> offset = b.offset_of(Ticket{t});
+      REQUIRE_MESSAGE(offset.ok(), offset.message());
+      REQUIRE(*offset < value_at.size());
+      CHECK(value_at[*offset] == 2 * t + 1);
+    }
+
+    // The 40 join the log as one stretch after b's last record.
+    REQUIRE(pump_all(f.shared) == 40);
+    drain();
+    for (std::uint64_t t = sent - 64; t < sent; ++t) {
+      Result<std::uint64_t> offset = a.offset_of(Ticket{t});
+      REQUIRE_MESSAGE(offset.ok(), offset.message());
+      REQUIRE(*offset < value_at.size());
+      CHECK(value_at[*offset] == (t < rounds ? 2 * t : 2 * rounds + (t - rounds)));
+      if (t >= rounds) CHECK(*offset == 2 * rounds + (t - rounds));
+    }
+  }
+
   TEST_CASE("senders_are_limited_by_max_senders_and_a_closed_one_frees_its_slot") {
     SharedProducerOptions options = caller_mode();
     options.max_senders = 2;
