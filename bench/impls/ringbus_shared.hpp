@@ -5,8 +5,11 @@
 // items (one queue slot each) and yield while their slots are full; the
 // consumer thread drives the sequencer itself: pump() (drains every sender's
 // slots, appends them with one append_batch per chunk, records each item's
-// offset for its sender), then poll() and check what arrived. Caller mode
-// spares a sixth thread on a 2-core machine; that is why it is used here.
+// offset for its sender), then poll() and check what arrived, a Batch (one
+// frame) at a time: a packed run's values as a typed span in place
+// (Batch::values), the reader's best API as in the spsc rows (one run each:
+// record by record 0.62x moodycamel_cq, by batch 0.74x). Caller mode spares
+// a sixth thread on a 2-core machine; that is why it is used here.
 //
 // Capacity like the moodycamel_cq row: peer_slots / 4 queue slots per sender.
 // What the row carries beyond the peer: every item gets a dense offset in a
@@ -78,14 +81,21 @@ class RingbusSharedMpsc {
         if (*pumped == 0) std::this_thread::yield();
         continue;
       }
-      for (const Record& record : *records) {
-        if (record.value.size() != sizeof(std::uint64_t)) {
-          verifier.reject();
+      for (const Batch& batch : records->batches()) {
+        const std::span<const std::uint64_t> values = batch.values<std::uint64_t>();
+        if (values.size() == batch.size()) {
+          for (const std::uint64_t value : values) verifier.check(value);
           continue;
         }
-        std::uint64_t value;
-        std::memcpy(&value, record.value.data(), sizeof value);
-        verifier.check(value);
+        for (const Record& record : batch) { // not a packed run of 8-byte values
+          if (record.value.size() != sizeof(std::uint64_t)) {
+            verifier.reject();
+            continue;
+          }
+          std::uint64_t value;
+          std::memcpy(&value, record.value.data(), sizeof value);
+          verifier.check(value);
+        }
       }
       count -= records->size() < count ? records->size() : count;
     }
