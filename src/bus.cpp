@@ -15,9 +15,6 @@ namespace ringbus {
 
 namespace {
 Status bus_closed() { return Status(Errc::closed, "bus is closed"); }
-Status no_topic(std::string_view name) {
-  return Status(Errc::topic_not_found, "topic '" + std::string(name) + "' does not exist");
-}
 } // namespace
 
 Bus::Bus() : core_(std::allocate_shared<detail::BusCore>(detail::HeapAllocator<detail::BusCore>())) {}
@@ -136,18 +133,29 @@ bool BusCore::topics_directory_locked() {
   return true;
 }
 
-Log* BusCore::discover_locked(std::string_view name) {
+Log* BusCore::discover_locked(std::string_view name, Status& why) {
   if (!validate_topic_name(name).ok() || !topics_directory_locked()) return nullptr;
-  // Any error (not there, being created, damaged): not a topic this bus can
-  // read now; a later call looks again.
+  Result<bool> there = platform::entry_exists_at(disk->topics, name);
+  if (!there.ok()) {
+    why = in_directory(disk->path, there.status());
+    return nullptr;
+  }
+  if (!*there) return nullptr;
+  // topic_not_found: the writer is creating it (TopicStore::open); a later
+  // call looks again. Anything else is reported as Bus::open reports it.
   Result<std::unique_ptr<TopicStore>> store = TopicStore::open(disk->topics, std::string(name), true);
-  if (!store.ok()) return nullptr;
+  if (store.code() == Errc::topic_not_found) return nullptr;
+  if (!store.ok()) {
+    why = in_directory(disk->path, store.status());
+    return nullptr;
+  }
   try {
     LogPtr log(heap_new<Log>(name, std::move(*store)));
     Log* raw = log.get();
     registry.emplace(HeapString(name), std::move(log));
     return raw;
   } catch (const std::bad_alloc&) {
+    why = Status(Errc::out_of_memory, "topic '" + std::string(name) + "': out of memory");
     return nullptr;
   }
 }
@@ -236,8 +244,9 @@ bool Bus::read_only() const noexcept { return core_ && core_->disk && core_->dis
 
 Status Bus::flush(std::string_view topic) {
   if (!is_open()) return bus_closed();
-  detail::Log* log = core_->find(topic);
-  if (log == nullptr) return no_topic(topic);
+  Result<detail::Log*> found = core_->lookup(topic);
+  if (!found.ok()) return found.status();
+  detail::Log* log = *found;
   if (log->store() == nullptr) return {};
   return log->store()->flush(log->tail_acquire());
 }
@@ -343,7 +352,8 @@ std::vector<std::string> Bus::topic_names() const {
         for (const platform::DirectoryEntry& e : *entries) {
           if (e.type == platform::EntryType::directory &&
               core_->registry.find(std::string_view(e.name)) == core_->registry.end()) {
-            (void)core_->discover_locked(e.name);
+            Status ignored; // listed only when it opens; using it reports why not
+            (void)core_->discover_locked(e.name, ignored);
           }
         }
       }
@@ -355,8 +365,9 @@ std::vector<std::string> Bus::topic_names() const {
 
 Result<TopicInfo> Bus::describe(std::string_view name) const {
   if (!is_open()) return bus_closed();
-  detail::Log* log = core_->find(name);
-  if (log == nullptr) return no_topic(name);
+  Result<detail::Log*> found = core_->lookup(name);
+  if (!found.ok()) return found.status();
+  detail::Log* log = *found;
   TopicInfo info;
   info.name = std::string(name);
   info.options = log->options();
@@ -374,15 +385,17 @@ Result<TopicInfo> Bus::describe(std::string_view name) const {
 
 Result<TopicStats> Bus::stats(std::string_view topic) const {
   if (!is_open()) return bus_closed();
-  detail::Log* log = core_->find(topic);
-  if (log == nullptr) return no_topic(topic);
+  Result<detail::Log*> found = core_->lookup(topic);
+  if (!found.ok()) return found.status();
+  detail::Log* log = *found;
   return detail::sample_stats(*log);
 }
 
 Result<Producer> Bus::producer(std::string_view topic) {
   if (!is_open()) return bus_closed();
-  detail::Log* log = core_->find(topic);
-  if (log == nullptr) return no_topic(topic);
+  Result<detail::Log*> found = core_->lookup(topic);
+  if (!found.ok()) return found.status();
+  detail::Log* log = *found;
   if (read_only()) {
     return Status(Errc::invalid_argument, "topic '" + std::string(topic) + "': bus directory " + core_->disk->path +
                                               " is open read-only; it has no producers");

@@ -376,8 +376,9 @@ Result<Records> Consumer::poll(std::size_t max_records, std::chrono::nanoseconds
 Status Consumer::subscribe(std::string_view topic, StartPosition start) {
   ConsumerState* const s = state_;
   if (Status st = check_open(s); !st.ok()) return st;
-  detail::Log* log = s->core->find(topic);
-  if (log == nullptr) return Status(Errc::topic_not_found, "topic '" + std::string(topic) + "' does not exist");
+  Result<detail::Log*> found = s->core->lookup(topic);
+  if (!found.ok()) return found.status();
+  detail::Log* log = *found;
   if (find(*s, topic) != nullptr) {
     return Status(Errc::invalid_argument, "consumer is already subscribed to topic '" + std::string(topic) + "'");
   }

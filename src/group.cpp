@@ -601,8 +601,9 @@ Result<GroupMember> Bus::group_member(std::string_view group, std::string_view t
   if (Status st = options.validate(); !st.ok()) {
     return Status(st.code(), "group '" + std::string(group) + "': " + std::string(st.message()));
   }
-  detail::Log* log = core_->find(topic);
-  if (log == nullptr) return Status(Errc::topic_not_found, "topic '" + std::string(topic) + "' does not exist");
+  Result<detail::Log*> found = core_->lookup(topic);
+  if (!found.ok()) return found.status();
+  detail::Log* log = *found;
   if (log->follower()) {
     return Status(Errc::invalid_argument, "group '" + std::string(group) + "': topic '" + std::string(topic) +
                                               "' is followed from a bus opened read-only (another process writes "

@@ -111,4 +111,11 @@ inline Bus open_bus(const std::string& path, const BusOptions& options = {}) {
   return std::move(*bus);
 }
 
+// A bus opened read-only on path (BusOptions::read_only): a follower of the writer.
+inline Bus open_reader(const std::string& path) {
+  BusOptions options;
+  options.read_only = true;
+  return open_bus(path, options);
+}
+
 } // namespace ringbus::test

@@ -85,16 +85,30 @@ class BusCore {
   }
 
   Log* find(std::string_view name) {
+    Result<Log*> log = lookup(name);
+    return log.ok() ? *log : nullptr;
+  }
+  // The topic, or why not: topic_not_found ("topic 'x' does not exist"), or,
+  // on a read-only bus, what kept a topic the directory holds from opening
+  // (a foreign or damaged file, a permission): the caller reports that.
+  Result<Log*> lookup(std::string_view name) {
     std::lock_guard lock(mutex);
     auto it = registry.find(name);
     if (it != registry.end()) return it->second.get();
-    return disk && disk->read_only ? discover_locked(name) : nullptr;
+    Status why;
+    if (disk && disk->read_only) {
+      if (Log* log = discover_locked(name, why)) return log;
+    }
+    if (!why.ok()) return why;
+    return Status(Errc::topic_not_found, "topic '" + std::string(name) + "' does not exist");
   }
   // A read-only bus follows another process, which may create topics after
   // this bus opened: such a topic is opened from the directory on first use.
-  // nullptr when the directory has no (complete) topic of that name. Called
-  // with mutex held.
-  Log* discover_locked(std::string_view name);
+  // nullptr when the directory has no complete topic of that name (not
+  // there, or the writer is still creating it: a later call looks again) or
+  // when it does not open; then `why` says what failed, as Bus::open would.
+  // Called with mutex held.
+  Log* discover_locked(std::string_view name, Status& why);
   // disk->topics, opened now if the writer made it after this bus opened.
   bool topics_directory_locked();
 };
