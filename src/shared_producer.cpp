@@ -73,6 +73,8 @@ inline constexpr std::size_t inline_value_max = 8;
 // A packed run carries at most this many bytes of values (one value more
 // when a single value is larger): 512 8-byte values per run.
 inline constexpr std::size_t packed_run_bytes = 4096;
+// Cells of the largest packed run: its head and packed_run_bytes of values.
+inline constexpr std::size_t staging_cells = 1 + packed_run_bytes / 16;
 enum : std::uint8_t { kind_inline = 1, kind_general = 2, kind_packed = 3 };
 inline constexpr std::size_t head_count_at = 8;
 
@@ -237,6 +239,25 @@ class PackedRunStream {
     std::memcpy(c.bytes + head_body_cells_at, &body_cells, 4);
     return c;
   }
+  // Writes one run of k values (k <= per_run) into out: its head cell, then
+  // the values back to back, the last cell's tail zeroed. Returns the cells.
+  static std::size_t write_run(Cell* out, const void* data, std::size_t value_bytes, std::size_t k) noexcept {
+    const std::size_t body = k * value_bytes;
+    const auto body_cells = static_cast<std::uint32_t>((body + cell_bytes - 1) / cell_bytes);
+    Cell head{};
+    const auto vb = static_cast<std::uint32_t>(value_bytes);
+    const auto count = static_cast<std::uint32_t>(k);
+    std::memcpy(head.bytes + head_value_bytes_at, &vb, 4);
+    head.bytes[head_kind_at] = std::byte{kind_packed};
+    std::memcpy(head.bytes + head_count_at, &count, 4);
+    std::memcpy(head.bytes + head_body_cells_at, &body_cells, 4);
+    out[0] = head;
+    if (body_cells != 0) {
+      out[body_cells] = Cell{}; // the last cell's tail
+      std::memcpy(out[1].bytes, data, body);
+    }
+    return 1 + body_cells;
+  }
   // Cells of `count` values in runs of per_run.
   static std::size_t cells_for(std::size_t value_bytes, std::size_t count, std::size_t per_run) noexcept {
     const std::size_t full = count / per_run;
@@ -312,6 +333,7 @@ struct SenderSlot {
   // Fixed at creation; read by both sides.
   alignas(cache_line) SharedCore* core = nullptr;
   moodycamel::ProducerToken* token = nullptr;
+  Cell* staging = nullptr;          // send_values of one run: its cells are built here (the Sender's)
   OffsetRun* offset_runs = nullptr; // the slot's offset runs, by run number & offset_runs_mask
   std::uint64_t offset_runs_mask = 0;
   std::uint64_t window = 0; // offset_window(): tickets a sender can still resolve
@@ -352,6 +374,7 @@ class SharedCore {
         slots_(options.max_senders),
         window_(std::bit_ceil(options.sender_queue_slots)),
         offset_runs_(options.max_senders * 2 * window_),
+        staging_(options.max_senders * staging_cells),
         cells_(options.sequencer_batch_slots + max_record_cells_),
         messages_(options.sequencer_batch_slots + max_record_cells_),
         packed_(options.sequencer_batch_slots + max_record_cells_),
@@ -368,6 +391,7 @@ class SharedCore {
       SenderSlot& s = slots_[i];
       s.core = this;
       s.token = &tokens_[i];
+      s.staging = staging_.data() + i * staging_cells;
       s.offset_runs = offset_runs_.data() + i * 2 * window_;
       s.offset_runs_mask = 2 * window_ - 1;
       s.window = window_;
@@ -767,6 +791,7 @@ class SharedCore {
   // offset runs (why twice: Sender::offset_of).
   std::uint64_t window_;
   HeapVector<OffsetRun> offset_runs_;
+  HeapVector<Cell> staging_;                     // staging_cells per slot (SenderSlot::staging)
   HeapVector<moodycamel::ProducerToken> tokens_; // after queue_: destroyed before it
 
   // Sequencer state: one thread at a time (the sequencer thread, or whoever
@@ -1071,6 +1096,15 @@ Result<Ticket> SharedProducer::Sender::send_packed(const void* data, std::size_t
                       " bytes takes more queue slots than a "
                       "sender holds (" +
                       std::to_string(s->quota) + ", SharedProducerOptions::sender_queue_slots)");
+  }
+  if (count <= per_run && count * value_bytes <= detail::packed_run_bytes) {
+    // One run: built in the slot's staging cells with one memcpy of the
+    // values, then enqueued from a plain array (moodycamel's fast loop).
+    return send_cells(*s, cells, count, wait, [&] {
+      const detail::Cell* cells_built = s->staging;
+      detail::PackedRunStream::write_run(s->staging, data, value_bytes, count);
+      return core.queue().try_enqueue_bulk(*s->token, cells_built, cells);
+    });
   }
   return send_cells(*s, cells, count, wait, [&] {
     detail::PackedRunStream stream(data, value_bytes, count, per_run);

@@ -180,6 +180,66 @@ TEST_SUITE("shared_producer") {
     CHECK(got.back().value == "last");
   }
 
+  // Values of every size a packed run takes in one piece (built in the
+  // sender's staging cells) or in several (values over 4 KiB together, or one
+  // value larger than a run), counts that leave the last cell half full or
+  // fill it: every byte of every value arrives, in order.
+  TEST_CASE("send_values_of_any_size_and_count_arrive_byte_for_byte_in_order") {
+    SharedProducerOptions options = caller_mode();
+    options.max_record_bytes = 6000;
+    Fixture f(options);
+    SharedProducer::Sender sender = f.shared.sender().value();
+    std::vector<std::string> expected;
+    std::uint64_t seed = 1;
+    const auto send = [&](std::size_t value_bytes, std::size_t count) {
+      std::vector<std::byte> bytes(value_bytes * count);
+      for (std::byte& b : bytes) b = static_cast<std::byte>(ringbus::stress::mix64(seed++));
+      for (std::size_t i = 0; i < count; ++i) {
+        expected.emplace_back(reinterpret_cast<const char*>(bytes.data()) + i * value_bytes, value_bytes);
+      }
+      const auto send_as = [&]<std::size_t N>() {
+        const std::span<const std::array<std::byte, N>> values(
+            reinterpret_cast<const std::array<std::byte, N>*>(bytes.data()), count);
+        return sender.send_values(values);
+      };
+      Result<Ticket> t = ringbus::Status(Errc::invalid_argument);
+      switch (value_bytes) {
+        case 1: t = send_as.template operator()<1>(); break;
+        case 3: t = send_as.template operator()<3>(); break;
+        case 8: t = send_as.template operator()<8>(); break;
+        case 24: t = send_as.template operator()<24>(); break;
+        case 4096: t = send_as.template operator()<4096>(); break;
+        case 5000: t = send_as.template operator()<5000>(); break;
+        default: FAIL("no such value size");
+      }
+      REQUIRE_MESSAGE(t.ok(), t.message());
+    };
+    for (const std::size_t count : {std::size_t{1}, std::size_t{3}, std::size_t{511}, std::size_t{512}}) {
+      send(8, count); // 512 x 8 B: exactly one run of 4 KiB
+    }
+    send(1, 15);   // one cell, 15 of its 16 bytes
+    send(1, 4097); // two runs
+    send(3, 1365); // 4095 bytes: one run, the last cell 15 bytes full
+    send(24, 170); // 4080 bytes: one run
+    send(24, 171); // 4104 bytes: two runs
+    send(4096, 1); // one value of a whole run
+    send(4096, 2); // one run each
+    send(5000, 2); // values larger than a run
+    std::size_t got = 0;
+    while (got < expected.size()) {
+      REQUIRE(pump_all(f.shared) != 0);
+      for (const OwnedRecord& r : ringbus::test::drain(f.consumer)) {
+        REQUIRE(got < expected.size());
+        CHECK(r.offset == got);
+        CHECK(r.key.empty());
+        REQUIRE(r.value.size() == expected[got].size());
+        CHECK(r.value == expected[got]);
+        ++got;
+      }
+    }
+    CHECK(sender.offset_of(Ticket{got - 1}).value() == got - 1);
+  }
+
   TEST_CASE("thread_mode_sequences_without_pump_and_tells_each_sender_its_offset") {
     SharedProducerOptions options;
     options.idle_wait = ringbus::WaitStrategy::yield;

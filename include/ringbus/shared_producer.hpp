@@ -50,8 +50,13 @@
 // they are contiguous in the sub-queue. send_values sends packed runs: a head
 // slot, then up to 4 KiB of values back to back (512 8-byte values in 257
 // slots), which the sequencer appends with one append_values (the log's
-// packed form) and no per-record work but the offset it reports. No
-// per-record allocation, no shared byte arena.
+// packed form) and no per-record work but the offset it reports. A
+// send_values of one run (at most 4 KiB of values) builds its cells in the
+// Sender slot's own staging cells (a head, then one memcpy of the values) and
+// enqueues them from that array: moodycamel's copy loop over a plain array,
+// not a generating iterator (one thread's send + pump + poll of 8-byte
+// values: 3.4 -> 2.7 ns per item). No per-record allocation, no shared byte
+// arena.
 //
 // The sequencer drains each sender slot with try_dequeue_bulk_from_producer
 // (not the ConsumerToken's try_dequeue_bulk): it must know whose records it
