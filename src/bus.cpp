@@ -1,5 +1,7 @@
 #include "ringbus/bus.hpp"
 
+#include <algorithm>
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -135,12 +137,16 @@ bool BusCore::topics_directory_locked() {
 
 Log* BusCore::discover_locked(std::string_view name, Status& why) {
   if (!validate_topic_name(name).ok() || !topics_directory_locked()) return nullptr;
-  Result<bool> there = platform::entry_exists_at(disk->topics, name);
-  if (!there.ok()) {
-    why = in_directory(disk->path, there.status());
+  // Only a directory is a topic (Bus::open skips anything else in topics/).
+  Result<std::vector<platform::DirectoryEntry>> entries = platform::list_directory(disk->topics);
+  if (!entries.ok()) {
+    why = in_directory(disk->path, entries.status());
     return nullptr;
   }
-  if (!*there) return nullptr;
+  const bool there = std::any_of(entries->begin(), entries->end(), [name](const platform::DirectoryEntry& e) {
+    return e.type == platform::EntryType::directory && e.name == name;
+  });
+  if (!there) return nullptr;
   // topic_not_found: the writer is creating it (TopicStore::open); a later
   // call looks again. Anything else is reported as Bus::open reports it.
   Result<std::unique_ptr<TopicStore>> store = TopicStore::open(disk->topics, std::string(name), true);

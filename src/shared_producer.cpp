@@ -1132,14 +1132,16 @@ Result<std::uint64_t> SharedProducer::Sender::offset_of(Ticket ticket) const noe
   const std::uint64_t sequenced = s->sequenced.load(std::memory_order_acquire);
   if (t >= sequenced) return Status(Errc::would_block);
   const std::uint64_t n = s->offset_run_count.load(std::memory_order_acquire);
-  // Which entries hold still. Every run written from now on starts at a
-  // record not yet sequenced (at most sent - sequenced of them: this thread
-  // sends nothing meanwhile), so entries [n + sent - sequenced - size, n) are
-  // not reused during this call. t's run has at most sent - t - 1 runs after
-  // it (each starts at a later record), so it is at >= n - (sent - t); with
-  // size = 2 * window and both sent - t and sent - sequenced <= window, that
-  // is inside the stable range. Binary search there for the last run that
-  // starts at or before t.
+  // Which entries hold still. `sequenced` was loaded before the run count,
+  // and the sequencer stores the count before `sequenced`, so every run at
+  // index >= n starts at a record >= sequenced: at most sent - sequenced more
+  // runs can be written during this call (this thread sends nothing
+  // meanwhile), and entries [n + sent - sequenced - size, n) are not reused
+  // while it reads them. t's run has at most sent - t - 1 runs after it (each
+  // starts at a later record below sent), so it is at >= n - (sent - t). With
+  // size = 2 * window, sent - t <= window (checked above) and sent - sequenced
+  // < sent - t (t < sequenced), that is inside the stable range. Binary
+  // search there for the last run that starts at or before t.
   const std::uint64_t size = s->offset_runs_mask + 1;
   const std::uint64_t reach = n + (sent - sequenced);
   std::uint64_t lo = reach > size ? reach - size : 0;

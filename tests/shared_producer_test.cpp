@@ -434,11 +434,12 @@ TEST_SUITE("shared_producer") {
     CHECK(sender.offset_of(Ticket{4999 - 63}).value() == 4999 - 63);
   }
 
-  // Two senders' records alternate in the log, so every record of each is an
-  // offset run of its own: the runs wrap their ring (2 * 64 entries) several
-  // times, and records still in flight (sent, not pumped) shrink what stays
-  // readable. Every ticket of the window must still resolve to the offset the
-  // consumer sees it at, and the ones outside it must be refused.
+  // Two senders' records alternate in the log (a's at even offsets, b's at
+  // odd), so every record of each is an offset run of its own: 300 runs per
+  // sender wrap their ring (2 * 64 entries) twice, and records still in
+  // flight (sent, not pumped) shrink what stays readable. Every ticket of the
+  // window must still resolve to the offset the consumer sees it at, and the
+  // ones outside it must be refused.
   TEST_CASE("offset_of_resolves_every_ticket_of_the_window_when_senders_interleave_record_by_record") {
     SharedProducerOptions options = caller_mode();
     options.max_senders = 2;
@@ -451,8 +452,9 @@ TEST_SUITE("shared_producer") {
     constexpr std::uint64_t rounds = 300;
     for (std::uint64_t i = 0; i < rounds; ++i) {
       REQUIRE(a.send(ringbus::bytes_of(2 * i)).ok());
+      REQUIRE(pump_all(f.shared) == 1);
       REQUIRE(b.send(ringbus::bytes_of(2 * i + 1)).ok());
-      REQUIRE(pump_all(f.shared) == 2); // one batch (the sequencer starts with a or b by turns)
+      REQUIRE(pump_all(f.shared) == 1);
     }
     // a: 40 more in flight (sent, not yet in the log).
     for (std::uint64_t i = 0; i < 40; ++i) REQUIRE(a.send(ringbus::bytes_of(2 * rounds + i)).ok());
@@ -473,6 +475,7 @@ TEST_SUITE("shared_producer") {
     for (std::uint64_t t = sent - 64; t < rounds; ++t) {
       Result<std::uint64_t> offset = a.offset_of(Ticket{t});
       REQUIRE_MESSAGE(offset.ok(), offset.message());
+      CHECK(*offset == 2 * t);
       REQUIRE(*offset < value_at.size());
       CHECK(value_at[*offset] == 2 * t);
     }
@@ -485,7 +488,7 @@ TEST_SUITE("shared_producer") {
       CHECK(value_at[*offset] == 2 * t + 1);
     }
 
-    // The 40 join the log as one stretch after b's last record.
+    // The 40 join the log as one stretch after b's last record: a new run.
     REQUIRE(pump_all(f.shared) == 40);
     drain();
     for (std::uint64_t t = sent - 64; t < sent; ++t) {
@@ -495,6 +498,61 @@ TEST_SUITE("shared_producer") {
       CHECK(value_at[*offset] == (t < rounds ? 2 * t : 2 * rounds + (t - rounds)));
       if (t >= rounds) CHECK(*offset == 2 * rounds + (t - rounds));
     }
+  }
+
+  // The same with the sequencer on its own thread, so it writes offset runs
+  // while a sender reads them: sender a asks for the oldest ticket of its
+  // window after every send (records in flight, runs being added), sender b
+  // interleaves its records with a's. Every offset a was told must be where
+  // the consumer finds a's record.
+  TEST_CASE("offset_of_at_the_window_edge_stays_right_while_the_sequencer_thread_adds_runs") {
+    SharedProducerOptions options;
+    options.max_senders = 2;
+    options.sender_queue_slots = 64;
+    options.max_record_bytes = 64;
+    options.idle_wait = ringbus::WaitStrategy::yield;
+    options.send_wait = ringbus::WaitStrategy::yield;
+    TopicOptions topic = medium_ring();
+    topic.segment_bytes = std::size_t{1} << 20; // room for every record: nobody has to read while sending
+    Fixture f(options, topic);
+    const std::uint64_t count = ringbus::stress::scaled(20000, 4000);
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> told; // (ticket, offset) for a
+    std::atomic<bool> a_done{false};
+    std::thread tb([&] {
+      SharedProducer::Sender b = f.shared.sender().value();
+      for (std::uint64_t i = 0; i < count && !a_done.load(std::memory_order_relaxed); ++i) {
+        if (!b.send(ringbus::bytes_of((std::uint64_t{1} << 63) | i)).ok()) return;
+      }
+    });
+    {
+      SharedProducer::Sender a = f.shared.sender().value();
+      const std::uint64_t window = a.offset_window();
+      for (std::uint64_t i = 0; i < count; ++i) {
+        REQUIRE(a.send(ringbus::bytes_of(i)).ok());
+        const std::uint64_t sent = i + 1;
+        const Ticket edge{sent > window ? sent - window : 0};
+        Result<std::uint64_t> offset = a.offset_of(edge);
+        if (offset.ok()) {
+          told.emplace_back(edge.sequence, *offset);
+        } else {
+          REQUIRE_MESSAGE(offset.code() == Errc::would_block, offset.message());
+        }
+      }
+      a_done.store(true, std::memory_order_relaxed);
+    }
+    tb.join();
+    REQUIRE(f.shared.close().ok());
+    std::vector<std::uint64_t> value_at;
+    for (const OwnedRecord& r : ringbus::test::drain(f.consumer)) {
+      REQUIRE(r.offset == value_at.size());
+      value_at.push_back(ByteView(r.value).as<std::uint64_t>().value());
+    }
+    CHECK(!told.empty());
+    std::size_t wrong = 0;
+    for (const auto& [ticket, offset] : told) {
+      if (offset >= value_at.size() || value_at[offset] != ticket) ++wrong;
+    }
+    CHECK(wrong == 0);
   }
 
   TEST_CASE("senders_are_limited_by_max_senders_and_a_closed_one_frees_its_slot") {

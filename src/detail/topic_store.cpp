@@ -284,15 +284,27 @@ Result<std::unique_ptr<TopicStore>> TopicStore::open(const platform::FileDescrip
                                                      bool read_only) {
   try {
     Result<platform::FileDescriptor> dir = platform::open_directory_at(topics_dir, name);
-    if (!dir.ok()) return in_topic(name, dir.status());
+    if (!dir.ok()) {
+      // Read-only: the writer's Bus::open removes a creation a crash cut
+      // short; one gone since the caller saw it is not a topic.
+      if (Result<bool> there = platform::entry_exists_at(topics_dir, name); read_only && there.ok() && !*there) {
+        return Status(Errc::topic_not_found, "topic '" + std::string(name) + "' in " + topics_dir.path() + " is gone");
+      }
+      return in_topic(name, dir.status());
+    }
     Result<platform::FileDescriptor> meta = platform::open_file_at(*dir, meta_file, platform::Access::read_only);
     if (!meta.ok()) {
       if (Result<bool> unfinished = discard_unfinished_creation(topics_dir, *dir, name, read_only);
           unfinished.ok() && *unfinished) {
         return Status(Errc::topic_not_found, "topic '" + std::string(name) + "' in " + topics_dir.path() +
-                                                 " was never finished (a crash during its creation)");
+                                                 " is not finished (being created, or a crash cut its creation short)");
       }
-      return in_topic(name, meta.status());
+      // Read-only: the writer may have renamed topic.meta in since the open
+      // (its creation's last step before the first segment): once more.
+      if (Result<bool> has_meta = platform::entry_exists_at(*dir, meta_file); read_only && has_meta.ok() && *has_meta) {
+        meta = platform::open_file_at(*dir, meta_file, platform::Access::read_only);
+      }
+      if (!meta.ok()) return in_topic(name, meta.status());
     }
     std::string text(max_meta_bytes, '\0');
     Result<std::size_t> got = platform::read_at(*meta, 0, std::as_writable_bytes(std::span(text.data(), text.size())));

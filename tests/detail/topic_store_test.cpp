@@ -348,7 +348,14 @@ TEST_SUITE("topic_store") {
     const std::vector<std::string> names = reader.topic_names();
     CHECK(std::find(names.begin(), names.end(), "late") == names.end());
 
-    CHECK(reader.consumer("creating").code() == Errc::topic_not_found);
+    Result<Consumer> creating = reader.consumer("creating");
+    CHECK(creating.code() == Errc::topic_not_found);
+    CHECK(contains(creating.message(), "'creating' does not exist"));
+    // A directory just made (no topic.meta yet), and a stray file: not topics.
+    std::filesystem::create_directory(std::filesystem::path(dir.path()) / "topics" / "just_made");
+    std::ofstream(std::filesystem::path(dir.path()) / "topics" / "stray") << "x";
+    CHECK(reader.consumer("just_made").code() == Errc::topic_not_found);
+    CHECK(reader.consumer("stray").code() == Errc::topic_not_found);
     CHECK(reader.consumer("never").code() == Errc::topic_not_found);
     CHECK(contains(reader.consumer("never").message(), "'never' does not exist"));
   }
