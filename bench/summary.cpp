@@ -486,7 +486,8 @@ std::string render_summary(const std::vector<Scenario>& scenarios, const Summary
         " CPUs: every wait yields. moodycamel_cq: a ProducerToken per producer, try_enqueue_bulk of " +
         std::to_string(batch_values) +
         ", a ConsumerToken and try_dequeue_bulk; at most 16384 items per producer. ringbus_shared: a "
-        "SharedProducer in caller mode (the consumer thread calls pump(), then poll()), a Sender per producer "
+        "SharedProducer in caller mode (the consumer thread calls pump(), then poll(), and reads each batch as a "
+        "typed span, Batch::values), a Sender per producer "
         "with try_send_values of " +
         std::to_string(batch_values) +
         ", 16384 queue slots per sender; every item also gets a dense offset in a replayable topic and its "
