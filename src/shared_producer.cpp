@@ -74,7 +74,7 @@ inline constexpr std::size_t inline_value_max = 8;
 // when a single value is larger): 512 8-byte values per run.
 inline constexpr std::size_t packed_run_bytes = 4096;
 // Cells of the largest packed run: its head and packed_run_bytes of values.
-inline constexpr std::size_t staging_cells = 1 + packed_run_bytes / 16;
+inline constexpr std::size_t staging_cells = 1 + packed_run_bytes / cell_bytes;
 enum : std::uint8_t { kind_inline = 1, kind_general = 2, kind_packed = 3 };
 inline constexpr std::size_t head_count_at = 8;
 

@@ -84,9 +84,14 @@ class BusCore {
     if (flusher.joinable()) flusher.join();
   }
 
+  // The topic, or nullptr (no message built: has_topic and the like).
   Log* find(std::string_view name) {
-    Result<Log*> log = lookup(name);
-    return log.ok() ? *log : nullptr;
+    std::lock_guard lock(mutex);
+    auto it = registry.find(name);
+    if (it != registry.end()) return it->second.get();
+    if (!disk || !disk->read_only) return nullptr;
+    Status ignored; // set only when a topic there does not open
+    return discover_locked(name, ignored);
   }
   // The topic, or why not: topic_not_found ("topic 'x' does not exist"), or,
   // on a read-only bus, what kept a topic the directory holds from opening
