@@ -75,6 +75,10 @@ inline constexpr std::size_t inline_value_max = 8;
 inline constexpr std::size_t packed_run_bytes = 4096;
 // Cells of the largest packed run: its head and packed_run_bytes of values.
 inline constexpr std::size_t staging_cells = 1 + packed_run_bytes / cell_bytes;
+// A slot's staging cells, rounded up to whole cache lines (each slot's on
+// lines of its own: two senders never write one line).
+inline constexpr std::size_t cells_per_line = 64 / sizeof(Cell);
+inline constexpr std::size_t staging_stride = (staging_cells + cells_per_line - 1) / cells_per_line * cells_per_line;
 enum : std::uint8_t { kind_inline = 1, kind_general = 2, kind_packed = 3 };
 inline constexpr std::size_t head_count_at = 8;
 
@@ -374,7 +378,7 @@ class SharedCore {
         slots_(options.max_senders),
         window_(std::bit_ceil(options.sender_queue_slots)),
         offset_runs_(options.max_senders * 2 * window_),
-        staging_(options.max_senders * staging_cells),
+        staging_(options.max_senders * staging_stride + cells_per_line),
         cells_(options.sequencer_batch_slots + max_record_cells_),
         messages_(options.sequencer_batch_slots + max_record_cells_),
         packed_(options.sequencer_batch_slots + max_record_cells_),
@@ -391,7 +395,7 @@ class SharedCore {
       SenderSlot& s = slots_[i];
       s.core = this;
       s.token = &tokens_[i];
-      s.staging = staging_.data() + i * staging_cells;
+      s.staging = first_staging_line() + i * staging_stride;
       s.offset_runs = offset_runs_.data() + i * 2 * window_;
       s.offset_runs_mask = 2 * window_ - 1;
       s.window = window_;
@@ -437,6 +441,12 @@ class SharedCore {
     return std::max(1 + body_cells_for(max_record_bytes), 1 + (packed_run_bytes + cell_bytes - 1) / cell_bytes);
   }
   SenderSlot& slot(std::size_t i) noexcept { return slots_[i]; }
+  // The first cache-line boundary in staging_ (one line of room for the
+  // shift; the data is 8-aligned, so the cells there are too).
+  Cell* first_staging_line() noexcept {
+    const auto at = reinterpret_cast<std::uintptr_t>(staging_.data());
+    return reinterpret_cast<Cell*>(reinterpret_cast<std::byte*>(staging_.data()) + ((0 - at) & 63));
+  }
 
   // (K2) seq_cst: the Dekker pair with (K4); see the header.
   bool closing() const noexcept { return closing_.load(std::memory_order_seq_cst); }
@@ -791,7 +801,7 @@ class SharedCore {
   // offset runs (why twice: Sender::offset_of).
   std::uint64_t window_;
   HeapVector<OffsetRun> offset_runs_;
-  HeapVector<Cell> staging_;                     // staging_cells per slot (SenderSlot::staging)
+  HeapVector<Cell> staging_;                     // staging_stride per slot, from a line boundary (SenderSlot::staging)
   HeapVector<moodycamel::ProducerToken> tokens_; // after queue_: destroyed before it
 
   // Sequencer state: one thread at a time (the sequencer thread, or whoever

@@ -484,10 +484,20 @@ struct MemberRun {
 
 // When member_loop stops as if its thread died: after `records` records, or
 // once the group has acknowledged `acked` offsets (whichever comes first), at
-// a moment it holds a poll not yet acknowledged. The second bound keeps the
-// kill mid-stream when the member is starved (a loaded machine, a sanitizer).
+// a moment it holds a poll not yet acknowledged and has acknowledged one
+// before. The second bound keeps the kill mid-stream when the member is
+// starved (a loaded machine, a sanitizer).
 struct KillAt {
   std::uint64_t records = UINT64_MAX;
+  std::uint64_t acked = UINT64_MAX;
+};
+
+// A surviving member's manners while another is to be killed: once `acked`
+// offsets are acknowledged and `killed` is not yet set, it sleeps 200 us
+// after each poll, so the starved member gets frames to claim. It keeps
+// polling (a member that stopped would keep its claimed frames from everyone).
+struct YieldTo {
+  const std::atomic<bool>* killed = nullptr;
   std::uint64_t acked = UINT64_MAX;
 };
 
@@ -497,13 +507,15 @@ struct KillAt {
 // acknowledged offsets are counted in `acked` (exactly once each).
 void member_loop(GroupMember& member, std::uint64_t total, KillAt kill, std::uint64_t seed,
                  std::vector<std::atomic<std::uint8_t>>& acked, std::atomic<std::uint64_t>& acked_total,
-                 Progress& progress, Failures& failures, std::atomic<bool>& stop, MemberRun& out) {
+                 Progress& progress, Failures& failures, std::atomic<bool>& stop, MemberRun& out,
+                 YieldTo yield_to = {}) {
   Rng rng(seed);
   std::vector<std::uint64_t> pending; // delivered by the last poll: acknowledged by the next
   pending.reserve(4096);
   std::optional<Records> last; // the last poll's views: valid, and unchanged, until the next poll
   while (!stop.load(std::memory_order_relaxed)) {
-    if (!pending.empty() && (out.got >= kill.records || acked_total.load(std::memory_order_acquire) >= kill.acked)) {
+    if (!pending.empty() && out.acked != 0 &&
+        (out.got >= kill.records || acked_total.load(std::memory_order_acquire) >= kill.acked)) {
       out.unacked_at_kill = pending.size();
       out.killed = true;
       return; // killed: the last poll's records stay unacknowledged
@@ -562,6 +574,11 @@ void member_loop(GroupMember& member, std::uint64_t total, KillAt kill, std::uin
     }
     out.got += polled->size();
     progress.value.store(out.got + out.polls, std::memory_order_relaxed);
+    // acquire: pairs with the release store after the killed member's close.
+    if (yield_to.killed != nullptr && !yield_to.killed->load(std::memory_order_acquire) &&
+        acked_total.load(std::memory_order_acquire) >= yield_to.acked) {
+      std::this_thread::sleep_for(200us);
+    }
     if (rng.one_in(64)) std::this_thread::yield();
   }
 }
@@ -602,19 +619,22 @@ TEST_CASE("stress: a group of three shares every record exactly once and a kille
       },
       [&] { bus.close(); });
   // Member 0 is killed mid-stream: after a third of its share, or once half
-  // the stream is acknowledged if it is starved.
+  // the stream is acknowledged if it is starved (the others then slow down
+  // until it is).
   const std::uint64_t kill_after = total / 3 / members;
+  std::atomic<bool> killed{false};
   std::vector<std::thread> threads;
   for (std::size_t i = 0; i < members; ++i) {
     threads.emplace_back([&, i] {
       member_loop(handles[i], total, i == 0 ? KillAt{kill_after, total / 2} : KillAt{}, seed + 1 + i, acked,
-                  acked_total, progress[i], failures, stop, runs[i]);
+                  acked_total, progress[i], failures, stop, runs[i], i == 0 ? YieldTo{} : YieldTo{&killed, total / 2});
     });
   }
   // The killed member's handle is closed, without ack, once its thread is gone.
   std::thread reaper([&] {
     threads[0].join();
     handles[0].close().check();
+    killed.store(true, std::memory_order_release); // pairs with the survivors' acquire in member_loop
   });
   MixedWriter writer(producer, pool, seed, stop);
   std::string producer_error;
@@ -644,6 +664,7 @@ TEST_CASE("stress: a group of three shares every record exactly once and a kille
   CHECK(acked_total.load() == total);
   // Member 0 died mid-stream holding its last poll: those records went to another member.
   CHECK(runs[0].killed);
+  CHECK(runs[0].acked > 0);
   CHECK(runs[0].unacked_at_kill > 0);
   std::uint64_t got = 0;
   for (const MemberRun& r : runs) got += r.got;
