@@ -74,11 +74,11 @@ inline constexpr std::size_t inline_value_max = 8;
 // when a single value is larger): 512 8-byte values per run.
 inline constexpr std::size_t packed_run_bytes = 4096;
 // Cells of the largest packed run: its head and packed_run_bytes of values.
-inline constexpr std::size_t staging_cells = 1 + packed_run_bytes / cell_bytes;
+inline constexpr std::size_t packed_run_cells = 1 + (packed_run_bytes + cell_bytes - 1) / cell_bytes;
 // A slot's staging cells, rounded up to whole cache lines (each slot's on
 // lines of its own: two senders never write one line).
 inline constexpr std::size_t cells_per_line = 64 / sizeof(Cell);
-inline constexpr std::size_t staging_stride = (staging_cells + cells_per_line - 1) / cells_per_line * cells_per_line;
+inline constexpr std::size_t staging_stride = (packed_run_cells + cells_per_line - 1) / cells_per_line * cells_per_line;
 enum : std::uint8_t { kind_inline = 1, kind_general = 2, kind_packed = 3 };
 inline constexpr std::size_t head_count_at = 8;
 
@@ -234,33 +234,31 @@ class PackedRunStream {
     const std::size_t k = std::min(left_, per_run_);
     left_ -= k;
     body_left_ = k * value_bytes_;
-    const auto value_bytes = static_cast<std::uint32_t>(value_bytes_);
-    const auto count = static_cast<std::uint32_t>(k);
-    const auto body_cells = static_cast<std::uint32_t>((body_left_ + cell_bytes - 1) / cell_bytes);
-    std::memcpy(c.bytes + head_value_bytes_at, &value_bytes, 4);
-    c.bytes[head_kind_at] = std::byte{kind_packed};
-    std::memcpy(c.bytes + head_count_at, &count, 4);
-    std::memcpy(c.bytes + head_body_cells_at, &body_cells, 4);
-    return c;
+    return head_cell(value_bytes_, k);
   }
   // Writes one run of k values (k <= per_run) into out: its head cell, then
   // the values back to back, the last cell's tail zeroed. Returns the cells.
   static std::size_t write_run(Cell* out, const void* data, std::size_t value_bytes, std::size_t k) noexcept {
     const std::size_t body = k * value_bytes;
-    const auto body_cells = static_cast<std::uint32_t>((body + cell_bytes - 1) / cell_bytes);
-    Cell head{};
-    const auto vb = static_cast<std::uint32_t>(value_bytes);
-    const auto count = static_cast<std::uint32_t>(k);
-    std::memcpy(head.bytes + head_value_bytes_at, &vb, 4);
-    head.bytes[head_kind_at] = std::byte{kind_packed};
-    std::memcpy(head.bytes + head_count_at, &count, 4);
-    std::memcpy(head.bytes + head_body_cells_at, &body_cells, 4);
-    out[0] = head;
+    const std::size_t body_cells = (body + cell_bytes - 1) / cell_bytes;
+    out[0] = head_cell(value_bytes, k);
     if (body_cells != 0) {
       out[body_cells] = Cell{}; // the last cell's tail
       std::memcpy(out[1].bytes, data, body);
     }
     return 1 + body_cells;
+  }
+  // The head cell of a run of k values of value_bytes each.
+  static Cell head_cell(std::size_t value_bytes, std::size_t k) noexcept {
+    Cell c{};
+    const auto bytes = static_cast<std::uint32_t>(value_bytes);
+    const auto count = static_cast<std::uint32_t>(k);
+    const auto body_cells = static_cast<std::uint32_t>((k * value_bytes + cell_bytes - 1) / cell_bytes);
+    std::memcpy(c.bytes + head_value_bytes_at, &bytes, 4);
+    c.bytes[head_kind_at] = std::byte{kind_packed};
+    std::memcpy(c.bytes + head_count_at, &count, 4);
+    std::memcpy(c.bytes + head_body_cells_at, &body_cells, 4);
+    return c;
   }
   // Cells of `count` values in runs of per_run.
   static std::size_t cells_for(std::size_t value_bytes, std::size_t count, std::size_t per_run) noexcept {
@@ -438,7 +436,7 @@ class SharedCore {
   // The most cells one record or packed run takes: the room the sequencer's
   // buffer keeps for a record cut by a drain.
   static std::size_t longest_cells(std::size_t max_record_bytes) noexcept {
-    return std::max(1 + body_cells_for(max_record_bytes), 1 + (packed_run_bytes + cell_bytes - 1) / cell_bytes);
+    return std::max(1 + body_cells_for(max_record_bytes), packed_run_cells);
   }
   SenderSlot& slot(std::size_t i) noexcept { return slots_[i]; }
   // The first cache-line boundary in staging_ (one line of room for the
@@ -1111,9 +1109,8 @@ Result<Ticket> SharedProducer::Sender::send_packed(const void* data, std::size_t
     // One run: built in the slot's staging cells with one memcpy of the
     // values, then enqueued from a plain array (moodycamel's fast loop).
     return send_cells(*s, cells, count, wait, [&] {
-      const detail::Cell* cells_built = s->staging;
       detail::PackedRunStream::write_run(s->staging, data, value_bytes, count);
-      return core.queue().try_enqueue_bulk(*s->token, cells_built, cells);
+      return core.queue().try_enqueue_bulk(*s->token, s->staging, cells);
     });
   }
   return send_cells(*s, cells, count, wait, [&] {

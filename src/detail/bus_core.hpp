@@ -87,25 +87,24 @@ class BusCore {
   // The topic, or nullptr (no message built: has_topic and the like).
   Log* find(std::string_view name) {
     std::lock_guard lock(mutex);
-    auto it = registry.find(name);
-    if (it != registry.end()) return it->second.get();
-    if (!disk || !disk->read_only) return nullptr;
     Status ignored; // set only when a topic there does not open
-    return discover_locked(name, ignored);
+    return find_locked(name, ignored);
   }
   // The topic, or why not: topic_not_found ("topic 'x' does not exist"), or,
   // on a read-only bus, what kept a topic the directory holds from opening
   // (a foreign or damaged file, a permission): the caller reports that.
   Result<Log*> lookup(std::string_view name) {
     std::lock_guard lock(mutex);
-    auto it = registry.find(name);
-    if (it != registry.end()) return it->second.get();
     Status why;
-    if (disk && disk->read_only) {
-      if (Log* log = discover_locked(name, why)) return log;
-    }
+    if (Log* log = find_locked(name, why)) return log;
     if (!why.ok()) return why;
     return Status(Errc::topic_not_found, "topic '" + std::string(name) + "' does not exist");
+  }
+  // find and lookup, with mutex held: the registry, then (read-only) discovery.
+  Log* find_locked(std::string_view name, Status& why) {
+    auto it = registry.find(name);
+    if (it != registry.end()) return it->second.get();
+    return disk && disk->read_only ? discover_locked(name, why) : nullptr;
   }
   // A read-only bus follows another process, which may create topics after
   // this bus opened: such a topic is opened from the directory on first use.
