@@ -124,6 +124,14 @@ void sleep_until_data(ConsumerState& s, std::int64_t deadline) noexcept {
   }
 }
 
+// After the subscriptions changed: whether poll can take the short way.
+void refresh_lone(ConsumerState& s) noexcept {
+  s.lone = nullptr;
+  if (s.cursors.size() != 1 || s.auto_commit_ns != 0) return;
+  Cursor& c = s.cursors.front();
+  if (c.gate_count == 0 && !c.log->overwrite() && !c.log->follower()) s.lone = &c;
+}
+
 void rewire_doorbell(ConsumerState& s) noexcept {
   if (s.cursors.empty()) {
     s.doorbell = nullptr;
@@ -335,6 +343,25 @@ Status Consumer::close() noexcept {
 
 Result<Records> Consumer::poll(std::size_t max_records, std::chrono::nanoseconds timeout) noexcept {
   ConsumerState* const s = state_;
+  // The short way (ConsumerState::lone): what fill does for one block-policy
+  // cursor, without its loops. acquire: as in check_open.
+  if (RINGBUS_LIKELY(s != nullptr && s->lone != nullptr) && !s->core->closed.load(std::memory_order_acquire)) {
+    Cursor& c = *s->lone;
+    release_position(c);
+    detail::Chunk& chunk = s->chunks.front();
+    chunk.count = 0;
+    s->gap_count = 0;
+    const std::uint64_t taken = detail::take_in_place(c, max_records, chunk);
+    if (taken != 0 || timeout.count() <= 0 || max_records == 0) {
+      return Records(std::span<const detail::Chunk>(&chunk, 1), taken, std::span<const Gap>());
+    }
+  }
+  return poll_general(s, max_records, timeout);
+}
+
+// Out of line, so that the short way above saves no registers it does not use.
+RINGBUS_NOINLINE Result<Records> Consumer::poll_general(detail::ConsumerState* s, std::size_t max_records,
+                                                        std::chrono::nanoseconds timeout) noexcept {
   if (Status st = check_open(s); RINGBUS_UNLIKELY(!st.ok())) return st;
   if (RINGBUS_UNLIKELY(s->cursors.empty())) {
     return Status(Errc::not_subscribed, "consumer has no subscriptions: subscribe() to a topic first");
@@ -451,6 +478,7 @@ Status Consumer::subscribe(std::string_view topic, StartPosition start) {
   s->wait = wait;
   s->gated = s->gated || added.gate_count != 0;
   s->followers = s->followers || log->follower();
+  refresh_lone(*s);
   rewire_doorbell(*s);
   seek_cursor_to_beginning(added);
   Status st;
@@ -495,6 +523,7 @@ Status Consumer::unsubscribe(std::string_view topic) {
   s->chunks.resize(s->cursors.size());
   for (std::size_t i = 0; i < s->cursors.size(); ++i) s->chunks[i].topic = s->cursors[i].log->name();
   s->next_first = 0;
+  refresh_lone(*s);
   rewire_doorbell(*s);
   return {};
 }

@@ -104,6 +104,23 @@ Status Producer::batch_too_large(std::size_t total) const noexcept {
                                             " bytes ((ring capacity - one segment) / 2)");
 }
 
+Result<std::uint64_t> Producer::append_value_slow(ByteView value, std::int64_t ts, bool wait) noexcept {
+  detail::Log* const log = log_;
+  const std::size_t length = detail::frame_header_bytes + value.size();
+  const std::size_t frame_bytes = detail::align_up(length, detail::frame_alignment);
+  if (frame_bytes > log->segment_bytes()) return value_too_large(length, value);
+  Errc err = Errc::ok;
+  std::byte* const p = log->reserve(frame_bytes, wait, err);
+  if (p == nullptr) return failure(err);
+  const std::uint64_t offset = log->writer().next_offset;
+  const std::uint64_t word0 =
+      detail::write_header(p, static_cast<std::uint32_t>(length), detail::frame_flags::packed, 1, offset, ts);
+  detail::put_value_padded(p + detail::frame_header_bytes, value.data(), value.size());
+  log->commit_one(frame_bytes, word0);
+  if (log->needs_sync()) return synced(offset);
+  return offset;
+}
+
 Result<std::uint64_t> Producer::synced(std::uint64_t offset) const noexcept {
   if (Status st = log_->sync_published(); !st.ok()) return st;
   return offset;

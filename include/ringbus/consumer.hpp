@@ -82,6 +82,9 @@ class Consumer {
  private:
   friend class Bus;
   explicit Consumer(detail::ConsumerState* state) noexcept : state_(state) {}
+  // poll's every case but one block-policy subscription with data or no wait.
+  static Result<Records> poll_general(detail::ConsumerState* s, std::size_t max_records,
+                                      std::chrono::nanoseconds timeout) noexcept;
   detail::ConsumerState* state_ = nullptr;
 };
 

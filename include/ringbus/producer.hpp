@@ -189,19 +189,17 @@ class Producer {
     if (RINGBUS_UNLIKELY(log == nullptr || log->writer().open_claim != nullptr || log->refusing())) return refusal();
     const std::size_t length = detail::frame_header_bytes + value.size();
     const std::size_t frame_bytes = detail::align_up(length, detail::frame_alignment);
-    if (RINGBUS_UNLIKELY(frame_bytes > log->segment_bytes())) return value_too_large(length, value);
     const std::int64_t ts = stamp();
-    Errc err = Errc::ok;
-    std::byte* const p = log->reserve(frame_bytes, wait, err);
-    if (RINGBUS_UNLIKELY(p == nullptr)) return failure(err);
-    const std::uint64_t offset = log->writer().next_offset;
-    const std::uint64_t word0 =
-        detail::write_header(p, static_cast<std::uint32_t>(length), detail::frame_flags::packed, 1, offset, ts);
-    detail::put_value_padded(p + detail::frame_header_bytes, value.data(), value.size());
-    log->commit_one(frame_bytes, word0);
-    if (RINGBUS_UNLIKELY(log->needs_sync())) return synced(offset);
-    return offset;
+    std::uint64_t offset;
+    if (RINGBUS_LIKELY(log->append_direct(frame_bytes, static_cast<std::uint32_t>(length), value.data(), value.size(),
+                                          ts, offset))) {
+      return offset;
+    }
+    return append_value_slow(value, ts, wait);
   }
+  // The rest of append_value: a roll, a record too large, a persistent or
+  // overwrite topic.
+  RINGBUS_NOINLINE Result<std::uint64_t> append_value_slow(ByteView value, std::int64_t ts, bool wait) noexcept;
 
   Result<std::uint64_t> append_many(std::span<const Message> messages, bool wait) noexcept;
   Result<std::uint64_t> append_packed(const void* data, std::size_t value_bytes, std::size_t count,

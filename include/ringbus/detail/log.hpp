@@ -351,6 +351,45 @@ class Log {
     publish_tail();
   }
 
+  // The per-record append of a packed value, whole, for an in-memory
+  // block-policy topic (direct_) with nothing pending (no claim is open:
+  // Producer::append refuses then, and every other path publishes before it
+  // returns): header, value, the zeroed word after it, then (B) the
+  // publication word. Every field it needs is read into a local before the
+  // first store into the ring, so none is loaded twice. False, with nothing
+  // written, when the frame does not fit the writer's segment (a roll; or
+  // larger than a segment) or the topic is not direct_: commit_one's path.
+  RINGBUS_ALWAYS_INLINE bool append_direct(std::size_t frame_bytes, std::uint32_t length, const std::byte* value,
+                                           std::size_t value_bytes, std::int64_t ts, std::uint64_t& offset) noexcept {
+    const std::uint64_t pos = writer_.pos;
+    const std::uint64_t end = pos + frame_bytes;
+    if (RINGBUS_UNLIKELY(!direct_ || end > writer_.segment_end)) return false;
+    std::byte* const ring = ring_;
+    const std::uint64_t mask = mask_;
+    const std::uint64_t first = writer_.next_offset;
+    const std::uint64_t lap = lap_bits(pos);
+    const bool at_segment_end = (end & (segment_bytes_ - 1)) == 0;
+    const bool blocking = blocking_;
+    std::byte* const frame = ring + (pos & mask);
+    const std::uint64_t word0 = write_header(frame, length, frame_flags::packed, 1, first, ts) | lap;
+    put_value_padded(frame + frame_header_bytes, value, value_bytes);
+    if (!at_segment_end) std::memset(ring + (end & mask), 0, 8); // clear_word_after
+    std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(frame))
+        .store(word0, std::memory_order_release); // (B) pairs with (C)
+    writer_.pos = end;
+    writer_.next_offset = first + 1;
+    writer_.published = end;
+    published_.end_offset.store(first + 1, std::memory_order_release); // pairs with end_offset()
+    if (!blocking) {
+      published_.tail.store(end, std::memory_order_release); // (B) pairs with (C)
+    } else {
+      published_.tail.store(end, std::memory_order_seq_cst);               // (B') pairs with sleeper's tail load
+      if (sleepers_.load(std::memory_order_seq_cst) != 0) wake_sleepers(); // (B') pairs with the fetch_add
+    }
+    offset = first;
+    return true;
+  }
+
   // Makes every accepted frame visible with one store.
   RINGBUS_ALWAYS_INLINE void publish() noexcept {
     if (hold_word0_) {
@@ -542,6 +581,9 @@ class Log {
   // disk). In-memory overwrite topics write it with the frame (their readers
   // go by the tail).
   bool hold_word0_ = true;
+  // In memory and block policy: append_direct's topics (frames built in
+  // place, no checksum, no scratch copy).
+  bool direct_ = false;
   std::atomic<bool> following_{false};    // a consumer is inside follow()
   std::uint64_t synced_ = 0;              // Durability::sync: published bytes below this were msync'ed (writer only)
   std::uint64_t stats_base_offset_ = 0;   // set before the log is shared (restore)
