@@ -63,12 +63,45 @@ inline std::uint64_t expected_fold_sum(std::uint64_t n) noexcept {
 // Runs on the consumer thread; branch-free per item so that checking costs
 // every impl the same few instructions.
 template <class Payload>
+class Verifier;
+
+// Every consume() checks its items through a local copy of the caller's
+// Verifier and writes the copy back when it is done: loop(local). A
+// Verifier& that a consume loop updates item by item stays in memory (the
+// items are read through pointers the compiler cannot tell apart from its
+// fields), so each item would pay three stores and reloads: measured 3x on
+// ringbus's spans at 8 B, on one thread. The local copy lives in registers.
+// Every impl's consumer does this, so no row is checked more slowly.
+template <class Payload, class Loop>
+void with_local_verifier(Verifier<Payload>& shared, Loop loop) noexcept {
+  Verifier<Payload> local = shared;
+  loop(local);
+  shared = local;
+}
+
+template <class Payload>
 class Verifier {
  public:
   void check(const Payload& item) noexcept {
     mismatches_ += sequence_of(item) != next_ ? 1 : 0;
     sum_ += fold(item);
     ++next_;
+  }
+  // check() for each of n items back to back at items, the running state in
+  // locals: the same checks, for impls that hold a contiguous run of items
+  // (ringbus's spans, bulk-dequeue buffers).
+  void check_all(const Payload* items, std::size_t n) noexcept {
+    std::uint64_t next = next_;
+    std::uint64_t mismatches = 0;
+    std::uint64_t sum = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      mismatches += sequence_of(items[i]) != next ? 1 : 0;
+      sum += fold(items[i]);
+      ++next;
+    }
+    next_ = next;
+    mismatches_ += mismatches;
+    sum_ += sum;
   }
   // An item that arrived in a form that cannot be the expected one (e.g. a
   // ringbus record of the wrong size).

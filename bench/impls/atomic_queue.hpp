@@ -43,8 +43,10 @@ class AtomicQueueSpsc {
     for (const std::uint64_t end = first + count; first != end; ++first) queue_->push(make_payload<P>(first));
   }
 
-  void consume(std::uint64_t count, Verifier<P>& verifier) noexcept {
-    for (; count != 0; --count) verifier.check(queue_->pop());
+  void consume(std::uint64_t count, Verifier<P>& shared) noexcept {
+    with_local_verifier(shared, [&](Verifier<P>& verifier) {
+      for (; count != 0; --count) verifier.check(queue_->pop());
+    });
   }
 
  private:

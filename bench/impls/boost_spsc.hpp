@@ -49,12 +49,14 @@ class BoostSpsc {
     }
   }
 
-  void consume(std::uint64_t count, Verifier<P>& verifier) noexcept {
-    while (count != 0) {
-      const std::size_t n = queue_->consume_all([&verifier](const P& item) { verifier.check(item); });
-      if (n == 0) spin_pause();
-      count -= n;
-    }
+  void consume(std::uint64_t count, Verifier<P>& shared) noexcept {
+    with_local_verifier(shared, [&](Verifier<P>& verifier) {
+      while (count != 0) {
+        const std::size_t n = queue_->consume_all([&verifier](const P& item) { verifier.check(item); });
+        if (n == 0) spin_pause();
+        count -= n;
+      }
+    });
   }
 
  private:

@@ -70,16 +70,18 @@ class MoodycamelCqSpsc {
 #pragma GCC diagnostic pop
 #endif
 
-  void consume(std::uint64_t count, Verifier<P>& verifier) noexcept {
-    while (count != 0) {
-      const std::size_t n = queue_.try_dequeue_bulk_from_producer(producer_.token, consumer_.batch, batch_values);
-      if (n == 0) {
-        spin_pause();
-        continue;
+  void consume(std::uint64_t count, Verifier<P>& shared) noexcept {
+    with_local_verifier(shared, [&](Verifier<P>& verifier) {
+      while (count != 0) {
+        const std::size_t n = queue_.try_dequeue_bulk_from_producer(producer_.token, consumer_.batch, batch_values);
+        if (n == 0) {
+          spin_pause();
+          continue;
+        }
+        verifier.check_all(consumer_.batch, n);
+        count -= n;
       }
-      for (std::size_t i = 0; i < n; ++i) verifier.check(consumer_.batch[i]);
-      count -= n;
-    }
+    });
   }
 
  private:

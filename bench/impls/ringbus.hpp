@@ -43,24 +43,26 @@ void verify_batches(const Records& records, Verifier<P>& verifier) noexcept {
       for (std::size_t i = 0; i < batch.size(); ++i) verifier.reject();
       continue;
     }
-    for (const P& value : values) verifier.check(value);
+    verifier.check_all(values.data(), values.size());
   }
 }
 
 // Polls until count records passed verify_batches; idle() runs after an empty poll.
 template <class P, class Idle>
-void consume_verified(std::string_view impl, Consumer& consumer, std::uint64_t count, Verifier<P>& verifier,
+void consume_verified(std::string_view impl, Consumer& consumer, std::uint64_t count, Verifier<P>& shared,
                       Idle idle) noexcept {
-  while (count != 0) {
-    Result<Records> records = consumer.poll();
-    if (!records) fail(impl, records.message());
-    if (records->empty()) {
-      idle();
-      continue;
+  with_local_verifier(shared, [&](Verifier<P>& verifier) {
+    while (count != 0) {
+      Result<Records> records = consumer.poll();
+      if (!records) fail(impl, records.message());
+      if (records->empty()) {
+        idle();
+        continue;
+      }
+      verify_batches(*records, verifier);
+      count -= records->size();
     }
-    verify_batches(*records, verifier);
-    count -= records->size();
-  }
+  });
 }
 
 template <class P, RingbusWrite Write>

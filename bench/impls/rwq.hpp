@@ -32,19 +32,21 @@ class RwqSpsc {
     }
   }
 
-  void consume(std::uint64_t count, Verifier<P>& verifier) noexcept {
-    for (; count != 0; --count) {
-      if constexpr (sizeof(P) > sizeof(std::uint64_t)) {
-        const P* front;
-        while ((front = queue_.peek()) == nullptr) spin_pause();
-        verifier.check(*front);
-        queue_.pop();
-      } else {
-        P value;
-        while (!queue_.try_dequeue(value)) spin_pause();
-        verifier.check(value);
+  void consume(std::uint64_t count, Verifier<P>& shared) noexcept {
+    with_local_verifier(shared, [&](Verifier<P>& verifier) {
+      for (; count != 0; --count) {
+        if constexpr (sizeof(P) > sizeof(std::uint64_t)) {
+          const P* front;
+          while ((front = queue_.peek()) == nullptr) spin_pause();
+          verifier.check(*front);
+          queue_.pop();
+        } else {
+          P value;
+          while (!queue_.try_dequeue(value)) spin_pause();
+          verifier.check(value);
+        }
       }
-    }
+    });
   }
 
  private:

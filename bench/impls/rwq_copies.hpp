@@ -55,18 +55,14 @@ class RwqCopiesFanout {
   }
 
   void consume(std::size_t consumer, std::uint64_t count, Verifier<Payload>& shared) noexcept {
-    Verifier<Payload> verifier = shared;
-    struct WB {
-      Verifier<Payload>& s;
-      Verifier<Payload>& l;
-      ~WB() { s = l; }
-    } wb{shared, verifier};
-    Queue& queue = queues_[consumer]->queue;
-    for (; count != 0; --count) {
-      Payload value;
-      while (!queue.try_dequeue(value)) std::this_thread::yield();
-      verifier.check(value);
-    }
+    with_local_verifier(shared, [&](Verifier<Payload>& verifier) {
+      Queue& queue = queues_[consumer]->queue;
+      for (; count != 0; --count) {
+        Payload value;
+        while (!queue.try_dequeue(value)) std::this_thread::yield();
+        verifier.check(value);
+      }
+    });
   }
 
  private:
