@@ -379,7 +379,8 @@ std::string setup_section(const SummaryInput& in, int repetitions) {
          "sequence number and adds up every payload word; a run that loses, repeats or reorders an item is "
          "FAILED.\n"
       << "- APIs: batch of " << batch_values
-      << " for ringbus_batch (claim_values + commit), moodycamel_cq (try_enqueue_bulk with a ProducerToken, "
+      << " for ringbus_batch (8 B: claim_values filled in place + commit; 64 B: append_values from a buffer, as "
+         "boost_spsc's producer, the faster of the two there), moodycamel_cq (try_enqueue_bulk with a ProducerToken, "
          "try_dequeue_bulk_from_producer, BLOCK_SIZE 1024) and the boost_spsc producer (push(T*, n)); the boost_spsc "
          "consumer reads in place with consume_all, the ringbus consumer calls poll() with its defaults (every "
          "record published, zero copy). rwq (try_enqueue; try_dequeue for 8 B, peek / pop for 64 B) and "
