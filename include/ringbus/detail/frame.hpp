@@ -91,7 +91,7 @@ inline void zero_padding(std::byte* frame, std::size_t length) noexcept {
 // Copies an n-byte value to body (8-byte aligned) and zeroes the padding
 // after it to the next 8-byte boundary. Values up to 16 bytes, the common
 // fixed-size records, are copied with a few overlapping word stores instead
-// of a call into libc's memcpy (the whole append is ~150 instructions).
+// of a call into libc's memcpy (the whole append is ~60 instructions).
 RINGBUS_ALWAYS_INLINE void put_value_padded(std::byte* body, const std::byte* src, std::size_t n) noexcept {
   if (n > 16) {
     std::memcpy(body, src, n);
