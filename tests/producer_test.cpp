@@ -816,6 +816,48 @@ TEST_SUITE("producer") {
     CHECK(claim->commit().code() == Errc::no_claim);
   }
 
+  // A claim that does not fit the rest of a segment rolls when it is taken:
+  // the pad frame closing the segment waits to be published with the next
+  // frame. Aborting the claim must not strand it.
+  TEST_CASE("aborted_claim_that_rolled_the_segment_leaves_the_log_readable") {
+    Fixture f;
+    append_numbered(f.producer, records_per_small_segment - 1);
+    auto claim = f.producer.claim(1000);
+    REQUIRE(claim.ok());
+    claim->abort();
+    const std::uint64_t next = records_per_small_segment - 1;
+    CHECK(f.producer.append(value_for(next, even_value_bytes)).value() == next);
+    CHECK(f.producer.append(value_for(next + 1, even_value_bytes)).value() == next + 1);
+    const std::vector<OwnedRecord> got = drain(f.consumer);
+    REQUIRE(got.size() == next + 2);
+    for (std::uint64_t i = 0; i < got.size(); ++i) {
+      CAPTURE(i);
+      CHECK(got[i].offset == i);
+      CHECK(got[i].value == value_for(i, even_value_bytes));
+    }
+  }
+
+  // A refused batch that had rolled into a new segment wrote a frame at its
+  // start; records that later end exactly at that start must not lead the
+  // consumer into the refused batch's frames.
+  TEST_CASE("refused_batch_across_a_segment_start_leaves_no_frame_there") {
+    Fixture f(small_ring(4));
+    const std::uint64_t per_segment = records_per_small_segment; // 64-byte frames
+    append_numbered(f.producer, 2 * per_segment + 56);           // 512 bytes left in segment 2
+    // 700 values: 60 fill segment 2, 508 fill segment 3, the rest needs
+    // segment 0's slot, which the consumer (at offset 0) still holds.
+    std::vector<std::uint64_t> values(700, 0xabababababababab);
+    CHECK(f.producer.try_append_values(std::span<const std::uint64_t>(values)).code() == Errc::would_block);
+    append_numbered(f.producer, 8); // ends exactly at segment 3's start
+    const std::vector<OwnedRecord> got = drain(f.consumer);
+    REQUIRE(got.size() == 2 * per_segment + 64);
+    for (std::uint64_t i = 0; i < got.size(); ++i) {
+      CAPTURE(i);
+      CHECK(got[i].offset == i);
+      CHECK(got[i].value == value_for(i, even_value_bytes));
+    }
+  }
+
   TEST_CASE("destroying_an_open_claim_aborts_it") {
     Fixture f;
     {

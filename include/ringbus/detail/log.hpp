@@ -352,18 +352,19 @@ class Log {
   }
 
   // The per-record append of a packed value, whole, for an in-memory
-  // block-policy topic (direct_) with nothing pending (no claim is open:
-  // Producer::append refuses then, and every other path publishes before it
-  // returns): header, value, the zeroed word after it, then (B) the
-  // publication word. Every field it needs is read into a local before the
-  // first store into the ring, so none is loaded twice. False, with nothing
-  // written, when the frame does not fit the writer's segment (a roll; or
-  // larger than a segment) or the topic is not direct_: commit_one's path.
+  // block-policy topic (direct_): header, value, the zeroed word after it,
+  // then (B) the publication word. Every field it needs is read into a local
+  // before the first store into the ring, so none is loaded twice. False,
+  // with nothing written, when commit_one's path must run instead: the frame
+  // does not fit the writer's segment (a roll; or larger than a segment), the
+  // topic is not direct_, or a word is pending (a claim that rolled the
+  // segment and was aborted leaves the closing pad frame's word unpublished:
+  // it must go out with this frame).
   RINGBUS_ALWAYS_INLINE bool append_direct(std::size_t frame_bytes, std::uint32_t length, const std::byte* value,
                                            std::size_t value_bytes, std::int64_t ts, std::uint64_t& offset) noexcept {
     const std::uint64_t pos = writer_.pos;
     const std::uint64_t end = pos + frame_bytes;
-    if (RINGBUS_UNLIKELY(!direct_ || end > writer_.segment_end)) return false;
+    if (RINGBUS_UNLIKELY(!direct_ || end > writer_.segment_end || writer_.has_pending)) return false;
     std::byte* const ring = ring_;
     const std::uint64_t mask = mask_;
     const std::uint64_t first = writer_.next_offset;
@@ -440,9 +441,22 @@ class Log {
   }
   // Frames written past the mark were never published; the next publish
   // zeroes the word after its own last frame, so none of them is reachable.
-  // Persistent topics also remove the segment files the batch began.
+  // Except at a segment start, which clear_word_after leaves alone (last
+  // lap's header is there): a batch that rolled into a segment wrote a
+  // publication word of this lap at its start, and a later frame ending
+  // exactly at that segment's start would lead readers to it. Those words
+  // are zeroed (nothing past the mark is published, so no reader is there).
+  // Persistent topics remove the segment files the batch began instead.
   void rollback(const WriterMark& m) noexcept {
-    if (store_ != nullptr && writer_.segment_end != m.segment_end) abandon_segments_from(m.segment_end);
+    if (writer_.segment_end != m.segment_end) {
+      if (store_ != nullptr) {
+        abandon_segments_from(m.segment_end);
+      } else if (hold_word0_) {
+        for (std::uint64_t s = m.segment_end; s < writer_.segment_end; s += segment_bytes_) {
+          std::memset(ring_at(s), 0, 8);
+        }
+      }
+    }
     writer_.pos = m.pos;
     writer_.next_offset = m.next_offset;
     writer_.segment_end = m.segment_end;
