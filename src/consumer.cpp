@@ -445,6 +445,20 @@ Status Consumer::subscribe(std::string_view topic, StartPosition start) {
   } catch (const std::bad_alloc&) {
     return Status(Errc::out_of_memory, "subscribing to topic '" + std::string(topic) + "' ran out of memory");
   }
+  // Room for one more subscription in every per-cursor array first, so that
+  // nothing below fails half-way through adding it. Growing moves the
+  // cursors: poll's short way (ConsumerState::lone) is pointed again at once.
+  try {
+    const std::size_t n = s->cursors.size() + 1;
+    s->cursors.reserve(n);
+    s->chunks.reserve(n);
+    s->gaps.reserve(2 * n);
+    s->gates.reserve(n);
+  } catch (const std::bad_alloc&) {
+    refresh_lone(*s);
+    return Status(Errc::out_of_memory, "subscribing to topic '" + std::string(topic) + "' ran out of memory");
+  }
+  refresh_lone(*s);
   const int slot = log->register_reader();
   if (slot < 0) {
     return Status(Errc::too_many_consumers, "topic '" + std::string(topic) + "' has all its " +
