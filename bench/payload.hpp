@@ -60,8 +60,6 @@ inline std::uint64_t expected_fold_sum(std::uint64_t n) noexcept {
   }
 }
 
-// Runs on the consumer thread; branch-free per item so that checking costs
-// every impl the same few instructions.
 template <class Payload>
 class Verifier;
 
@@ -79,6 +77,8 @@ void with_local_verifier(Verifier<Payload>& shared, Loop loop) noexcept {
   shared = local;
 }
 
+// Runs on the consumer thread; branch-free per item so that checking costs
+// every impl the same few instructions.
 template <class Payload>
 class Verifier {
  public:

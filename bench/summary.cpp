@@ -405,7 +405,7 @@ std::string persist_setup_section(const SummaryInput& in) {
   std::ostringstream out;
   out << "- Persistent rows: bus directories under " << c.persist_dir << " (" << c.persist_filesystem
       << "), a fresh one per run, removed after it.\n"
-      << "- persist_append/{memory,none,interval,sync}: spsc_64B/ringbus_batch (claim_values of " << batch_values
+      << "- persist_append/{memory,none,interval,sync}: a 64 B writer and reader (claim_values of " << batch_values
       << " 64 B values + commit; poll read as Batch::values, every value checked; producer CPU 0, consumer CPU 1) "
          "on a topic of "
       << persist_segment_count << " × " << mib(persist_segment_bytes)

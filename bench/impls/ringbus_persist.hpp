@@ -1,5 +1,5 @@
 // persist_append/{memory,none,interval,sync}: what persistence costs a
-// producer. spsc_64B/ringbus_batch's writer and reader (claim_values of
+// producer. A writer and reader like spsc_64B/ringbus_batch's (claim_values of
 // batch_values 64 B values filled in place, one commit per batch; poll() read
 // as Batch::values spans, every value checked), on a topic that differs only
 // in where its log lives:
