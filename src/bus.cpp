@@ -418,19 +418,20 @@ Result<Consumer> Bus::consumer(const ConsumerOptions& options) {
   if (!options.name.empty()) {
     if (Status st = validate_consumer_name(options.name); !st.ok()) return st;
   }
+  // Checked before the state exists: nothing owns it until Consumer(state).
+  if (options.auto_commit_interval.count() < 0) {
+    return Status(Errc::invalid_argument,
+                  "auto_commit_interval " + std::to_string(options.auto_commit_interval.count()) + " ms is negative");
+  }
+  if (options.auto_commit_interval.count() > 0 && options.name.empty()) {
+    return Status(Errc::invalid_argument, "auto_commit_interval needs a named consumer (ConsumerOptions::name)");
+  }
   Consumer consumer;
   try {
     auto* state = detail::heap_new<detail::ConsumerState>();
     state->core = core_;
     state->override_wait = options.override_wait;
     state->wait = options.wait;
-    if (options.auto_commit_interval.count() < 0) {
-      return Status(Errc::invalid_argument,
-                    "auto_commit_interval " + std::to_string(options.auto_commit_interval.count()) + " ms is negative");
-    }
-    if (options.auto_commit_interval.count() > 0 && options.name.empty()) {
-      return Status(Errc::invalid_argument, "auto_commit_interval needs a named consumer (ConsumerOptions::name)");
-    }
     state->auto_commit_ns = std::chrono::nanoseconds(options.auto_commit_interval).count();
     state->last_commit_ns = platform::monotonic_ns();
     consumer = Consumer(state);

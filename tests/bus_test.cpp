@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ringbus/bus.hpp"
+#include "ringbus/detail/memory.hpp"
 #include "test_support.hpp"
 
 using ringbus::Bus;
@@ -191,6 +192,28 @@ TEST_SUITE("bus") {
     auto c = bus.consumer("ghost");
     CHECK(c.code() == Errc::topic_not_found);
     CHECK(contains(c.message(), "'ghost'"));
+  }
+
+  // The library's heap is mimalloc's, which LeakSanitizer does not see: a
+  // consumer refused for its options must not have taken anything from it.
+  TEST_CASE("consumer_refused_for_its_auto_commit_options_takes_nothing_from_the_heap") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring()).ok());
+    ConsumerOptions negative;
+    negative.topics = {"t"};
+    negative.name = "alerts";
+    negative.auto_commit_interval = std::chrono::milliseconds(-5);
+    ConsumerOptions unnamed;
+    unnamed.topics = {"t"};
+    unnamed.auto_commit_interval = std::chrono::milliseconds(10);
+    const std::uint64_t before = ringbus::detail::heap_allocation_count();
+    auto a = bus.consumer(negative);
+    CHECK(a.code() == Errc::invalid_argument);
+    CHECK(contains(a.message(), "auto_commit_interval -5 ms is negative"));
+    auto b = bus.consumer(unnamed);
+    CHECK(b.code() == Errc::invalid_argument);
+    CHECK(contains(b.message(), "needs a named consumer"));
+    CHECK(ringbus::detail::heap_allocation_count() == before);
   }
 
   TEST_CASE("consumer_options_subscribe_to_every_listed_topic") {
