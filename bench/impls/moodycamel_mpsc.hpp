@@ -72,7 +72,7 @@ class MoodycamelCqMpsc {
         std::this_thread::yield();
         continue;
       }
-      for (std::size_t i = 0; i < n; ++i) verifier.check(consumer_.batch[i]);
+      verifier.check_all(consumer_.batch, n);
       count -= n < count ? n : count;
     }
   }
