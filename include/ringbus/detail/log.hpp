@@ -369,24 +369,15 @@ class Log {
     const std::uint64_t mask = mask_;
     const std::uint64_t first = writer_.next_offset;
     const std::uint64_t lap = lap_bits(pos);
-    const bool at_segment_end = (end & (segment_bytes_ - 1)) == 0;
-    const bool blocking = blocking_;
     std::byte* const frame = ring + (pos & mask);
     const std::uint64_t word0 = write_header(frame, length, frame_flags::packed, 1, first, ts) | lap;
     put_value_padded(frame + frame_header_bytes, value, value_bytes);
-    if (!at_segment_end) std::memset(ring + (end & mask), 0, 8); // clear_word_after
+    clear_word_after(end);
     std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(frame))
         .store(word0, std::memory_order_release); // (B) pairs with (C)
     writer_.pos = end;
     writer_.next_offset = first + 1;
-    writer_.published = end;
-    published_.end_offset.store(first + 1, std::memory_order_release); // pairs with end_offset()
-    if (!blocking) {
-      published_.tail.store(end, std::memory_order_release); // (B) pairs with (C)
-    } else {
-      published_.tail.store(end, std::memory_order_seq_cst);               // (B') pairs with sleeper's tail load
-      if (sleepers_.load(std::memory_order_seq_cst) != 0) wake_sleepers(); // (B') pairs with the fetch_add
-    }
+    publish_tail();
     offset = first;
     return true;
   }
