@@ -126,10 +126,8 @@ void sleep_until_data(ConsumerState& s, std::int64_t deadline) noexcept {
 
 // After the subscriptions changed: whether poll can take the short way.
 void refresh_lone(ConsumerState& s) noexcept {
-  s.lone = nullptr;
-  if (s.cursors.size() != 1 || s.auto_commit_ns != 0) return;
-  Cursor& c = s.cursors.front();
-  if (c.gate_count == 0 && !c.log->overwrite() && !c.log->follower()) s.lone = &c;
+  s.lone = s.cursors.size() == 1 && s.auto_commit_ns == 0 && s.cursors.front().gate_count == 0 &&
+           !s.cursors.front().log->overwrite() && !s.cursors.front().log->follower();
 }
 
 void rewire_doorbell(ConsumerState& s) noexcept {
@@ -345,8 +343,8 @@ Result<Records> Consumer::poll(std::size_t max_records, std::chrono::nanoseconds
   ConsumerState* const s = state_;
   // The short way (ConsumerState::lone): what fill does for one block-policy
   // cursor, without its loops. acquire: as in check_open.
-  if (RINGBUS_LIKELY(s != nullptr && s->lone != nullptr) && !s->core->closed.load(std::memory_order_acquire)) {
-    Cursor& c = *s->lone;
+  if (RINGBUS_LIKELY(s != nullptr && s->lone) && !s->core->closed.load(std::memory_order_acquire)) {
+    Cursor& c = s->cursors.front();
     release_position(c);
     detail::Chunk& chunk = s->chunks.front();
     chunk.count = 0;
@@ -446,8 +444,7 @@ Status Consumer::subscribe(std::string_view topic, StartPosition start) {
     return Status(Errc::out_of_memory, "subscribing to topic '" + std::string(topic) + "' ran out of memory");
   }
   // Room for one more subscription in every per-cursor array first, so that
-  // nothing below fails half-way through adding it. Growing moves the
-  // cursors: poll's short way (ConsumerState::lone) is pointed again at once.
+  // nothing below fails half-way through adding it.
   try {
     const std::size_t n = s->cursors.size() + 1;
     s->cursors.reserve(n);
@@ -455,10 +452,8 @@ Status Consumer::subscribe(std::string_view topic, StartPosition start) {
     s->gaps.reserve(2 * n);
     s->gates.reserve(n);
   } catch (const std::bad_alloc&) {
-    refresh_lone(*s);
     return Status(Errc::out_of_memory, "subscribing to topic '" + std::string(topic) + "' ran out of memory");
   }
-  refresh_lone(*s);
   const int slot = log->register_reader();
   if (slot < 0) {
     return Status(Errc::too_many_consumers, "topic '" + std::string(topic) + "' has all its " +

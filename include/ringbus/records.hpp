@@ -165,9 +165,7 @@ class Records {
       current_.offset = h.base_offset + skip;
       const std::byte* body = p + detail::frame_header_bytes;
       if (packed_) {
-        // One record (the per-record append's frames): no division on the way to it.
-        const std::uint32_t body_bytes = frame_length_ - static_cast<std::uint32_t>(detail::frame_header_bytes);
-        value_size_ = frame_count_ == 1 ? body_bytes : body_bytes / frame_count_;
+        value_size_ = detail::packed_value_bytes(frame_length_, frame_count_);
         current_.timestamp_ns = base_ts_;
         current_.key = ByteView();
         current_.headers = HeadersView();
@@ -290,8 +288,7 @@ class Records::batch_iterator {
     b.first_offset_ = h.base_offset + skip;
     b.base_timestamp_ns_ = h.base_timestamp;
     if ((detail::word0_flags(word0) & detail::frame_flags::packed) != 0) {
-      const std::uint32_t body_bytes = length - static_cast<std::uint32_t>(detail::frame_header_bytes);
-      b.value_size_ = h.record_count == 1 ? body_bytes : body_bytes / h.record_count;
+      b.value_size_ = detail::packed_value_bytes(length, h.record_count);
       b.first_value_ = p + detail::frame_header_bytes + std::size_t{skip} * b.value_size_;
     } else {
       b.value_size_ = 0;

@@ -36,10 +36,10 @@ struct alignas(cache_line) ConsumerState {
     std::vector<Gate*, HeapAllocator<Gate*>> raw;
   };
   std::vector<CursorGates, HeapAllocator<CursorGates>> gates;
-  // The one cursor when poll can take the short way: a single subscription
+  // poll can take the short way with cursors.front(): a single subscription
   // to a topic this process writes under the block policy, no upstream gates
-  // and no auto-commit (Consumer::poll). Null otherwise; set by refresh_lone.
-  Cursor* lone = nullptr;
+  // and no auto-commit (Consumer::poll). Set by refresh_lone.
+  bool lone = false;
   bool gated = false;     // some cursor has gates (the blocking wait then naps in short slices)
   bool followers = false; // some cursor reads a topic another process writes (Log::follow)
   // Durable offsets (named consumers of a bus on a directory): opened at the

@@ -29,14 +29,12 @@ Log::Log(std::string_view name, const TopicOptions& options, RingMapping mapping
   slots_ = static_cast<ReaderSlot*>(heap_allocate(sizeof(ReaderSlot) * slot_count_, alignof(ReaderSlot)));
   for (std::size_t i = 0; i < slot_count_; ++i) ::new (&slots_[i]) ReaderSlot();
   writer_.segment_end = segment_bytes_;
-  direct_ = !overwrite_;
   if (overwrite_) writer_.scratch = static_cast<std::byte*>(heap_allocate(segment_bytes_, 64));
 }
 
 // Delegation evaluates both arguments before the store is moved in below.
 Log::Log(std::string_view name, std::unique_ptr<TopicStore> store) : Log(name, store->options(), store->take_ring()) {
   store_ = std::move(store);
-  direct_ = false; // frames carry a checksum; see advance()
   store_->attach(&refusing_);
   sync_durability_ = options_.durability == Durability::sync && !store_->read_only();
   follower_ = store_->read_only();

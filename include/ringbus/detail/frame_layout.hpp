@@ -88,4 +88,11 @@ constexpr frame_type word0_type(std::uint64_t w) noexcept { return static_cast<f
 constexpr std::uint8_t word0_flags(std::uint64_t w) noexcept { return static_cast<std::uint8_t>(w >> 40); }
 constexpr std::uint64_t word0_lap_bits(std::uint64_t w) noexcept { return w & (std::uint64_t{0xffff} << 48); }
 
+// Bytes of each value of a packed frame of `length` bytes and `count`
+// records. One record (the per-record append's frames) takes no division.
+constexpr std::uint32_t packed_value_bytes(std::uint32_t length, std::uint32_t count) noexcept {
+  const std::uint32_t body = length - static_cast<std::uint32_t>(frame_header_bytes);
+  return count == 1 ? body : body / count;
+}
+
 } // namespace ringbus::detail

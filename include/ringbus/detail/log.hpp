@@ -352,19 +352,21 @@ class Log {
   }
 
   // The per-record append of a packed value, whole, for an in-memory
-  // block-policy topic (direct_): header, value, the zeroed word after it,
-  // then (B) the publication word. Every field it needs is read into a local
-  // before the first store into the ring, so none is loaded twice. False,
-  // with nothing written, when commit_one's path must run instead: the frame
-  // does not fit the writer's segment (a roll; or larger than a segment), the
-  // topic is not direct_, or a word is pending (a claim that rolled the
-  // segment and was aborted leaves the closing pad frame's word unpublished:
-  // it must go out with this frame).
+  // block-policy topic: header, value, the zeroed word after it, then (B)
+  // the publication word. Every field it needs is read into a local before
+  // the first store into the ring, so none is loaded twice. False, with
+  // nothing written, when commit_one's path must run instead: the topic is
+  // overwrite (frames built in scratch) or persistent (a checksum), the frame
+  // does not fit the writer's segment (a roll; or larger than a segment), or
+  // a word is pending (a claim that rolled the segment and was aborted leaves
+  // the closing pad frame's word unpublished: it must go out with this frame).
   RINGBUS_ALWAYS_INLINE bool append_direct(std::size_t frame_bytes, std::uint32_t length, const std::byte* value,
                                            std::size_t value_bytes, std::int64_t ts, std::uint64_t& offset) noexcept {
     const std::uint64_t pos = writer_.pos;
     const std::uint64_t end = pos + frame_bytes;
-    if (RINGBUS_UNLIKELY(!direct_ || end > writer_.segment_end || writer_.has_pending)) return false;
+    if (RINGBUS_UNLIKELY(overwrite_ || store_ != nullptr || end > writer_.segment_end || writer_.has_pending)) {
+      return false;
+    }
     std::byte* const ring = ring_;
     const std::uint64_t mask = mask_;
     const std::uint64_t first = writer_.next_offset;
@@ -586,9 +588,6 @@ class Log {
   // disk). In-memory overwrite topics write it with the frame (their readers
   // go by the tail).
   bool hold_word0_ = true;
-  // In memory and block policy: append_direct's topics (frames built in
-  // place, no checksum, no scratch copy).
-  bool direct_ = false;
   std::atomic<bool> following_{false};    // a consumer is inside follow()
   std::uint64_t synced_ = 0;              // Durability::sync: published bytes below this were msync'ed (writer only)
   std::uint64_t stats_base_offset_ = 0;   // set before the log is shared (restore)
