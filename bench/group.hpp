@@ -54,13 +54,6 @@ class GroupVerifier {
     sum_ += sequence;
     ++count_;
   }
-  // check() for each of n sequence numbers back to back, the running state
-  // in locals (as Verifier::check_all in payload.hpp). Both rows' members use it.
-  void check_all(const std::uint64_t* sequences, std::size_t n) noexcept {
-    GroupVerifier local = *this;
-    for (std::size_t i = 0; i < n; ++i) local.check(sequences[i]);
-    *this = local;
-  }
   void reject() noexcept {
     ++out_of_order_;
     ++count_;

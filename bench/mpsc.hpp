@@ -61,14 +61,6 @@ class MpscVerifier {
     next_[slot] = k + 1;
     ++count_;
   }
-  // check() for each of n items back to back, the running state in locals
-  // (as Verifier::check_all in payload.hpp: a member updated item by item
-  // through a reference stays in memory). Both rows' consumers use it.
-  void check_all(const std::uint64_t* items, std::size_t n) noexcept {
-    MpscVerifier local = *this;
-    for (std::size_t i = 0; i < n; ++i) local.check(items[i]);
-    *this = local;
-  }
   void reject() noexcept {
     ++mismatches_;
     ++count_;

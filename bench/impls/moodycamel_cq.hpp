@@ -78,7 +78,7 @@ class MoodycamelCqSpsc {
           spin_pause();
           continue;
         }
-        verifier.check_all(consumer_.batch, n);
+        check_all(verifier, consumer_.batch, n);
         count -= n;
       }
     });

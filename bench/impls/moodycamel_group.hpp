@@ -46,7 +46,7 @@ class MoodycamelCqGroup {
   std::uint64_t consume_some(std::size_t consumer, GroupVerifier& verifier) noexcept {
     Payload* batch = consumers_[consumer].batch;
     const std::size_t n = queue_.try_dequeue_bulk_from_producer(producer_.token, batch, batch_values);
-    verifier.check_all(batch, n); // Payload8: the value is its sequence
+    check_all(verifier, batch, n); // Payload8: the value is its sequence
     return n;
   }
 

@@ -72,7 +72,7 @@ class MoodycamelCqMpsc {
         std::this_thread::yield();
         continue;
       }
-      verifier.check_all(consumer_.batch, n);
+      check_all(verifier, consumer_.batch, n);
       count -= n < count ? n : count;
     }
   }

@@ -43,7 +43,7 @@ void verify_batches(const Records& records, Verifier<P>& verifier) noexcept {
       for (std::size_t i = 0; i < batch.size(); ++i) verifier.reject();
       continue;
     }
-    verifier.check_all(values.data(), values.size());
+    check_all(verifier, values.data(), values.size());
   }
 }
 

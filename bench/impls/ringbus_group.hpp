@@ -60,7 +60,7 @@ class RingbusGroup {
         for (std::size_t i = 0; i < batch.size(); ++i) verifier.reject();
         continue;
       }
-      verifier.check_all(values.data(), values.size()); // Payload8: the value is its sequence
+      check_all(verifier, values.data(), values.size()); // Payload8: the value is its sequence
     }
     return records->size();
   }

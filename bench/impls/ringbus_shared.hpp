@@ -84,7 +84,7 @@ class RingbusSharedMpsc {
       for (const Batch& batch : records->batches()) {
         const std::span<const std::uint64_t> values = batch.values<std::uint64_t>();
         if (values.size() == batch.size()) {
-          verifier.check_all(values.data(), values.size());
+          check_all(verifier, values.data(), values.size());
           continue;
         }
         for (const Record& record : batch) { // not a packed run of 8-byte values
