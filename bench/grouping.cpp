@@ -4,6 +4,8 @@
 #include <array>
 #include <cstdio>
 
+#include "placement.hpp"
+
 namespace ringbus::bench {
 
 namespace {
@@ -11,9 +13,7 @@ namespace {
 constexpr std::array<std::string_view, 5> peer_names = {"rwq", "moodycamel_cq", "atomic_queue", "boost_spsc",
                                                         "rwq_copies"};
 
-} // namespace
-
-std::optional<Stats> Row::stats(const std::string& counter) const {
+std::optional<Stats> stats_over(const std::vector<const RunRecord*>& runs, const std::string& counter) {
   std::vector<double> values;
   for (const RunRecord* run : runs) {
     const auto it = run->counters.find(counter);
@@ -25,6 +25,19 @@ std::optional<Stats> Row::stats(const std::string& counter) const {
   const double median = n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
   return Stats{median, values.front(), values.back()};
 }
+
+} // namespace
+
+bool on_one_core(const RunRecord& run) {
+  for (const char* probe : {"c2c_before_ns", "c2c_after_ns"}) {
+    const auto it = run.counters.find(probe);
+    if (it != run.counters.end() && it->second < shared_core_below_ns) return true;
+  }
+  return false;
+}
+
+std::optional<Stats> Row::stats(const std::string& counter) const { return stats_over(runs, counter); }
+std::optional<Stats> Row::one_core_stats(const std::string& counter) const { return stats_over(one_core, counter); }
 
 std::vector<Scenario> group_runs(const std::vector<RunRecord>& runs) {
   std::vector<const RunRecord*> ordered;
@@ -41,9 +54,11 @@ std::vector<Scenario> group_runs(const std::vector<RunRecord>& runs) {
     auto s = std::find_if(scenarios.begin(), scenarios.end(), [&](const Scenario& x) { return x.name == scenario; });
     if (s == scenarios.end()) s = scenarios.insert(scenarios.end(), Scenario{scenario, {}});
     auto r = std::find_if(s->rows.begin(), s->rows.end(), [&](const Row& x) { return x.impl == impl; });
-    if (r == s->rows.end()) r = s->rows.insert(s->rows.end(), Row{impl, {}, {}});
+    if (r == s->rows.end()) r = s->rows.insert(s->rows.end(), Row{impl, {}, {}, {}});
     if (run.failed) {
       if (r->error.empty()) r->error = run.error.empty() ? "failed" : run.error;
+    } else if (on_one_core(run)) {
+      r->one_core.push_back(&run);
     } else {
       r->runs.push_back(&run);
     }

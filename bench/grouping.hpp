@@ -27,14 +27,21 @@ struct Stats {
   double max = 0;
 };
 
+// A run whose placement probe (placement.hpp) found the two CPUs on the two
+// hyperthreads of one physical core, before or after its timed region.
+bool on_one_core(const RunRecord& run);
+
 // All repetitions of one impl in one scenario.
 struct Row {
   std::string impl;
-  std::vector<const RunRecord*> runs; // the successful ones
-  std::string error;                  // of the first failed one ("" when none failed)
+  std::vector<const RunRecord*> runs;     // the successful ones, measured on two cores
+  std::vector<const RunRecord*> one_core; // the successful ones on_one_core: set aside
+  std::string error;                      // of the first failed one ("" when none failed)
 
-  // Median, min and max of a counter over the successful runs; nullopt when none has it.
+  // Median, min and max of a counter over `runs`; nullopt when none has it.
   [[nodiscard]] std::optional<Stats> stats(const std::string& counter) const;
+  // The same over the runs set aside.
+  [[nodiscard]] std::optional<Stats> one_core_stats(const std::string& counter) const;
 };
 
 struct Scenario {

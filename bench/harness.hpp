@@ -17,6 +17,8 @@
 // over the wall time of the timed region. Both threads busy-wait, so it is
 // 1.0 when nothing else ran on their CPUs, and lower when the OS gave a CPU
 // to someone else for a while (the results of such a run are pessimistic).
+// And c2c_before_ns / c2c_after_ns: where the host ran the two CPUs around the
+// timed region (placement.hpp); a run measured on one core is set aside.
 //
 // An impl provides, for spsc (each member called from one thread only):
 //   using Payload = ...;
@@ -44,6 +46,7 @@
 #include "clocks.hpp"
 #include "config.hpp"
 #include "payload.hpp"
+#include "placement.hpp"
 #include "spin.hpp"
 
 namespace ringbus::bench {
@@ -91,6 +94,7 @@ void spsc_throughput(benchmark::State& state, const RunConfig& config) {
   };
   auto progress = std::make_unique<Progress>();
   SecondThreadReport report;
+  const double c2c_before = probe_round_trip_ns(ns_per_tick); // placement.hpp
 
   std::thread consumer([&] {
     pin_this_thread(consumer_cpu);
@@ -132,6 +136,7 @@ void spsc_throughput(benchmark::State& state, const RunConfig& config) {
   const double wall = std::chrono::duration<double>(clock::now() - wall_start).count();
   const double cpu = thread_cpu_seconds() - cpu_start;
   consumer.join();
+  const double c2c_after = probe_round_trip_ns(ns_per_tick);
 
   if (!report.verdict.empty()) {
     state.SkipWithError(("consumer check failed: " + report.verdict).c_str());
@@ -141,6 +146,7 @@ void spsc_throughput(benchmark::State& state, const RunConfig& config) {
   state.SetItemsProcessed(items);
   state.SetBytesProcessed(items * static_cast<std::int64_t>(sizeof(Payload)));
   set_cpu_share(state, cpu, report.cpu_seconds, wall);
+  set_placement_counters(state, c2c_before, c2c_after);
 }
 
 // Nearest-rank percentile of sorted samples, q in (0, 1].
@@ -159,6 +165,7 @@ void round_trip(benchmark::State& state, const RunConfig& config) {
   // Allocated and touched here: no allocation or page fault in the loop.
   std::vector<std::uint64_t> ticks(samples * iterations, 0);
   SecondThreadReport report;
+  const double c2c_before = probe_round_trip_ns(ns_per_tick); // placement.hpp
 
   std::thread echo([&] {
     pin_this_thread(consumer_cpu);
@@ -194,6 +201,7 @@ void round_trip(benchmark::State& state, const RunConfig& config) {
   const double wall = std::chrono::duration<double>(clock::now() - wall_start).count();
   const double cpu = thread_cpu_seconds() - cpu_start;
   echo.join();
+  const double c2c_after = probe_round_trip_ns(ns_per_tick);
 
   if (wrong != 0) {
     state.SkipWithError((std::to_string(wrong) + " replies did not carry the value sent").c_str());
@@ -210,6 +218,7 @@ void round_trip(benchmark::State& state, const RunConfig& config) {
   state.SetItemsProcessed(trips);
   state.SetBytesProcessed(trips * 16);
   set_cpu_share(state, cpu, report.cpu_seconds, wall);
+  set_placement_counters(state, c2c_before, c2c_after);
 }
 
 } // namespace ringbus::bench
