@@ -319,6 +319,11 @@ Status Bus::create_topic(std::string_view name, const TopicOptions& options) {
       return Status(Errc::invalid_argument, "topic '" + std::string(name) + "': bus directory " + core_->disk->path +
                                                 " is open read-only; topics cannot be created");
     }
+    if (options.line_aligned_appends) {
+      return Status(Errc::invalid_argument, "topic '" + std::string(name) +
+                                                "': line_aligned_appends is for in-memory topics (segment files keep "
+                                                "the 8-byte frame layout that recovery reads)");
+    }
     Result<std::unique_ptr<detail::TopicStore>> store = detail::TopicStore::create(core_->disk->topics, name, options);
     if (!store.ok()) return store.status();
     try {

@@ -183,7 +183,7 @@ std::uint64_t claim_and_take(MemberState& s, std::uint64_t budget) noexcept {
       std::memcpy(&count, f + offsetof(detail::FrameHeader, record_count), sizeof count);
       if (first == detail::no_offset) std::memcpy(&first, f + offsetof(detail::FrameHeader, base_offset), sizeof first);
       records += count;
-      q += detail::align_up(length, detail::frame_alignment);
+      q = detail::frame_end(q, word0);
     }
     if (q == p) {
       if (held) s.record->held_offset.store(detail::no_offset, std::memory_order_release); // (G3)
@@ -285,7 +285,7 @@ std::uint64_t position_of_end(detail::Log& log, int slot) noexcept {
         std::uint64_t base;
         std::memcpy(&base, f + offsetof(detail::FrameHeader, base_offset), sizeof base);
         if (base >= end) return q;
-        q += detail::align_up(length, detail::frame_alignment);
+        q = detail::frame_end(q, word0);
       } else {
         q += length;
       }
@@ -365,7 +365,7 @@ ResumePoint resume_point(detail::Log& log, int slot, std::uint64_t committed, st
       std::uint32_t count;
       std::memcpy(&base, f + offsetof(detail::FrameHeader, base_offset), sizeof base);
       std::memcpy(&count, f + offsetof(detail::FrameHeader, record_count), sizeof count);
-      const std::uint64_t next = q + detail::align_up(length, detail::frame_alignment);
+      const std::uint64_t next = detail::frame_end(q, word0);
       if (base + count > at) {
         if (base >= at) return ResumePoint{q, 0, at, q};
         return ResumePoint{q, static_cast<std::uint32_t>(at - base), at, next};

@@ -34,6 +34,11 @@ Status TopicOptions::validate() const {
   if (static_cast<unsigned>(wait) > static_cast<unsigned>(WaitStrategy::blocking)) {
     return bad("wait strategy " + std::to_string(static_cast<unsigned>(wait)) + " is not one of the four");
   }
+  if (line_aligned_appends && overflow == OverflowPolicy::overwrite) {
+    return bad(
+        "line_aligned_appends needs overflow policy block (an overwrite topic's readers copy and validate "
+        "frames in the 8-byte layout)");
+  }
   if (static_cast<unsigned>(storage) > static_cast<unsigned>(Storage::persistent)) {
     return bad("storage " + std::to_string(static_cast<unsigned>(storage)) +
                " is not bus_default, memory or persistent");

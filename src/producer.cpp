@@ -107,14 +107,14 @@ Status Producer::batch_too_large(std::size_t total) const noexcept {
 Result<std::uint64_t> Producer::append_value_slow(ByteView value, std::int64_t ts, bool wait) noexcept {
   detail::Log* const log = log_;
   const std::size_t length = detail::frame_header_bytes + value.size();
-  const std::size_t frame_bytes = detail::align_up(length, detail::frame_alignment);
-  if (frame_bytes > log->segment_bytes()) return value_too_large(length, value);
+  if (detail::align_up(length, detail::frame_alignment) > log->segment_bytes()) return value_too_large(length, value);
   Errc err = Errc::ok;
-  std::byte* const p = log->reserve(frame_bytes, wait, err);
+  std::byte* const p = log->reserve(log->append_frame_bytes(length), wait, err);
   if (p == nullptr) return failure(err);
+  const std::size_t frame_bytes = log->append_frame_bytes(length); // again: reserve may have rolled
   const std::uint64_t offset = log->writer().next_offset;
-  const std::uint64_t word0 =
-      detail::write_header(p, static_cast<std::uint32_t>(length), detail::frame_flags::packed, 1, offset, ts);
+  const auto flags = static_cast<std::uint8_t>(detail::frame_flags::packed | log->append_flags());
+  const std::uint64_t word0 = detail::write_header(p, static_cast<std::uint32_t>(length), flags, 1, offset, ts);
   detail::put_value_padded(p + detail::frame_header_bytes, value.data(), value.size());
   log->commit_one(frame_bytes, word0);
   if (log->needs_sync()) return synced(offset);
@@ -340,6 +340,7 @@ Result<Claim> Producer::claim_frame(std::size_t value_bytes, std::size_t key_byt
   }
   detail::WriterState& w = log->writer();
   w.claim_frame_bytes = frame_bytes;
+  w.cleared = 0; // the claim is filled in place, maybe over a word append_direct zeroed ahead
   Claim c;
   c.log_ = log;
   w.open_claim = &c; // follows the claim through its moves

@@ -51,10 +51,10 @@ std::vector<OwnedRecord> poll_member(GroupMember& m, std::size_t max_records = S
   return own_all(*r);
 }
 
-void check_numbered(const std::vector<OwnedRecord>& got) {
+void check_numbered(const std::vector<OwnedRecord>& got, std::size_t value_bytes = even_value_bytes) {
   for (const OwnedRecord& r : got) {
     CAPTURE(r.offset);
-    CHECK(r.value == value_for(r.offset, even_value_bytes));
+    CHECK(r.value == value_for(r.offset, value_bytes));
   }
 }
 
@@ -72,33 +72,46 @@ std::vector<std::uint64_t> range(std::uint64_t first, std::uint64_t end) {
 
 // One small topic "t" (4 x 4 KiB, 64 records per segment) with its producer.
 struct GroupTopic {
-  explicit GroupTopic(std::size_t segments = 4) {
-    REQUIRE(bus.create_topic("t", small_ring(segments)).ok());
+  explicit GroupTopic(std::size_t segments = 4, bool line_aligned_appends = false) {
+    TopicOptions options = small_ring(segments);
+    options.line_aligned_appends = line_aligned_appends;
+    REQUIRE(bus.create_topic("t", options).ok());
     producer = bus.producer("t").value();
   }
   Bus bus;
   Producer producer;
 };
 
+// 100 records appended one by one (a frame each), polled 7 at most at a time
+// by two members in turn: each record reaches exactly one, intact.
+void share_100_between_two_members(GroupTopic& t, std::size_t value_bytes) {
+  append_numbered(t.producer, 100, value_bytes);
+  GroupMember a = t.bus.group_member("g", "t").value();
+  GroupMember b = t.bus.group_member("g", "t").value();
+  std::vector<std::uint64_t> all;
+  for (int round = 0; round < 20; ++round) {
+    for (GroupMember* m : {&a, &b}) {
+      const std::vector<OwnedRecord> got = poll_member(*m, 7);
+      CHECK(got.size() <= 7);
+      check_numbered(got, value_bytes);
+      for (const OwnedRecord& r : got) all.push_back(r.offset);
+    }
+  }
+  std::sort(all.begin(), all.end());
+  CHECK(all == range(0, 100));
+}
+
 } // namespace
 
 TEST_SUITE("group") {
   TEST_CASE("members_share_the_records_each_record_going_to_exactly_one") {
     GroupTopic t;
-    append_numbered(t.producer, 100); // one frame per record
-    GroupMember a = t.bus.group_member("g", "t").value();
-    GroupMember b = t.bus.group_member("g", "t").value();
-    std::vector<std::uint64_t> all;
-    for (int round = 0; round < 20; ++round) {
-      for (GroupMember* m : {&a, &b}) {
-        const std::vector<OwnedRecord> got = poll_member(*m, 7);
-        CHECK(got.size() <= 7);
-        check_numbered(got);
-        for (const OwnedRecord& r : got) all.push_back(r.offset);
-      }
-    }
-    std::sort(all.begin(), all.end());
-    CHECK(all == range(0, 100));
+    share_100_between_two_members(t, even_value_bytes);
+  }
+
+  TEST_CASE("members_share_line_aligned_appends_each_record_going_to_exactly_one") {
+    GroupTopic t(4, true);
+    share_100_between_two_members(t, 8); // 40-byte frames, each padded to 64
   }
 
   TEST_CASE("a_member_claims_whole_frames_and_delivers_them_over_several_polls") {

@@ -123,6 +123,17 @@ TEST_SUITE("options") {
     CHECK(contains(s.message(), "9"));
   }
 
+  TEST_CASE("line_aligned_appends_on_an_overwrite_topic_are_refused_naming_both") {
+    TopicOptions o;
+    o.line_aligned_appends = true;
+    CHECK(o.validate().ok());
+    o.overflow = OverflowPolicy::overwrite;
+    const Status s = o.validate();
+    CHECK(s.code() == Errc::invalid_argument);
+    CHECK(contains(s.message(), "line_aligned_appends"));
+    CHECK(contains(s.message(), "block"));
+  }
+
   TEST_CASE("topic_names_of_one_to_255_plain_bytes_are_accepted") {
     CHECK(ringbus::validate_topic_name("t").ok());
     CHECK(ringbus::validate_topic_name("orders.eu-west_1").ok());

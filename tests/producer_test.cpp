@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -22,12 +23,15 @@ using ringbus::Message;
 using ringbus::OverflowPolicy;
 using ringbus::Producer;
 using ringbus::Record;
+using ringbus::Records;
+using ringbus::Result;
 using ringbus::TimestampSource;
 using ringbus::TopicOptions;
 using ringbus::test::append_numbered;
 using ringbus::test::contains;
 using ringbus::test::drain;
 using ringbus::test::even_value_bytes;
+using ringbus::test::key_for;
 using ringbus::test::msg;
 using ringbus::test::OwnedRecord;
 using ringbus::test::poll_once;
@@ -53,6 +57,65 @@ struct Fixture {
 TopicOptions untimed(TopicOptions o) {
   o.timestamps = TimestampSource::none;
   return o;
+}
+
+// On a ring of 4 small segments: 2 segments and 56 records of 64-byte frames
+// (512 bytes left in segment 2); then a batch of 700 `fill` values, refused:
+// 60 fill segment 2, 508 segment 3, the rest needs segment 0's slot, which
+// the consumer (at offset 0) still holds; then `after` records. The consumer
+// reads exactly the appended records, nothing of the refused batch.
+void refuse_batch_then_append(const TopicOptions& o, std::uint64_t fill, std::size_t after) {
+  Fixture f(o);
+  const std::uint64_t per_segment = records_per_small_segment;
+  append_numbered(f.producer, 2 * per_segment + 56);
+  std::vector<std::uint64_t> values(700, fill);
+  CHECK(f.producer.try_append_values(std::span<const std::uint64_t>(values)).code() == Errc::would_block);
+  append_numbered(f.producer, after);
+  const std::vector<OwnedRecord> got = drain(f.consumer);
+  REQUIRE(got.size() == 2 * per_segment + 56 + after);
+  for (std::uint64_t i = 0; i < got.size(); ++i) {
+    CAPTURE(i);
+    CHECK(got[i].offset == i);
+    CHECK(got[i].value == value_for(i, even_value_bytes));
+  }
+}
+
+// Appends values whose every word is a plausible header of the next lap at
+// any position (2 x 4 KiB: every 8 KiB is a new lap), one at a time: each
+// poll gives exactly the record appended, nothing made of old bytes, and an
+// empty poll at the frontier stays empty. With line-aligned appends, the word
+// after each frame is the start of the next line.
+void never_take_old_payload(bool line_aligned, int rounds) {
+  TopicOptions o = small_ring(2);
+  o.line_aligned_appends = line_aligned;
+  Bus bus;
+  REQUIRE(bus.create_topic("t", o).ok());
+  auto p = bus.producer("t").value();
+  auto c = bus.consumer("t").value();
+  const std::uint64_t capacity = o.segment_bytes * o.segment_count;
+  const std::uint8_t flags =
+      ringbus::detail::frame_flags::packed | (line_aligned ? ringbus::detail::frame_flags::line_end : std::uint8_t{0});
+  const std::size_t alignment = line_aligned ? 64 : 8;
+  std::uint64_t expected = 0;
+  std::uint64_t position = 0; // byte position of the next frame
+  for (int round = 0; round < rounds; ++round) {
+    const std::size_t value_bytes = 8 * static_cast<std::size_t>(1 + round % 23);
+    std::string value(value_bytes, '\0');
+    const std::uint64_t next_lap = ((position / capacity) + 1) & 0xffff;
+    const std::uint64_t fake =
+        ringbus::detail::frame_word0(40, ringbus::detail::frame_type::data, flags) | (next_lap << 48);
+    for (std::size_t i = 0; i < value_bytes; i += 8) std::memcpy(value.data() + i, &fake, 8);
+    REQUIRE(p.append(value).value() == expected);
+    const std::vector<OwnedRecord> got = drain(c);
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].offset == expected);
+    CHECK(got[0].value == value);
+    ++expected;
+    const std::uint64_t frame = ringbus::detail::align_up(32 + value_bytes, alignment);
+    const std::uint64_t segment_left = o.segment_bytes - position % o.segment_bytes;
+    position += frame <= segment_left ? frame : segment_left + frame;
+    CHECK(c.poll(16).value().empty());
+  }
 }
 
 std::int64_t wall_now() {
@@ -841,21 +904,7 @@ TEST_SUITE("producer") {
   // start; records that later end exactly at that start must not lead the
   // consumer into the refused batch's frames.
   TEST_CASE("refused_batch_across_a_segment_start_leaves_no_frame_there") {
-    Fixture f(small_ring(4));
-    const std::uint64_t per_segment = records_per_small_segment; // 64-byte frames
-    append_numbered(f.producer, 2 * per_segment + 56);           // 512 bytes left in segment 2
-    // 700 values: 60 fill segment 2, 508 fill segment 3, the rest needs
-    // segment 0's slot, which the consumer (at offset 0) still holds.
-    std::vector<std::uint64_t> values(700, 0xabababababababab);
-    CHECK(f.producer.try_append_values(std::span<const std::uint64_t>(values)).code() == Errc::would_block);
-    append_numbered(f.producer, 8); // ends exactly at segment 3's start
-    const std::vector<OwnedRecord> got = drain(f.consumer);
-    REQUIRE(got.size() == 2 * per_segment + 64);
-    for (std::uint64_t i = 0; i < got.size(); ++i) {
-      CAPTURE(i);
-      CHECK(got[i].offset == i);
-      CHECK(got[i].value == value_for(i, even_value_bytes));
-    }
+    refuse_batch_then_append(small_ring(4), 0xabababababababab, 8); // the 8 end exactly at segment 3's start
   }
 
   TEST_CASE("destroying_an_open_claim_aborts_it") {
@@ -1092,36 +1141,129 @@ TEST_SUITE("producer") {
   // Last lap's payload sits where this lap's frames will start. Values made of
   // words that look exactly like a published header of the next lap must
   // never be taken for a frame by a reader waiting at the write frontier.
-  TEST_CASE("reader_never_takes_old_payload_for_a_new_frame") {
-    TopicOptions o = small_ring(2); // 2 x 4 KiB: every 8 KiB is a new lap
-    Bus bus;
-    REQUIRE(bus.create_topic("t", o).ok());
-    auto p = bus.producer("t").value();
-    auto c = bus.consumer("t").value();
-    const std::uint64_t capacity = o.segment_bytes * o.segment_count;
-    std::uint64_t expected = 0;
-    std::uint64_t position = 0; // byte position of the next frame (values below keep frames 8-aligned)
-    for (int round = 0; round < 400; ++round) {
-      // A value whose every word is a plausible header for the next lap at any position.
-      const std::size_t value_bytes = 8 * static_cast<std::size_t>(1 + round % 23);
-      std::string value(value_bytes, '\0');
-      const std::uint64_t next_lap = ((position / capacity) + 1) & 0xffff;
-      const std::uint64_t fake =
-          ringbus::detail::frame_word0(40, ringbus::detail::frame_type::data, ringbus::detail::frame_flags::packed) |
-          (next_lap << 48);
-      for (std::size_t i = 0; i < value_bytes; i += 8) std::memcpy(value.data() + i, &fake, 8);
-      REQUIRE(p.append(value).value() == expected);
-      const std::vector<OwnedRecord> got = drain(c);
-      REQUIRE(got.size() == 1); // exactly the one record: nothing made of old bytes
-      CHECK(got[0].offset == expected);
-      CHECK(got[0].value == value);
-      ++expected;
-      const std::uint64_t frame = ringbus::detail::align_up(32 + value_bytes, 8);
-      const std::uint64_t segment_left = o.segment_bytes - position % o.segment_bytes;
-      position += frame <= segment_left ? frame : segment_left + frame;
-      // An empty poll at the frontier must stay empty.
-      CHECK(c.poll(16).value().empty());
+  TEST_CASE("reader_never_takes_old_payload_for_a_new_frame") { never_take_old_payload(false, 400); }
+
+  // TopicOptions::line_aligned_appends: a per-record append's frame runs to
+  // the end of its 64-byte line, so the frame after it starts a line. Mixed
+  // with batches, claims and keyed records over many laps of a small ring,
+  // every record arrives intact and in order, and a replay from the oldest
+  // held record reads the same records again.
+  TEST_CASE("line_aligned_appends_start_the_frame_after_each_append_on_a_cache_line") {
+    TopicOptions o = small_ring(2);
+    o.line_aligned_appends = true;
+    Fixture f(o);
+    std::vector<OwnedRecord> expected;
+    bool follows_append = true; // the ring's first frame starts a line
+    std::uint64_t checked_lines = 0;
+    for (int round = 0; round < 1200; ++round) {
+      const std::uint64_t offset = expected.size();
+      const std::size_t size = static_cast<std::size_t>(round * 7) % 121;
+      std::vector<std::uint64_t> batch;
+      switch (round % 5) {
+        case 0:
+        case 1: { // a value alone: Log::append_direct (or its slow path at a segment's end)
+          const std::string value = value_for(offset, size);
+          REQUIRE(f.producer.append(value).value() == offset);
+          expected.push_back(OwnedRecord{"t", offset, 0, "", value, {}});
+          break;
+        }
+        case 2: { // a keyed record: Producer::append_one
+          const std::string key = key_for(offset);
+          const std::string value = value_for(offset, size);
+          REQUIRE(f.producer.append(msg(key, value)).value() == offset);
+          expected.push_back(OwnedRecord{"t", offset, 0, key, value, {}});
+          break;
+        }
+        case 3: { // a batch: 8-byte layout
+          batch = {offset * 3, offset * 5, offset * 7};
+          REQUIRE(f.producer.append_values(std::span<const std::uint64_t>(batch)).value() == offset);
+          for (std::size_t i = 0; i < batch.size(); ++i) {
+            std::string value(8, '\0');
+            std::memcpy(value.data(), &batch[i], 8);
+            expected.push_back(OwnedRecord{"t", offset + i, 0, "", value, {}});
+          }
+          break;
+        }
+        default: { // a claim: 8-byte layout
+          const std::string value = value_for(offset, size + 1);
+          Result<Claim> claim = f.producer.claim(value.size());
+          REQUIRE(claim.ok());
+          std::memcpy(claim->value().data(), value.data(), value.size());
+          REQUIRE(claim->commit().value() == offset);
+          expected.push_back(OwnedRecord{"t", offset, 0, "", value, {}});
+          break;
+        }
+      }
+      Result<Records> polled = f.consumer.poll();
+      REQUIRE(polled.ok());
+      std::size_t got = 0;
+      for (const Record& r : *polled) {
+        REQUIRE(r.offset < expected.size());
+        const OwnedRecord& want = expected[r.offset];
+        CHECK(r.offset == offset + got);
+        CHECK(str(r.key) == want.key);
+        CHECK(str(r.value) == want.value);
+        ++got;
+      }
+      CHECK(got == expected.size() - offset);
+      // A value-only frame's value starts right after its 32-byte header.
+      if (follows_append && round % 5 < 2) {
+        const Records::iterator first = polled->begin(); // (the record lives in the iterator)
+        CHECK((reinterpret_cast<std::uintptr_t>(first->value.data()) - 32) % 64 == 0);
+        ++checked_lines;
+      }
+      follows_append = round % 5 < 3;
+    }
+    CHECK(checked_lines == 241); // round 0 (the ring start) and rounds 5k + 1 (after round 5k's append)
+    // Replay what the ring still holds: the same records again.
+    REQUIRE(f.consumer.seek_to_beginning().ok());
+    const std::vector<OwnedRecord> replayed = drain(f.consumer);
+    REQUIRE_FALSE(replayed.empty());
+    CHECK(replayed.back().offset == expected.size() - 1);
+    for (const OwnedRecord& r : replayed) {
+      CHECK(r.key == expected[r.offset].key);
+      CHECK(r.value == expected[r.offset].value);
     }
   }
+
+  // A line-aligned append zeroes the word the next one-line frame would end
+  // at ahead of time; a claim filled over it and aborted must not let the
+  // next append skip that zero.
+  TEST_CASE("line_aligned_append_after_an_aborted_claim_publishes_exactly_itself") {
+    TopicOptions o = small_ring(2);
+    o.line_aligned_appends = true;
+    Fixture f(o);
+    REQUIRE(f.producer.append(std::string(8, 'a')).value() == 0); // frame [0, 64)
+    {
+      Result<Claim> claim = f.producer.claim(200); // filled from 96 on, over 128
+      REQUIRE(claim.ok());
+      const std::uint64_t fake =
+          ringbus::detail::frame_word0(40, ringbus::detail::frame_type::data, ringbus::detail::frame_flags::packed);
+      for (std::size_t i = 0; i + 8 <= claim->value().size(); i += 8) {
+        std::memcpy(claim->value().data() + i, &fake, 8); // a header of this lap at every word
+      }
+      claim->abort();
+    }
+    REQUIRE(f.producer.append(std::string(8, 'b')).value() == 1); // frame [64, 128)
+    const std::vector<OwnedRecord> got = drain(f.consumer);
+    REQUIRE(got.size() == 2);
+    CHECK(got[0].value == std::string(8, 'a'));
+    CHECK(got[1].value == std::string(8, 'b'));
+  }
+
+  // The same for a refused batch that wrote over that word (every value a
+  // header of this lap); the one append after it ends there.
+  TEST_CASE("line_aligned_append_after_a_refused_batch_publishes_exactly_itself") {
+    TopicOptions o = small_ring(4);
+    o.line_aligned_appends = true;
+    refuse_batch_then_append(
+        o, ringbus::detail::frame_word0(40, ringbus::detail::frame_type::data, ringbus::detail::frame_flags::packed),
+        1);
+  }
+
+  // reader_never_takes_old_payload_for_a_new_frame with line-aligned appends:
+  // the word at the start of the line after each frame was, a lap earlier,
+  // payload shaped like a header of the coming lap.
+  TEST_CASE("line_aligned_reader_never_takes_old_payload_for_a_new_frame") { never_take_old_payload(true, 600); }
 
 } // TEST_SUITE

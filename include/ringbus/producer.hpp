@@ -160,17 +160,18 @@ class Producer {
     if (RINGBUS_UNLIKELY(log == nullptr || log->writer().open_claim != nullptr || log->refusing())) return refusal();
     const bool packed = detail::packable(m);
     const std::size_t length = detail::frame_header_bytes + (packed ? m.value.size() : detail::record_body_bytes(m, 0));
-    const std::size_t frame_bytes = detail::align_up(length, detail::frame_alignment);
-    if (RINGBUS_UNLIKELY(frame_bytes > log->segment_bytes() || m.headers.size() > limits::max_headers)) {
+    if (RINGBUS_UNLIKELY(detail::align_up(length, detail::frame_alignment) > log->segment_bytes() ||
+                         m.headers.size() > limits::max_headers)) {
       return too_large(length, m);
     }
     const std::int64_t ts = m.timestamp_ns != timestamp_now ? m.timestamp_ns : stamp();
     Errc err = Errc::ok;
-    std::byte* const p = log->reserve(frame_bytes, wait, err);
+    std::byte* const p = log->reserve(log->append_frame_bytes(length), wait, err);
     if (RINGBUS_UNLIKELY(p == nullptr)) return failure(err);
+    const std::size_t frame_bytes = log->append_frame_bytes(length); // again: reserve may have rolled
     const std::uint64_t offset = log->writer().next_offset;
-    const std::uint64_t word0 = detail::write_header(p, static_cast<std::uint32_t>(length),
-                                                     packed ? detail::frame_flags::packed : 0, 1, offset, ts);
+    const auto flags = static_cast<std::uint8_t>((packed ? detail::frame_flags::packed : 0) | log->append_flags());
+    const std::uint64_t word0 = detail::write_header(p, static_cast<std::uint32_t>(length), flags, 1, offset, ts);
     if (packed) {
       detail::put_value_padded(p + detail::frame_header_bytes, m.value.data(), m.value.size());
     } else {

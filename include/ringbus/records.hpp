@@ -125,7 +125,7 @@ class Records {
         }
         return *this;
       }
-      next_frame(frame_ + detail::align_up(frame_length_, detail::frame_alignment), 0);
+      next_frame(frame_next_, 0);
       return *this;
     }
     iterator operator++(int) noexcept {
@@ -151,6 +151,7 @@ class Records {
         if (detail::word0_type(word0) == detail::frame_type::data) {
           frame_length_ = detail::word0_length(word0);
           packed_ = (detail::word0_flags(word0) & detail::frame_flags::packed) != 0;
+          frame_next_ = detail::frame_end(p, word0);
           break;
         }
         p += detail::word0_length(word0); // pad: to the segment end
@@ -180,8 +181,9 @@ class Records {
     std::uint64_t left_total_ = 0;
     std::uint64_t left_in_chunk_ = 0;
     const std::byte* frame_ = nullptr;
-    const std::byte* frame_end_ = nullptr;
-    const std::byte* cursor_ = nullptr; // next general-form record
+    const std::byte* frame_end_ = nullptr;  // of its records
+    const std::byte* frame_next_ = nullptr; // where the next frame starts (padding included)
+    const std::byte* cursor_ = nullptr;     // next general-form record
     std::uint32_t frame_length_ = 0;
     std::uint32_t frame_count_ = 0;
     std::uint32_t index_ = 0;
@@ -294,7 +296,7 @@ class Records::batch_iterator {
       b.value_size_ = 0;
       b.first_value_ = nullptr;
     }
-    next_frame_ = p + detail::align_up(length, detail::frame_alignment);
+    next_frame_ = detail::frame_end(p, word0);
   }
 
   const detail::Chunk* chunk_ = nullptr; // chunks with records remain while left_total_ > 0

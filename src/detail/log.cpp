@@ -23,6 +23,7 @@ Log::Log(std::string_view name, const TopicOptions& options, RingMapping mapping
       capacity_shift_(static_cast<unsigned>(__builtin_ctzll(options.capacity_bytes()))),
       overwrite_(options.overflow == OverflowPolicy::overwrite),
       blocking_(options.wait == WaitStrategy::blocking),
+      line_appends_(options.line_aligned_appends && options.overflow == OverflowPolicy::block),
       slots_(nullptr),
       slot_count_(options.max_consumers),
       hold_word0_(options.overflow != OverflowPolicy::overwrite) {
@@ -72,7 +73,7 @@ void Log::follow() noexcept {
     const std::uint64_t base = load_word_acquire(f + offsetof(FrameHeader, base_offset));
     const auto records = static_cast<std::uint32_t>(counts);
     if (length < frame_header_bytes || base != next || records == 0) break;
-    p += align_up(length, frame_alignment);
+    p = frame_end(p, word);
     next = base + records;
   }
   if (p != w.pos) {
@@ -476,7 +477,7 @@ bool Log::offset_at_time(std::int64_t t, std::uint64_t pos, std::uint64_t tail, 
       }
       if (found) break;
     }
-    p += align_up(length, frame_alignment);
+    p = frame_end(p, word);
   }
   return !overwrite_ || head_acquire() <= pos; // (F): what was read was of this lap
 }

@@ -117,6 +117,20 @@ std::vector<std::byte> file_bytes(const std::string& path) {
 } // namespace
 
 TEST_SUITE("topic_store") {
+  TEST_CASE("a_persistent_topic_with_line_aligned_appends_is_refused_and_no_file_is_made") {
+    TempBusDir dir;
+    Bus bus = open_bus(dir.path());
+    TopicOptions o = persistent_ring();
+    o.line_aligned_appends = true;
+    const Status s = bus.create_topic("orders", o);
+    CHECK(s.code() == Errc::invalid_argument);
+    CHECK(contains(s.message(), "'orders'"));
+    CHECK(contains(s.message(), "line_aligned_appends"));
+    CHECK(contains(s.message(), "in-memory"));
+    CHECK_FALSE(bus.has_topic("orders"));
+    CHECK_FALSE(std::filesystem::exists(std::filesystem::path(dir.path()) / "topics" / "orders"));
+  }
+
   TEST_CASE("a_reopened_bus_replays_every_record_across_segments_and_appends_after_them") {
     TempBusDir dir;
     {

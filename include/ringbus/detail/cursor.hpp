@@ -74,10 +74,10 @@ RINGBUS_ALWAYS_INLINE std::uint64_t walk_frames(Cursor& c, std::uint64_t limit, 
     std::uint64_t base;
     std::memcpy(&count, f + offsetof(FrameHeader, record_count), sizeof count);
     std::memcpy(&base, f + offsetof(FrameHeader, base_offset), sizeof base);
-    const std::uint64_t frame_bytes = align_up(length, frame_alignment);
+    const std::uint64_t next = frame_end(p, word0);
     if (RINGBUS_UNLIKELY(base + skip < c.skip_until)) {
       if (base + count <= c.skip_until) {
-        p += frame_bytes;
+        p = next;
         skip = 0;
         continue;
       }
@@ -91,7 +91,7 @@ RINGBUS_ALWAYS_INLINE std::uint64_t walk_frames(Cursor& c, std::uint64_t limit, 
     taken += n;
     c.offset = base + skip + n;
     if (skip + n == count) {
-      p += frame_bytes;
+      p = next;
       skip = 0;
     } else {
       skip += static_cast<std::uint32_t>(n);

@@ -20,7 +20,13 @@
 //   lap          (position / ring capacity) mod 2^16. The first 8 bytes are the
 //                publication word: a reader accepts a frame only when its type is
 //                set and its lap is the lap of the position it reads (see log.hpp).
-//   flags        frame_flags::packed: the body is record_count values of
+//   flags        frame_flags::line_end: the frame runs to the next 64-byte
+//                boundary of the ring, align_up(position + length, 64), not to
+//                align_up(length, 8): the next frame starts on a cache line
+//                (TopicOptions::line_aligned_appends; in-memory topics only,
+//                recovery refuses the bit). Readers find a frame's end with
+//                frame_end(). The padding past length is never read.
+//                frame_flags::packed: the body is record_count values of
 //                (length - 32) / record_count bytes each; no keys, no headers,
 //                every timestamp equals base_timestamp. The compact form for
 //                fixed-size records: 8 B values cost 8 B each plus one header.
@@ -47,13 +53,19 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "ringbus/detail/config.hpp"
+
 namespace ringbus::detail {
 
 enum class frame_type : std::uint8_t { none = 0, data = 1, pad = 2 };
 
 namespace frame_flags {
 inline constexpr std::uint8_t packed = 0x01;
+inline constexpr std::uint8_t line_end = 0x02;
 } // namespace frame_flags
+
+// The line a frame with frame_flags::line_end runs to the end of.
+inline constexpr std::uint64_t frame_line_bytes = 64;
 
 struct FrameHeader {
   std::uint32_t length;
@@ -87,6 +99,19 @@ constexpr std::uint32_t word0_length(std::uint64_t w) noexcept { return static_c
 constexpr frame_type word0_type(std::uint64_t w) noexcept { return static_cast<frame_type>((w >> 32) & 0xff); }
 constexpr std::uint8_t word0_flags(std::uint64_t w) noexcept { return static_cast<std::uint8_t>(w >> 40); }
 constexpr std::uint64_t word0_lap_bits(std::uint64_t w) noexcept { return w & (std::uint64_t{0xffff} << 48); }
+
+// Where the data frame at ring position p, whose publication word is word0,
+// ends: the next frame's position. Positions and addresses of a ring agree
+// modulo 64 (rings are mapped page-aligned), so it takes either.
+constexpr std::uint64_t frame_end(std::uint64_t p, std::uint64_t word0) noexcept {
+  const std::uint64_t mask =
+      (word0_flags(word0) & frame_flags::line_end) != 0 ? frame_line_bytes - 1 : frame_alignment - 1;
+  return (p + word0_length(word0) + mask) & ~mask;
+}
+inline const std::byte* frame_end(const std::byte* f, std::uint64_t word0) noexcept {
+  const auto at = reinterpret_cast<std::uintptr_t>(f);
+  return f + (frame_end(at, word0) - at);
+}
 
 // Bytes of each value of a packed frame of `length` bytes and `count`
 // records. One record (the per-record append's frames) takes no division.

@@ -168,6 +168,10 @@ struct WriterState {
   std::uint64_t pending_word0 = 0;
   Claim* open_claim = nullptr; // the producer's one open claim, if any
   std::uint64_t claim_frame_bytes = 0;
+  // Line-aligned appends: a position whose word append_direct zeroed ahead
+  // of time (see preclear_next_line); 0: none. Positions only grow, except
+  // in rollback, which forgets it.
+  std::uint64_t cleared = 0;
 };
 
 class Log {
@@ -253,6 +257,15 @@ class Log {
     }
     return overwrite_ ? writer_.scratch : ring_at(writer_.pos);
   }
+
+  // Per-record appends: the bytes a frame of `length` takes at the writer's
+  // position (TopicOptions::line_aligned_appends: to the end of its 64-byte
+  // line), and the flag its word carries. After a roll, ask again.
+  [[nodiscard]] std::size_t append_frame_bytes(std::size_t length) const noexcept {
+    if (!line_appends_) return align_up(length, frame_alignment);
+    return align_up(writer_.pos + length, frame_line_bytes) - writer_.pos;
+  }
+  [[nodiscard]] std::uint8_t append_flags() const noexcept { return line_appends_ ? frame_flags::line_end : 0; }
 
   // The lap tag of a position, as it stands in a publication word.
   [[nodiscard]] std::uint64_t lap_bits(std::uint64_t pos) const noexcept {
@@ -363,7 +376,7 @@ class Log {
   RINGBUS_ALWAYS_INLINE bool append_direct(std::size_t frame_bytes, std::uint32_t length, const std::byte* value,
                                            std::size_t value_bytes, std::int64_t ts, std::uint64_t& offset) noexcept {
     const std::uint64_t pos = writer_.pos;
-    const std::uint64_t end = pos + frame_bytes;
+    const std::uint64_t end = line_appends_ ? align_up(pos + length, frame_line_bytes) : pos + frame_bytes;
     if (RINGBUS_UNLIKELY(overwrite_ || store_ != nullptr || end > writer_.segment_end || writer_.has_pending)) {
       return false;
     }
@@ -372,16 +385,30 @@ class Log {
     const std::uint64_t first = writer_.next_offset;
     const std::uint64_t lap = lap_bits(pos);
     std::byte* const frame = ring + (pos & mask);
-    const std::uint64_t word0 = write_header(frame, length, frame_flags::packed, 1, first, ts) | lap;
+    const std::uint64_t word0 = write_header(frame, length, frame_flags::packed | append_flags(), 1, first, ts) | lap;
     put_value_padded(frame + frame_header_bytes, value, value_bytes);
-    clear_word_after(end);
+    if (end != writer_.cleared) clear_word_after(end);
     std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(frame))
         .store(word0, std::memory_order_release); // (B) pairs with (C)
     writer_.pos = end;
     writer_.next_offset = first + 1;
     publish_tail();
+    if (line_appends_) preclear_next_line(end);
     offset = first;
     return true;
+  }
+
+  // Line-aligned appends, after a frame that ends at `end` was published:
+  // zeroes the word a one-line frame starting at `end` would end at, so that
+  // the next append's publication store does not wait in the store buffer
+  // behind the transfer of that line (stores leave it in order). Stored after
+  // (B), it still reaches readers before the next frame's (B). No reader is
+  // past `end`, and the writer owns its segment up to segment_end.
+  RINGBUS_ALWAYS_INLINE void preclear_next_line(std::uint64_t end) noexcept {
+    const std::uint64_t next = end + frame_line_bytes;
+    if (next >= writer_.segment_end) return; // a segment start needs no zero (clear_word_after)
+    std::memset(ring_at(next), 0, 8);
+    writer_.cleared = next;
   }
 
   // Makes every accepted frame visible with one store.
@@ -453,6 +480,7 @@ class Log {
     writer_.pos = m.pos;
     writer_.next_offset = m.next_offset;
     writer_.segment_end = m.segment_end;
+    writer_.cleared = 0; // the refused frames may have written over it
     writer_.pending_word0 = m.pending_word0;
     writer_.has_pending = m.has_pending;
   }
@@ -563,6 +591,7 @@ class Log {
   unsigned capacity_shift_;
   bool overwrite_;
   bool blocking_;
+  bool line_appends_; // TopicOptions::line_aligned_appends (in-memory block topics)
   ReaderSlot* slots_;
   std::size_t slot_count_;
 
