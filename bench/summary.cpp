@@ -430,7 +430,8 @@ std::string setup_section(const SummaryInput& in, int repetitions) {
          "consumer reads in place with consume_all, the ringbus consumer calls poll() with its defaults (every "
          "record published, zero copy). rwq (try_enqueue; try_dequeue for 8 B, peek / pop for 64 B) and "
          "atomic_queue (SPSC, MINIMIZE_CONTENTION off; push / pop) have no bulk API. "
-         "ringbus_append: one Producer::append per record with wall-clock timestamps (the default). All waits "
+         "ringbus_append: one Producer::append per record with wall-clock timestamps (the default), on a topic "
+         "with line_aligned_appends (each record's frame starts a cache line; its faster configuration). All waits "
          "busy-spin with one pause instruction; each peer's configuration is the fastest measured (see "
          "bench/impls/).\n"
       << "- spsc timing: manual wall time per iteration, from the first item sent to the last item verified; "
@@ -438,8 +439,8 @@ std::string setup_section(const SummaryInput& in, int repetitions) {
       << c.warmup_items << " untimed items.\n"
       << "- rtt: " << c.rtt_samples << " round trips recorded per run after " << c.rtt_warmup
       << " untimed ones; each sample timed with the TSC (" << format("%.4f", in.ns_per_tick)
-      << " ns/tick, measured against steady_clock). ringbus: one append per message and poll(1) with zero "
-         "timeout in a spin loop.\n";
+      << " ns/tick, measured against steady_clock). ringbus: one append per message (topics with "
+         "line_aligned_appends) and poll(1) with zero timeout in a spin loop.\n";
   return out.str();
 }
 
