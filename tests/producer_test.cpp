@@ -307,6 +307,27 @@ TEST_SUITE("producer") {
     CHECK(contains(with_headers.message(), "3 headers"));
   }
 
+  // A value of 4 GiB or more: its encoded length no longer fits the frame's
+  // u32 length field, and must not wrap into a small frame (the ByteView's
+  // bytes are never read: only 8 of them exist).
+  TEST_CASE("value_of_4_GiB_or_more_is_refused_on_every_topic_kind_without_reading_it") {
+    for (const bool line_aligned : {false, true}) {
+      CAPTURE(line_aligned);
+      TopicOptions o = small_ring();
+      o.line_aligned_appends = line_aligned;
+      Fixture f(o);
+      const std::array<std::byte, 8> bytes{};
+      for (const std::size_t size : {std::size_t{1} << 32, (std::size_t{1} << 32) - 32 + 8}) {
+        CHECK(f.producer.append(ByteView(bytes.data(), size)).code() == Errc::record_too_large);
+        CHECK(f.producer.append(msg("k", ByteView(bytes.data(), size))).code() == Errc::record_too_large);
+      }
+      REQUIRE(f.producer.append("after").value() == 0);
+      const std::vector<OwnedRecord> got = drain(f.consumer);
+      REQUIRE(got.size() == 1);
+      CHECK(got[0].value == "after");
+    }
+  }
+
   TEST_CASE("refused_too_large_append_loses_nothing_and_offsets_continue") {
     Fixture f(untimed(small_ring()));
     append_numbered(f.producer, 10, 50);
@@ -1206,15 +1227,17 @@ TEST_SUITE("producer") {
         ++got;
       }
       CHECK(got == expected.size() - offset);
-      // A value-only frame's value starts right after its 32-byte header.
-      if (follows_append && round % 5 < 2) {
+      // A packed frame's first value starts right after its 32-byte header
+      // (every kind but the keyed record of round 5k + 2).
+      if (follows_append && round % 5 != 2) {
         const Records::iterator first = polled->begin(); // (the record lives in the iterator)
         CHECK((reinterpret_cast<std::uintptr_t>(first->value.data()) - 32) % 64 == 0);
         ++checked_lines;
       }
       follows_append = round % 5 < 3;
     }
-    CHECK(checked_lines == 241); // round 0 (the ring start) and rounds 5k + 1 (after round 5k's append)
+    // Round 0 (the ring start), rounds 5k + 1 (after a value) and 5k + 3 (after a keyed record).
+    CHECK(checked_lines == 481);
     // Replay what the ring still holds: the same records again.
     REQUIRE(f.consumer.seek_to_beginning().ok());
     const std::vector<OwnedRecord> replayed = drain(f.consumer);
@@ -1224,6 +1247,30 @@ TEST_SUITE("producer") {
       CHECK(r.key == expected[r.offset].key);
       CHECK(r.value == expected[r.offset].value);
     }
+    // The same, a frame at a time (Records::batches walks frames on its own).
+    REQUIRE(f.consumer.seek_to_beginning().ok());
+    std::uint64_t next = replayed.front().offset;
+    for (;;) {
+      Result<Records> again = f.consumer.poll();
+      REQUIRE(again.ok());
+      if (again->empty()) break;
+      for (const ringbus::Batch& b : again->batches()) {
+        CHECK(b.first_offset() == next);
+        if (b.packed()) {
+          const std::string& want = expected[next].value;
+          CHECK(b.value_size() == want.size());
+        }
+        next += b.size();
+      }
+    }
+    CHECK(next == expected.size());
+    // And from a time: the first record at or after a held record's timestamp.
+    const OwnedRecord& middle = replayed[replayed.size() / 2];
+    REQUIRE(f.consumer.seek_to_time("t", middle.timestamp_ns).ok());
+    const std::vector<OwnedRecord> from_time = poll_once(f.consumer, 1);
+    REQUIRE(from_time.size() == 1);
+    CHECK(from_time[0].offset <= middle.offset);
+    CHECK(from_time[0].timestamp_ns >= middle.timestamp_ns);
   }
 
   // A line-aligned append zeroes the word the next one-line frame would end

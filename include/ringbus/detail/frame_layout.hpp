@@ -15,7 +15,9 @@
 //   32 body ... (length - 32 bytes), then zero padding to 8
 //
 //   length       header + body bytes, without the padding. The frame occupies
-//                align_up(length, 8) bytes of the segment.
+//                align_up(length, 8) bytes of the segment (with
+//                frame_flags::line_end: up to the next 64-byte line); its
+//                end is frame_end(position, word0).
 //   type         frame_type::data or frame_type::pad (none: nothing published here)
 //   lap          (position / ring capacity) mod 2^16. The first 8 bytes are the
 //                publication word: a reader accepts a frame only when its type is
@@ -102,7 +104,9 @@ constexpr std::uint64_t word0_lap_bits(std::uint64_t w) noexcept { return w & (s
 
 // Where the data frame at ring position p, whose publication word is word0,
 // ends: the next frame's position. Positions and addresses of a ring agree
-// modulo 64 (rings are mapped page-aligned), so it takes either.
+// modulo 64 (rings are mapped page-aligned), so it takes either. Not so in an
+// overwrite reader's staging copy (it starts at any 8-aligned position), but
+// no line_end frame gets there: overwrite topics refuse line-aligned appends.
 constexpr std::uint64_t frame_end(std::uint64_t p, std::uint64_t word0) noexcept {
   const std::uint64_t mask =
       (word0_flags(word0) & frame_flags::line_end) != 0 ? frame_line_bytes - 1 : frame_alignment - 1;

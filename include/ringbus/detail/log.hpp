@@ -56,7 +56,9 @@
 //   so not yet demonstrated.) The lap tag replaces Aeron's cleaning of the
 //   ring: last lap's header at a frame boundary has the wrong lap, and the
 //   zeroed word after each publish keeps a reader from taking old payload
-//   bytes for a header.
+//   bytes for a header. (Line-aligned appends may zero that word one append
+//   early, after the previous (B): still before this frame's (B), which is
+//   what a reader synchronizes with before it loads the word.)
 //
 //   persistent topics: the producer maps the next segment's file into its
 //   slot at the roll, before the first store of the slot's frames. A block
@@ -170,7 +172,8 @@ struct WriterState {
   std::uint64_t claim_frame_bytes = 0;
   // Line-aligned appends: a position whose word append_direct zeroed ahead
   // of time (see preclear_next_line); 0: none. Positions only grow, except
-  // in rollback, which forgets it.
+  // in rollback; rollback and claim_frame (a claim is filled in place before
+  // the position moves) forget it.
   std::uint64_t cleared = 0;
 };
 
@@ -373,10 +376,15 @@ class Log {
   // does not fit the writer's segment (a roll; or larger than a segment), or
   // a word is pending (a claim that rolled the segment and was aborted leaves
   // the closing pad frame's word unpublished: it must go out with this frame).
+  // Line-aligned appends: the frame runs to its line's end, and the word
+  // after it was usually zeroed by the previous append (preclear_next_line),
+  // which then zeroes the next line's first word after (B).
   RINGBUS_ALWAYS_INLINE bool append_direct(std::size_t frame_bytes, std::uint32_t length, const std::byte* value,
                                            std::size_t value_bytes, std::int64_t ts, std::uint64_t& offset) noexcept {
     const std::uint64_t pos = writer_.pos;
-    const std::uint64_t end = line_appends_ ? align_up(pos + length, frame_line_bytes) : pos + frame_bytes;
+    // (frame_bytes, not length: a value of 4 GiB or more wraps length, a u32.
+    // pos is 8-aligned, so align_up(pos + frame_bytes, 64) is the line end.)
+    const std::uint64_t end = line_appends_ ? align_up(pos + frame_bytes, frame_line_bytes) : pos + frame_bytes;
     if (RINGBUS_UNLIKELY(overwrite_ || store_ != nullptr || end > writer_.segment_end || writer_.has_pending)) {
       return false;
     }
