@@ -12,8 +12,9 @@ namespace ringbus::bench {
 // touched before timing starts. ringbus gets a ring of 65536 * sizeof(payload)
 // bytes: the same payload bytes, i.e. 65536 payloads in its packed form minus
 // one 32-byte frame header per batch (63,550 8 B values at a batch of 256; a
-// record appended alone costs a whole frame, 40 B for an 8 B value, so the
-// append rows hold 13,107 such records). The ring is cut into
+// record appended alone costs a whole frame: 64 B for an 8 B value on the
+// line-aligned topics of the 8 B append rows, which hold 8,192 such records,
+// 40 B without the option). The ring is cut into
 // ringbus_segment_count segments, the library's default count.
 inline constexpr std::size_t peer_slots = 65536;
 inline constexpr std::size_t ringbus_segment_count = 8;

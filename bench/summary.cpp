@@ -374,7 +374,15 @@ std::string targets_section(const std::vector<Scenario>& scenarios) {
       }
     }
     if (!mine || best.row == nullptr) {
-      out += row != nullptr && !row->error.empty() ? "FAILED (" + row->error + ")\n" : "not run\n";
+      const bool some_aside = s != scenarios.end() && std::any_of(s->rows.begin(), s->rows.end(),
+                                                                  [](const Row& r) { return !r.one_core.empty(); });
+      if (row != nullptr && !row->error.empty()) {
+        out += "FAILED (" + row->error + ")\n";
+      } else if (row != nullptr && some_aside) {
+        out += "no comparison: the runs it needs were set aside (one core)\n";
+      } else {
+        out += "not run\n";
+      }
       continue;
     }
     const double ratio = median / best.median;
@@ -419,7 +427,8 @@ std::string setup_section(const SummaryInput& in, int repetitions) {
       << "- Capacity: every peer has " << peer_slots << " slots; ringbus a ring of " << peer_slots
       << " × payload bytes (512 KiB for 8 B, 4 MiB for 64 B) in " << ringbus_segment_count
       << " segments: the same payload bytes, i.e. 65536 payloads in its packed form less one 32 B frame header "
-         "per batch; an appended 8 B record takes a 40 B frame (13,107 fit). All memory is touched before timing.\n"
+         "per batch; an appended 8 B record takes a whole line-aligned 64 B frame (8,192 fit; 13,107 of 40 B "
+         "without line_aligned_appends), an appended 64 B record a 96 B frame. All memory is touched before timing.\n"
       << "- Payloads: spsc_8B a uint64_t, spsc_64B 8 × uint64_t, rtt a uint64_t. The consumer checks every item's "
          "sequence number and adds up every payload word; a run that loses, repeats or reorders an item is "
          "FAILED.\n"
@@ -430,8 +439,9 @@ std::string setup_section(const SummaryInput& in, int repetitions) {
          "consumer reads in place with consume_all, the ringbus consumer calls poll() with its defaults (every "
          "record published, zero copy). rwq (try_enqueue; try_dequeue for 8 B, peek / pop for 64 B) and "
          "atomic_queue (SPSC, MINIMIZE_CONTENTION off; push / pop) have no bulk API. "
-         "ringbus_append: one Producer::append per record with wall-clock timestamps (the default), on a topic "
-         "with line_aligned_appends (each record's frame starts a cache line; its faster configuration). All waits "
+         "ringbus_append: one Producer::append per record with wall-clock timestamps (the default); at 8 B on a "
+         "topic with line_aligned_appends (each record's frame starts a cache line; its faster configuration there). "
+         "All waits "
          "busy-spin with one pause instruction; each peer's configuration is the fastest measured (see "
          "bench/impls/).\n"
       << "- spsc timing: manual wall time per iteration, from the first item sent to the last item verified; "

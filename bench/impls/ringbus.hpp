@@ -22,12 +22,16 @@ enum class RingbusWrite {
   append_nots, // ringbus_append_nots: the same with TimestampSource::none (an extra, labelled row)
 };
 
-// line_aligned_appends: the rows of one record per append (ringbus_append*,
-// rtt) take TopicOptions::line_aligned_appends, their faster configuration:
+// line_aligned_appends: the rows of one 8-byte record per append
+// (spsc_8B/ringbus_append*, rtt) take TopicOptions::line_aligned_appends, the
+// option for records smaller than a line and their faster configuration, in
 // paired runs of ringbus-bench when it came (3 alternations, 3 repetitions
 // each): rtt/ringbus p50 461-498 ns against 509-583 without it,
-// ringbus_nots 414-441 against 462-530, ringbus_append 15.4-16.9 M/s
-// against 11.5-13.9. Batches keep the 8-byte layout either way.
+// ringbus_nots 414-441 against 462-530, spsc_8B/ringbus_append 15.4-16.9 M/s
+// against 11.5-13.9. The 64 B rows (96-byte frames, 128 with it) keep the
+// 8-byte layout: there it made no clear difference (ringbus_append 19.3-22.9
+// against 15.6-20.6 M/s, ringbus_append_nots 39.7-49.4 against 42.2-53.4).
+// Batches keep the 8-byte layout either way.
 inline TopicOptions ringbus_topic_options(std::size_t ring_bytes, TimestampSource timestamps,
                                           bool line_aligned_appends = false) {
   TopicOptions options;
@@ -82,7 +86,8 @@ class RingbusSpsc {
   RingbusSpsc() {
     const TimestampSource timestamps =
         Write == RingbusWrite::append_nots ? TimestampSource::none : TimestampSource::wall_clock;
-    bus_.create_topic("spsc", ringbus_topic_options(ringbus_ring_bytes<P>, timestamps, Write != RingbusWrite::batch))
+    bus_.create_topic("spsc", ringbus_topic_options(ringbus_ring_bytes<P>, timestamps,
+                                                    Write != RingbusWrite::batch && sizeof(P) == 8))
         .check();
     producer_.handle = bus_.producer("spsc").value();
     consumer_.handle = bus_.consumer("spsc").value();
