@@ -91,11 +91,11 @@ const Row* row_named(const Scenario& scenario, std::string_view impl) {
   return nullptr;
 }
 
-Best best_peer(const Scenario& scenario, const std::string& counter, bool higher_is_better) {
+Best best_peer(const Scenario& scenario, const std::string& counter, bool higher_is_better, bool one_core) {
   Best best;
   for (const Row& row : scenario.rows) {
     if (!is_peer(row.impl)) continue;
-    const std::optional<Stats> s = row.stats(counter);
+    const std::optional<Stats> s = one_core ? row.one_core_stats(counter) : row.stats(counter);
     if (!s) continue;
     if (best.row == nullptr || (higher_is_better ? s->median > best.median : s->median < best.median)) {
       best = Best{&row, s->median};

@@ -71,7 +71,8 @@ struct Best {
   const Row* row = nullptr; // nullptr if no peer ran
   double median = 0;
 };
-Best best_peer(const Scenario& scenario, const std::string& counter, bool higher_is_better);
+// one_core: among the runs set aside (Row::one_core) instead.
+Best best_peer(const Scenario& scenario, const std::string& counter, bool higher_is_better, bool one_core = false);
 
 // recover/ringbus: Bus::open after a SIGKILL should take at most this.
 inline constexpr double recover_target_ms = 50;

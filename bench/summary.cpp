@@ -139,25 +139,19 @@ std::string one_core_section(const Scenario& scenario, const std::string& counte
                              Formatter cell) {
   std::size_t aside = 0;
   std::size_t total = 0;
-  const Row* best = nullptr;
-  double best_median = 0;
   for (const Row& row : scenario.rows) {
     aside += row.one_core.size();
     total += row.one_core.size() + row.runs.size();
-    const std::optional<Stats> st = row.one_core_stats(counter);
-    if (!st || !is_peer(row.impl)) continue;
-    if (best == nullptr || (higher_is_better ? st->median > best_median : st->median < best_median)) {
-      best = &row;
-      best_median = st->median;
-    }
   }
   if (aside == 0) return "";
+  const Best best = best_peer(scenario, counter, higher_is_better, true);
   Table table({"impl", counter + " (median, one core)", "min – max", "× best peer on one core", "runs set aside"});
   for (const Row& row : scenario.rows) {
     const std::optional<Stats> st = row.one_core_stats(counter);
     if (!st) continue;
     table.add({impl_label(row), cell(st->median), span_text(*st, cell),
-               best != nullptr ? ratio_text(st->median / best_median) : "n/a", std::to_string(row.one_core.size())});
+               best.row != nullptr ? ratio_text(st->median / best.median) : "n/a",
+               std::to_string(row.one_core.size())});
   }
   return "\n" + std::to_string(aside) + " of " + std::to_string(total) +
          " runs were set aside: the placement probe found both CPUs on one physical core (bare round trip below " +
