@@ -399,7 +399,7 @@ Result<std::uint64_t> Claim::commit() noexcept {
   }
   detail::WriterState& w = log->writer();
   const std::uint64_t offset = w.next_offset;
-  const std::int64_t ts = timestamp_ != timestamp_now ? timestamp_ : (wall_clock_ ? detail::wall_clock_ns() : 0);
+  const std::int64_t ts = timestamp_ != timestamp_now ? timestamp_ : (wall_clock_ ? w.clock.now() : 0);
   const std::uint64_t word0 = detail::write_header(frame_, length_, flags_, count_, offset, ts);
   detail::zero_padding(frame_, length_);
   w.open_claim = nullptr;

@@ -639,8 +639,8 @@ class SharedCore {
     if (!stamped_) {
       // One clock read per gather that found something, not per append:
       // records sent without a timestamp get the time their batch was
-      // drained (the clock costs tens of ns or more on a VM).
-      now_ = wall_clock_ ? wall_clock_ns() : 0;
+      // drained. The sequencer is the topic's writer: the writer's clock.
+      now_ = wall_clock_ ? log_->writer().clock.now() : 0;
       stamped_ = true;
     }
     const std::size_t run_begin = count_;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "ringbus/detail/clock.hpp"
 #include "ringbus/detail/frame.hpp"
 #include "ringbus/producer.hpp"
 #include "test_support.hpp"
@@ -229,6 +230,41 @@ TEST_SUITE("producer") {
       CHECK(r.timestamp_ns >= before);
       CHECK(r.timestamp_ns <= after);
     }
+  }
+
+  TEST_CASE("wall_clock_timestamps_of_one_producer_never_decrease_and_stay_near_clock_realtime") {
+    // 20 ms of appends: past the clock's first baseline and about 20 of its
+    // anchors (detail/clock.hpp), through append, keyed append and claims.
+    // Off the TSC every stamp is a clock_gettime between before and after;
+    // on it, within the 100 us clock_test allows around them.
+    const std::int64_t slack = ringbus::detail::tsc_clock_usable() ? 100'000 : 0;
+    Fixture f;
+    std::int64_t last = 0;
+    std::uint64_t n = 0;
+    const std::int64_t end = wall_now() + 20'000'000;
+    std::int64_t before = 0;
+    do {
+      before = wall_now();
+      if (n % 3 == 0) {
+        REQUIRE(f.producer.append("v").ok());
+      } else if (n % 3 == 1) {
+        REQUIRE(f.producer.append("k", "v").ok());
+      } else {
+        auto claim = f.producer.claim(1);
+        REQUIRE(claim.ok());
+        claim->value()[0] = std::byte{'c'};
+        REQUIRE(claim->commit().ok());
+      }
+      const std::int64_t after = wall_now();
+      const std::vector<OwnedRecord> got = drain(f.consumer);
+      REQUIRE(got.size() == 1);
+      REQUIRE(got[0].offset == n);
+      REQUIRE(got[0].timestamp_ns >= before - slack);
+      REQUIRE(got[0].timestamp_ns <= after + slack);
+      REQUIRE(got[0].timestamp_ns >= last);
+      last = got[0].timestamp_ns;
+      ++n;
+    } while (before < end);
   }
 
   TEST_CASE("timestamp_source_none_gives_zero_unless_the_producer_sets_one") {

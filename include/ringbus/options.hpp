@@ -34,8 +34,13 @@ enum class StartPosition : std::uint8_t {
 
 // Where record timestamps come from when the producer gives none.
 enum class TimestampSource : std::uint8_t {
-  wall_clock, // CLOCK_REALTIME at append, in ns since the epoch (one read per call)
-  none,       // 0 unless the producer sets one: for the last nanoseconds
+  // CLOCK_REALTIME at append, in ns since the epoch. Where the kernel keeps
+  // time with the TSC, read from the counter (an rdtsc, re-anchored to
+  // CLOCK_REALTIME every millisecond): within a few microseconds of it, and
+  // one producer's stamps never decrease unless CLOCK_REALTIME steps by more
+  // than a millisecond. Elsewhere a clock_gettime per call. See detail/clock.hpp.
+  wall_clock,
+  none, // 0 unless the producer sets one: for the last nanoseconds
 };
 
 // Where a topic's log lives.

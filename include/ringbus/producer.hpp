@@ -1,5 +1,6 @@
 // Producer: the one writer of a topic. Appends are inline, take no lock, make
-// no system call (the clock is read through the vDSO) and allocate nothing.
+// no system call (the clock is the TSC or the vDSO: detail/clock.hpp) and
+// allocate nothing.
 #pragma once
 
 #include <cstddef>
@@ -153,7 +154,9 @@ class Producer {
   friend class Claim;
   Producer(std::shared_ptr<detail::BusCore> core, detail::Log* log) noexcept;
 
-  RINGBUS_ALWAYS_INLINE std::int64_t stamp() const noexcept { return wall_clock_ ? detail::wall_clock_ns() : 0; }
+  // The writer's clock (detail/clock.hpp): an rdtsc where the kernel keeps
+  // time with the TSC, else a clock_gettime.
+  RINGBUS_ALWAYS_INLINE std::int64_t stamp() const noexcept { return wall_clock_ ? log_->writer().clock.now() : 0; }
 
   RINGBUS_ALWAYS_INLINE Result<std::uint64_t> append_one(const Message& m, bool wait) noexcept {
     detail::Log* const log = log_;

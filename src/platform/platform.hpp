@@ -27,6 +27,9 @@ void yield() noexcept;
 void sleep_ns(std::int64_t ns) noexcept;
 // Monotonic clock in ns (vDSO).
 std::int64_t monotonic_ns() noexcept;
+// Whether the kernel keeps time with the CPU's time-stamp counter (the
+// current clocksource in sysfs is "tsc"); false when it cannot tell.
+bool kernel_clocksource_is_tsc() noexcept;
 // The id of the calling process (getpid).
 long process_id() noexcept;
 // Pins the calling thread to one CPU; false if the CPU does not exist or is not allowed.

@@ -79,12 +79,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <ctime>
 #include <memory>
 #include <span>
 #include <string_view>
 
 #include "ringbus/detail/checksum.hpp"
+#include "ringbus/detail/clock.hpp"
 #include "ringbus/detail/config.hpp"
 #include "ringbus/detail/frame.hpp"
 #include "ringbus/detail/frame_layout.hpp"
@@ -175,6 +175,9 @@ struct WriterState {
   // in rollback; rollback and claim_frame (a claim is filled in place before
   // the position moves) forget it.
   std::uint64_t cleared = 0;
+  // TimestampSource::wall_clock: the writer's clock (clock.hpp), on a line
+  // of its own after the hot fields.
+  alignas(64) WallClock clock;
 };
 
 class Log {
@@ -633,12 +636,5 @@ class Log {
   Status roll_error_; // writer only
   alignas(cache_line) WriterState writer_;
 };
-
-// Wall-clock time in ns since the epoch (vDSO; no system call with the TSC clock).
-inline std::int64_t wall_clock_ns() noexcept {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 } // namespace ringbus::detail

@@ -1,0 +1,143 @@
+// The wall clock a producer stamps its records with (TimestampSource::wall_clock).
+//
+// clock_gettime(CLOCK_REALTIME) costs 22-30 ns here even through the vDSO:
+// it orders the CPU's time-stamp counter read (rdtscp or lfence; rdtsc), so
+// the pipeline drains behind it, and an append is otherwise ~30 ns. When the
+// kernel itself keeps time with the TSC (clocksource "tsc"), a producer reads
+// the counter directly (rdtsc, unordered) and converts it with its own anchor
+// and rate, the way the vDSO does with the kernel's:
+//
+//   anchor   a (ticks, ns) sample of CLOCK_REALTIME, retaken whenever the
+//            last one is older than anchor_interval_ns (1 ms): one
+//            clock_gettime per millisecond instead of one per record
+//   rate     ns per tick, measured against CLOCK_REALTIME over a baseline of
+//            1 ms to 2 s (the base sample moves on every second, so NTP's
+//            frequency corrections are followed within seconds)
+//   ceiling  one producer's stamps never step back: an anchor is never below
+//            the last stamp the previous interval could have given. When the
+//            extrapolation ran ahead of CLOCK_REALTIME (rate error, NTP slowing
+//            the clock), the anchor keeps the extrapolated time and the next
+//            interval runs slower (by at most half) until the lead is gone.
+//            Behind, the anchor steps forward to CLOCK_REALTIME at once.
+//   step     CLOCK_REALTIME further than step_limit_ns (1 ms, plus 1/1024 of
+//            the time since the anchor) from the extrapolation: an
+//            administrator set the clock, or the TSC stopped in a suspend. The
+//            stamp takes CLOCK_REALTIME, forwards or back, and the rate is
+//            measured again from there.
+//
+// So a stamp is within a few microseconds of CLOCK_REALTIME at the append
+// (the error is the rate's error over one interval plus NTP's slew within
+// it), and one producer's stamps never decrease unless CLOCK_REALTIME steps.
+// Until the first 1 ms baseline exists, and on every machine where the
+// kernel's clocksource is not the TSC (or not x86-64), each stamp is a
+// clock_gettime.
+#pragma once
+
+#include <cstdint>
+#include <ctime>
+
+#include "ringbus/detail/config.hpp"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <x86intrin.h>
+#define RINGBUS_HAS_TSC 1
+#else
+#define RINGBUS_HAS_TSC 0
+#endif
+
+namespace ringbus::detail {
+
+// CLOCK_REALTIME in ns since the epoch (vDSO: no system call with the TSC clocksource).
+inline std::int64_t wall_clock_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// The pure part of the TSC clock: ticks to ns between anchors. No clock is
+// read here, so tests drive it with made-up samples.
+class TickClock {
+ public:
+  static constexpr std::int64_t anchor_interval_ns = 1'000'000;  // an anchor is at most this old
+  static constexpr std::int64_t min_baseline_ns = 1'000'000;     // no extrapolation from a shorter baseline
+  static constexpr std::int64_t base_refresh_ns = 1'000'000'000; // the rate's baseline: 1 to 2 s
+  static constexpr std::int64_t step_limit_ns = 1'000'000;       // further off: the real clock stepped
+  static constexpr std::int64_t max_sample_width_ns = 10'000;    // a wider sample (preempted) anchors nothing
+  static constexpr std::uint64_t baseline_per_width = 1000;      // rate from a baseline >= 1000x the samples' widths
+  static constexpr unsigned shift = 32;                          // rates are ns per tick in 32.32 fixed point
+
+  // The time at tick t, when t is inside the current anchor's interval;
+  // false when it is not (or there is no rate yet): sample and anchor().
+  RINGBUS_ALWAYS_INLINE bool convert(std::uint64_t t, std::int64_t& ns) const noexcept {
+    const std::uint64_t d = t - anchor_ticks_; // a counter behind the anchor wraps: false
+    if (RINGBUS_UNLIKELY(d >= interval_ticks_)) return false;
+    ns = anchor_ns_ + static_cast<std::int64_t>((d * interval_rate_) >> shift);
+    return true;
+  }
+
+  // A sample: CLOCK_REALTIME read real_ns between two counter reads
+  // width_ticks apart, t their midpoint. Re-anchors there and returns the
+  // time for t (see ceiling and step above). The rate is only measured over
+  // a baseline at least baseline_per_width times the two samples' widths
+  // (so it is right to 1e-3 however slowly the clock was read); a sample
+  // wider than max_sample_width_ns (the thread was preempted between the
+  // reads) is not anchored to once there is a rate: the next interval starts
+  // at the extrapolated time.
+  std::int64_t anchor(std::uint64_t t, std::int64_t real_ns, std::uint64_t width_ticks = 0) noexcept;
+
+  [[nodiscard]] bool calibrated() const noexcept { return rate_ != 0; }
+  // ns per tick, 32.32 fixed point (0: not calibrated yet).
+  [[nodiscard]] std::uint64_t rate() const noexcept { return rate_; }
+
+ private:
+  // Forgets the rate and measures it again from this sample.
+  std::int64_t restart(std::uint64_t t, std::int64_t real_ns, std::uint64_t width_ticks) noexcept;
+
+  // Hot: read by every convert.
+  std::uint64_t anchor_ticks_ = 0;
+  std::int64_t anchor_ns_ = 0;
+  std::uint64_t interval_ticks_ = 0; // 0: every convert says no
+  std::uint64_t interval_rate_ = 0;  // rate_, slowed while a lead is being taken back
+  // Calibration, read at anchors only.
+  std::uint64_t rate_ = 0;
+  std::uint64_t base_ticks_ = 0; // the rate is measured from this sample...
+  std::int64_t base_ns_ = 0;
+  std::uint64_t base_width_ = 0;
+  std::uint64_t next_base_ticks_ = 0; // ...until this one is base_refresh_ns old
+  std::int64_t next_base_ns_ = 0;
+  std::uint64_t next_base_width_ = 0;
+  bool has_base_ = false;
+};
+
+// Whether this process reads the TSC for wall-clock stamps: x86-64 and the
+// kernel's clocksource is "tsc" (read once, from sysfs).
+bool tsc_clock_usable() noexcept;
+
+// One writer's wall clock (it lives in the writer's state: one thread at a
+// time, no atomics). now() is an rdtsc and a multiply; once a millisecond
+// (and where the TSC is not usable, always) it is a clock_gettime.
+class WallClock {
+ public:
+  WallClock() noexcept : WallClock(tsc_clock_usable()) {}
+  explicit WallClock(bool use_tsc) noexcept : use_tsc_(use_tsc) {}
+
+  RINGBUS_ALWAYS_INLINE std::int64_t now() noexcept {
+#if RINGBUS_HAS_TSC
+    std::int64_t ns;
+    if (RINGBUS_LIKELY(ticks_.convert(__rdtsc(), ns))) return ns;
+#endif
+    return now_slow();
+  }
+  [[nodiscard]] bool uses_tsc() const noexcept { return use_tsc_; }
+  [[nodiscard]] const TickClock& ticks() const noexcept { return ticks_; }
+
+ private:
+  // A clock_gettime between two counter reads: re-anchors (TSC) or just
+  // returns it (no TSC).
+  RINGBUS_NOINLINE std::int64_t now_slow() noexcept;
+
+  TickClock ticks_;
+  bool use_tsc_;
+};
+
+} // namespace ringbus::detail
