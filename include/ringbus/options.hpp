@@ -37,8 +37,9 @@ enum class TimestampSource : std::uint8_t {
   // CLOCK_REALTIME at append, in ns since the epoch. Where the kernel keeps
   // time with the TSC, read from the counter (an rdtsc, re-anchored to
   // CLOCK_REALTIME every millisecond): within a few microseconds of it, and
-  // one producer's stamps never decrease unless CLOCK_REALTIME steps by more
-  // than a millisecond. Elsewhere a clock_gettime per call. See detail/clock.hpp.
+  // a topic's stamps never decrease unless CLOCK_REALTIME is set back (by
+  // more than a millisecond; less is absorbed). Elsewhere a clock_gettime
+  // per call. See detail/clock.hpp.
   wall_clock,
   none, // 0 unless the producer sets one: for the last nanoseconds
 };

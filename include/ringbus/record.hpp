@@ -67,8 +67,9 @@ struct Header {
 // "Take the time at append" (the topic's TimestampSource decides).
 inline constexpr std::int64_t timestamp_now = INT64_MIN;
 
-// The clock record timestamps are taken from: CLOCK_REALTIME in ns since the
-// epoch (std::chrono::system_clock on Linux), read through the vDSO.
+// CLOCK_REALTIME in ns since the epoch (std::chrono::system_clock on Linux),
+// read through the vDSO: the clock record timestamps follow. Producers read
+// it through the TSC where they can (TimestampSource::wall_clock).
 std::int64_t wall_clock_ns() noexcept;
 
 // A record as the producer gives it.
