@@ -9,6 +9,7 @@
 
 #include "placement.hpp"
 #include "ringbus/bus.hpp"
+#include "ringbus/detail/clock.hpp"
 
 namespace ringbus::bench {
 
@@ -433,7 +434,10 @@ std::string setup_section(const SummaryInput& in, int repetitions) {
          "consumer reads in place with consume_all, the ringbus consumer calls poll() with its defaults (every "
          "record published, zero copy). rwq (try_enqueue; try_dequeue for 8 B, peek / pop for 64 B) and "
          "atomic_queue (SPSC, MINIMIZE_CONTENTION off; push / pop) have no bulk API. "
-         "ringbus_append: one Producer::append per record with wall-clock timestamps (the default); at 8 B on a "
+         "ringbus_append: one Producer::append per record with wall-clock timestamps (the default: the TSC where "
+         "the kernel's clocksource is tsc; "
+      << (ringbus::detail::tsc_clock_usable() ? "it is here" : "it is not here: one clock_gettime per record")
+      << "); at 8 B on a "
          "topic with line_aligned_appends (each record's frame starts a cache line; its faster configuration there). "
          "All waits "
          "busy-spin with one pause instruction; each peer's configuration is the fastest measured (see "
