@@ -104,11 +104,14 @@ std::int64_t WallClock::now_slow() noexcept {
 #if RINGBUS_HAS_TSC
   if (use_tsc_) {
     // The clocks between two ordered counter reads; up to three tries while
-    // the thread keeps being preempted in between, then the narrowest.
+    // the thread keeps being preempted in between, then the narrowest. The
+    // lfences order the counter reads within this thread's instruction
+    // stream (rdtsc is not ordered otherwise); they are not memory fences and
+    // no other thread relies on them.
     ClockSample best;
     best.width = UINT64_MAX;
     for (int i = 0; i < 3; ++i) {
-      _mm_lfence(); // the counter read waits for what came before it
+      _mm_lfence();
       const std::uint64_t before = __rdtsc();
       const std::int64_t steady = platform::monotonic_ns();
       const std::int64_t real = wall_clock_ns();

@@ -61,8 +61,6 @@ inline std::int64_t wall_clock_ns() noexcept {
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-// The pure part of the TSC clock: ticks to ns between anchors. No clock is
-// read here, so tests drive it with made-up samples.
 // One reading of the clocks: CLOCK_MONOTONIC and CLOCK_REALTIME between two
 // ordered counter reads `width` ticks apart; `ticks` is their midpoint.
 struct ClockSample {
@@ -72,6 +70,8 @@ struct ClockSample {
   std::uint64_t width = 0;
 };
 
+// The pure part of the TSC clock: ticks to ns between anchors. No clock is
+// read here, so tests drive it with made-up samples.
 class TickClock {
  public:
   static constexpr std::int64_t anchor_interval_ns = 1'000'000;  // an anchor is at most this old
