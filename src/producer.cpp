@@ -109,9 +109,9 @@ Result<std::uint64_t> Producer::append_value_slow(ByteView value, std::int64_t t
   const std::size_t length = detail::frame_header_bytes + value.size();
   if (detail::align_up(length, detail::frame_alignment) > log->segment_bytes()) return value_too_large(length, value);
   Errc err = Errc::ok;
-  std::byte* const p = log->reserve(log->append_frame_bytes(length), wait, err);
+  std::size_t frame_bytes = 0;
+  std::byte* const p = log->reserve_append(length, wait, err, frame_bytes);
   if (p == nullptr) return failure(err);
-  const std::size_t frame_bytes = log->append_frame_bytes(length); // again: reserve may have rolled
   const std::uint64_t offset = log->writer().next_offset;
   const auto flags = static_cast<std::uint8_t>(detail::frame_flags::packed | log->append_flags());
   const std::uint64_t word0 = detail::write_header(p, static_cast<std::uint32_t>(length), flags, 1, offset, ts);

@@ -169,9 +169,9 @@ class Producer {
     }
     const std::int64_t ts = m.timestamp_ns != timestamp_now ? m.timestamp_ns : stamp();
     Errc err = Errc::ok;
-    std::byte* const p = log->reserve(log->append_frame_bytes(length), wait, err);
+    std::size_t frame_bytes = 0;
+    std::byte* const p = log->reserve_append(length, wait, err, frame_bytes);
     if (RINGBUS_UNLIKELY(p == nullptr)) return failure(err);
-    const std::size_t frame_bytes = log->append_frame_bytes(length); // again: reserve may have rolled
     const std::uint64_t offset = log->writer().next_offset;
     const auto flags = static_cast<std::uint8_t>((packed ? detail::frame_flags::packed : 0) | log->append_flags());
     const std::uint64_t word0 = detail::write_header(p, static_cast<std::uint32_t>(length), flags, 1, offset, ts);

@@ -151,7 +151,6 @@ class WallClock {
 #endif
     return now_slow();
   }
-  [[nodiscard]] bool uses_tsc() const noexcept { return use_tsc_; }
   [[nodiscard]] const TickClock& ticks() const noexcept { return ticks_; }
 
  private:

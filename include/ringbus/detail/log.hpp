@@ -264,13 +264,16 @@ class Log {
     return overwrite_ ? writer_.scratch : ring_at(writer_.pos);
   }
 
-  // Per-record appends: the bytes a frame of `length` takes at the writer's
-  // position (TopicOptions::line_aligned_appends: to the end of its 64-byte
-  // line), and the flag its word carries. After a roll, ask again.
-  [[nodiscard]] std::size_t append_frame_bytes(std::size_t length) const noexcept {
-    if (!line_appends_) return align_up(length, frame_alignment);
-    return align_up(writer_.pos + length, frame_line_bytes) - writer_.pos;
+  // Per-record appends: reserve() for a one-record frame of `length` bytes;
+  // frame_bytes: what it takes where it landed (TopicOptions::
+  // line_aligned_appends: to the end of its 64-byte line, which a roll moves).
+  RINGBUS_ALWAYS_INLINE std::byte* reserve_append(std::size_t length, bool wait, Errc& err,
+                                                  std::size_t& frame_bytes) noexcept {
+    std::byte* const p = reserve(append_frame_bytes(length), wait, err);
+    frame_bytes = append_frame_bytes(length);
+    return p;
   }
+  // The flag a per-record append's word carries.
   [[nodiscard]] std::uint8_t append_flags() const noexcept { return line_appends_ ? frame_flags::line_end : 0; }
 
   // The lap tag of a position, as it stands in a publication word.
@@ -386,8 +389,8 @@ class Log {
                                            std::size_t value_bytes, std::int64_t ts, std::uint64_t& offset) noexcept {
     const std::uint64_t pos = writer_.pos;
     // (frame_bytes, not length: a value of 4 GiB or more wraps length, a u32.
-    // pos is 8-aligned, so align_up(pos + frame_bytes, 64) is the line end.)
-    const std::uint64_t end = line_appends_ ? align_up(pos + frame_bytes, frame_line_bytes) : pos + frame_bytes;
+    // frame_bytes is 8-aligned, so its line end is length's.)
+    const std::uint64_t end = pos + append_frame_bytes(frame_bytes);
     if (RINGBUS_UNLIKELY(overwrite_ || store_ != nullptr || end > writer_.segment_end || writer_.has_pending)) {
       return false;
     }
@@ -580,6 +583,11 @@ class Log {
   }
 
  private:
+  // The bytes a per-record frame of `length` takes at the writer's position.
+  [[nodiscard]] std::size_t append_frame_bytes(std::size_t length) const noexcept {
+    if (!line_appends_) return align_up(length, frame_alignment);
+    return align_up(writer_.pos + length, frame_line_bytes) - writer_.pos;
+  }
   bool roll(bool wait, Errc& err) noexcept;
   bool roll_files(std::uint64_t next_start, Errc& err) noexcept;
   void abandon_segments_from(std::uint64_t start) noexcept;
