@@ -165,8 +165,14 @@ double draw_scenario(Svg& svg, const Scenario& scenario, const Headline& headlin
     }
     svg.text(label_right, mid + 4, "end", 12, kind == "ringbus" ? "bold" : "normal", ink, row.impl);
     if (!s || reference.value == 0) {
-      svg.text(plot_left + 4, mid + 4, "start", 12, "normal", failed_colour,
-               row.error.empty() ? std::string("no ") + counter : "FAILED: " + row.error);
+      // Why there is no bar: only a failed check is drawn as a failure.
+      std::string why = "FAILED: " + row.error;
+      if (row.error.empty() && !s) {
+        why = row.one_core.empty() ? "no " + counter : "every run on one core (set aside)";
+      } else if (row.error.empty()) {
+        why = "no reference to compare with (its runs failed or were set aside)";
+      }
+      svg.text(plot_left + 4, mid + 4, "start", 12, "normal", row.error.empty() ? ink : failed_colour, why);
       svg.raw("</g>\n");
       y += row_pitch;
       continue;

@@ -44,6 +44,12 @@ inline constexpr std::size_t log_segment_bytes = std::size_t{64} << 20;
 inline constexpr std::size_t log_segment_count = 32;
 
 // How much work one run does; --quick shrinks it.
+// spsc_* and rtt runs whose placement probe (placement.hpp) reads a bare
+// round trip below this many ns are set aside as measured on one physical
+// core: between the two clusters seen on this project's machine (about 57 and
+// about 290 ns).
+inline constexpr double default_one_core_below_ns = 150;
+
 struct RunConfig {
   std::uint64_t items_per_iteration = 0;        // spsc_*: items moved per timed iteration
   std::int64_t iterations = 0;                  // spsc_*: timed iterations per run
@@ -54,6 +60,7 @@ struct RunConfig {
   std::int64_t fanout_iterations = 0;           // fanout_*: timed iterations per run
   int cpus = 2;                                 // CPUs the process may use (fanout_* pins round robin over them)
   bool quick = false;
+  double one_core_below_ns = 0; // spsc_*, rtt: a placement probe below this sets the run aside (0: none)
   std::uint64_t persist_items_per_iteration = 0;      // persist_append/{memory,none,interval}
   std::uint64_t persist_sync_items_per_iteration = 0; // persist_append/sync (each commit waits for the disk)
   std::int64_t persist_sync_iterations = 0;           // persist_append/sync

@@ -4,8 +4,6 @@
 #include <array>
 #include <cstdio>
 
-#include "placement.hpp"
-
 namespace ringbus::bench {
 
 namespace {
@@ -28,10 +26,10 @@ std::optional<Stats> stats_over(const std::vector<const RunRecord*>& runs, const
 
 } // namespace
 
-bool on_one_core(const RunRecord& run) {
+bool on_one_core(const RunRecord& run, double one_core_below_ns) {
   for (const char* probe : {"c2c_before_ns", "c2c_after_ns"}) {
     const auto it = run.counters.find(probe);
-    if (it != run.counters.end() && it->second < shared_core_below_ns) return true;
+    if (it != run.counters.end() && it->second < one_core_below_ns) return true;
   }
   return false;
 }
@@ -39,7 +37,7 @@ bool on_one_core(const RunRecord& run) {
 std::optional<Stats> Row::stats(const std::string& counter) const { return stats_over(runs, counter); }
 std::optional<Stats> Row::one_core_stats(const std::string& counter) const { return stats_over(one_core, counter); }
 
-std::vector<Scenario> group_runs(const std::vector<RunRecord>& runs) {
+std::vector<Scenario> group_runs(const std::vector<RunRecord>& runs, double one_core_below_ns) {
   std::vector<const RunRecord*> ordered;
   ordered.reserve(runs.size());
   for (const RunRecord& run : runs) ordered.push_back(&run);
@@ -57,7 +55,7 @@ std::vector<Scenario> group_runs(const std::vector<RunRecord>& runs) {
     if (r == s->rows.end()) r = s->rows.insert(s->rows.end(), Row{impl, {}, {}, {}});
     if (run.failed) {
       if (r->error.empty()) r->error = run.error.empty() ? "failed" : run.error;
-    } else if (on_one_core(run)) {
+    } else if (on_one_core(run, one_core_below_ns)) {
       r->one_core.push_back(&run);
     } else {
       r->runs.push_back(&run);

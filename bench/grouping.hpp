@@ -28,8 +28,9 @@ struct Stats {
 };
 
 // A run whose placement probe (placement.hpp) found the two CPUs on the two
-// hyperthreads of one physical core, before or after its timed region.
-bool on_one_core(const RunRecord& run);
+// hyperthreads of one physical core, before or after its timed region: a
+// probe below one_core_below_ns (0: never).
+bool on_one_core(const RunRecord& run, double one_core_below_ns);
 
 // All repetitions of one impl in one scenario.
 struct Row {
@@ -51,7 +52,8 @@ struct Scenario {
 
 // Scenarios and rows in registration order, whatever order the runs came in
 // (e.g. with --benchmark_enable_random_interleaving). The rows point into runs.
-std::vector<Scenario> group_runs(const std::vector<RunRecord>& runs);
+// A run on_one_core(run, one_core_below_ns) goes to Row::one_core.
+std::vector<Scenario> group_runs(const std::vector<RunRecord>& runs, double one_core_below_ns);
 
 // The most successful repetitions any row had.
 int repetitions_of(const std::vector<Scenario>& scenarios);

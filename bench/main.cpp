@@ -4,7 +4,7 @@
 // with `ringbus bench` (src/cli/bench.cpp); this file reads the flags.
 //
 //   ringbus-bench [--quick] [--results_dir=DIR | --no_results] [--persist_dir=DIR] [--chart=FILE]
-//                 [Google Benchmark flags]
+//                 [--one_core_below_ns=NS] [Google Benchmark flags]
 //
 // e.g. ringbus-bench --benchmark_repetitions=5, or --benchmark_filter=rtt.
 // At the end it prints a summary (ratios to the best peer, the targets) and
@@ -12,7 +12,9 @@
 
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -44,6 +46,17 @@ BenchOptions take_own_flags(int argc, char** argv) {
       options.results_dir = std::string(arg.substr(std::strlen("--results_dir=")));
     } else if (arg.rfind("--chart=", 0) == 0) {
       options.chart_path = std::string(arg.substr(std::strlen("--chart=")));
+    } else if (arg.rfind("--one_core_below_ns=", 0) == 0) {
+      const std::string text(arg.substr(std::strlen("--one_core_below_ns=")));
+      char* end = nullptr;
+      const double ns = std::strtod(text.c_str(), &end);
+      if (text.empty() || *end != '\0' || !std::isfinite(ns) || ns < 0) {
+        std::fprintf(stderr,
+                     "ringbus-bench: --one_core_below_ns: '%s' is not a number of ns >= 0 (0 sets nothing aside)\n",
+                     text.c_str());
+        std::exit(1);
+      }
+      options.one_core_below_ns = ns;
     } else {
       options.benchmark_flags.emplace_back(arg);
     }
@@ -60,10 +73,13 @@ void print_help() {
       "                       each run's is removed after it)\n"
       "  --no_results         write no results file\n"
       "  --chart=FILE         also draw the chart of the run (SVG) into FILE (`ringbus bench` draws it by default)\n"
+      "  --one_core_below_ns=NS\n"
+      "                       set aside spsc and rtt runs whose placement probe (a bare round trip between the two\n"
+      "                       CPUs) takes less than NS ns, as run on one physical core (default %.0f; 0: none)\n"
       "Google Benchmark flags pass through, e.g. --benchmark_repetitions=5, --benchmark_filter=rtt,\n"
       "--benchmark_enable_random_interleaving=true (spreads repetitions over time on a shared machine).\n"
       "Filters see the full names, which end in /iterations:N/manual_time: --benchmark_filter='spsc_8B/rwq/'.\n\n",
-      default_results_dir().c_str());
+      default_results_dir().c_str(), default_one_core_below_ns);
   benchmark::PrintDefaultHelp();
 }
 

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -109,9 +110,12 @@ void add_row(const std::string& name, std::int64_t iterations, std::function<voi
 
 // --- the scenarios ------------------------------------------------------------------
 
-RunConfig config_for(bool quick, int cpus, const std::string& persist_dir) {
+RunConfig config_for(const BenchOptions& options, int cpus) {
+  const bool quick = options.quick;
+  const std::string& persist_dir = options.persist_dir;
   RunConfig c;
   c.quick = quick;
+  c.one_core_below_ns = options.one_core_below_ns;
   // Undisturbed, a full run takes about 40 s per repetition (most of it in
   // the append rows, ~10 M records/s), --quick about 5 s.
   c.items_per_iteration = quick ? std::uint64_t{1} << 21 : std::uint64_t{1} << 23;
@@ -338,6 +342,11 @@ std::string default_results_dir() { return RINGBUS_BENCH_RESULTS_DIR; }
 BenchStatus run_bench(const BenchOptions& options) {
   const bool cli = options.frontend == Frontend::cli;
   const std::string error_prefix = options.program + (cli ? ": error: " : ": ");
+  if (!std::isfinite(options.one_core_below_ns) || options.one_core_below_ns < 0) {
+    std::cerr << error_prefix << "the one-core threshold (" << (cli ? "--one-core-below" : "--one_core_below_ns")
+              << ") must be a finite number of ns >= 0, not " << options.one_core_below_ns << '\n';
+    return BenchStatus::bad_arguments;
+  }
 
   std::vector<std::string> arg_strings{options.program};
   arg_strings.insert(arg_strings.end(), options.benchmark_flags.begin(), options.benchmark_flags.end());
@@ -353,7 +362,7 @@ BenchStatus run_bench(const BenchOptions& options) {
   RunInfo info = collect_run_info(); // before pinning: it records the CPUs the process may use
   pin_this_thread(producer_cpu);
   persist_root = options.persist_dir;
-  const RunConfig config = config_for(options.quick, info.allowed_cpus, options.persist_dir);
+  const RunConfig config = config_for(options, info.allowed_cpus);
   add_every_scenario(config);
   add_context(info, config, options.quick);
 
@@ -398,7 +407,7 @@ BenchStatus run_bench(const BenchOptions& options) {
   input.config = config;
   input.ns_per_tick = ns_per_tick;
   input.pin_failures = pin_failures();
-  const std::vector<Scenario> scenarios = group_runs(reporter.runs());
+  const std::vector<Scenario> scenarios = group_runs(reporter.runs(), config.one_core_below_ns);
   const std::string summary = render_summary(scenarios, input);
   // Keep a JSON or CSV display (--benchmark_format) parseable: the summary then goes to stderr.
   std::ostream& out = cli || dynamic_cast<benchmark::ConsoleReporter*>(display) != nullptr ? std::cout : std::cerr;

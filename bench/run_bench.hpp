@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "config.hpp"
+
 namespace ringbus::bench {
 
 // Who runs it; what differs:
@@ -27,6 +29,9 @@ struct BenchOptions {
   bool write_results = true;
   std::string results_dir; // "" = default_results_dir()
   std::string persist_dir = "/tmp";
+  // spsc_* and rtt runs whose placement probe reads less are set aside as
+  // run on one core (placement.hpp); 0 sets none aside.
+  double one_core_below_ns = default_one_core_below_ns;
   // The chart (SVG): chart_path when not empty, else next to the results
   // file (same stem, .svg) when chart_next_to_results and results are written.
   std::string chart_path;

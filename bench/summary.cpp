@@ -137,7 +137,7 @@ std::string failed_cell(const Row& row) {
 // The runs set aside because the host ran both CPUs on one core (placement.hpp),
 // with their own ratios: comparable with each other only.
 std::string one_core_section(const Scenario& scenario, const std::string& counter, bool higher_is_better,
-                             Formatter cell) {
+                             Formatter cell, double one_core_below_ns) {
   std::size_t aside = 0;
   std::size_t total = 0;
   for (const Row& row : scenario.rows) {
@@ -154,12 +154,21 @@ std::string one_core_section(const Scenario& scenario, const std::string& counte
                best.row != nullptr ? ratio_text(st->median / best.median) : "n/a",
                std::to_string(row.one_core.size())});
   }
-  return "\n" + std::to_string(aside) + " of " + std::to_string(total) +
-         " runs were set aside: the placement probe found both CPUs on one physical core (bare round trip below " +
-         format("%.0f", shared_core_below_ns) +
-         " ns) before or after the timed region. They are left out of the table above, the "
-         "chart and the targets, and shown here against each other only:\n\n" +
-         table.str();
+  std::string out = "\n" + std::to_string(aside) + " of " + std::to_string(total) +
+                    " runs were set aside: the placement probe found both CPUs on one physical core (bare round "
+                    "trip below " +
+                    format("%.0f", one_core_below_ns) +
+                    " ns) before or after the timed region. They are left out of the table above, the "
+                    "chart and the targets, and shown here against each other only:\n\n" +
+                    table.str();
+  if (aside == total) {
+    out += "\nEvery run was set aside. On a machine whose bare round trip between two cores is itself below " +
+           format("%.0f", one_core_below_ns) +
+           " ns (bare metal often is), or whose CPUs 0 and 1 are hyperthreads of one core, that is the machine, not "
+           "the host moving CPUs: set the threshold with `ringbus bench --one-core-below NS` or `ringbus-bench "
+           "--one_core_below_ns=NS` (0 sets nothing aside).\n";
+  }
+  return out;
 }
 
 // The lowest cpu_share of the row's repetitions: one disturbed run is enough to look twice.
@@ -172,7 +181,7 @@ std::string cpu_share_cell(const Row& row) {
 // impls; the other is shown beside it.
 std::string throughput_section(const Scenario& scenario, Formatter primary_format, const std::string& primary_label,
                                const std::string& secondary, Formatter secondary_format,
-                               const std::string& secondary_label) {
+                               const std::string& secondary_label, double one_core_below_ns) {
   const std::string primary(headline_of(scenario.name).value().counter);
   const Reference best = headline_reference(scenario);
   Table table(
@@ -189,7 +198,7 @@ std::string throughput_section(const Scenario& scenario, Formatter primary_forma
   }
   std::string out = "### " + scenario.name + ": " + primary_label + ", higher is better\n\n" + table.str();
   if (best.row != nullptr) out += "\nbest peer: " + best.row->impl + " (" + primary_format(best.value) + ")\n";
-  return out + one_core_section(scenario, primary, true, primary_format);
+  return out + one_core_section(scenario, primary, true, primary_format, one_core_below_ns);
 }
 
 bool is_fanout(const Scenario& scenario) { return scenario.name.rfind("fanout_", 0) == 0; }
@@ -198,8 +207,9 @@ bool is_group(const Scenario& scenario) { return scenario.name.rfind("group_", 0
 
 // fanout_*: ranked by delivered items/s; says so when the threads outnumbered the CPUs.
 std::string fanout_section(const Scenario& scenario) {
+  // These rows run no placement probe (placement.hpp): none is ever set aside.
   std::string out = throughput_section(scenario, items_rate, "delivered items/s", "bytes_per_second", bytes_rate,
-                                       "delivered bytes/s");
+                                       "delivered bytes/s", 0);
   for (const Row& row : scenario.rows) {
     const std::optional<Stats> threads = row.stats("threads");
     const std::optional<Stats> cpus = row.stats("cpus");
@@ -218,7 +228,8 @@ bool is_mpsc(const Scenario& scenario) { return scenario.name.rfind("mpsc_", 0) 
 
 // mpsc_*: ranked by items/s; says so when the threads outnumbered the CPUs.
 std::string mpsc_section(const Scenario& scenario) {
-  std::string out = throughput_section(scenario, items_rate, "items/s", "bytes_per_second", bytes_rate, "bytes/s");
+  // These rows run no placement probe (placement.hpp): none is ever set aside.
+  std::string out = throughput_section(scenario, items_rate, "items/s", "bytes_per_second", bytes_rate, "bytes/s", 0);
   for (const Row& row : scenario.rows) {
     const std::optional<Stats> threads = row.stats("threads");
     const std::optional<Stats> cpus = row.stats("cpus");
@@ -233,7 +244,7 @@ std::string mpsc_section(const Scenario& scenario) {
   return out;
 }
 
-std::string latency_section(const Scenario& scenario) {
+std::string latency_section(const Scenario& scenario, double one_core_below_ns) {
   const Reference best50 = headline_reference(scenario); // p50_ns
   const Best best999 = best_peer(scenario, "p999_ns", false);
   Table table({"impl", "p50 ns", "p50 min – max", "p50 × best peer", "p99 ns", "p99.9 ns", "p99.9 min – max",
@@ -256,7 +267,7 @@ std::string latency_section(const Scenario& scenario) {
   if (best999.row != nullptr) {
     out += "; best peer p99.9: " + best999.row->impl + " (" + nanoseconds(best999.median) + " ns)";
   }
-  return out + "\n" + one_core_section(scenario, "p50_ns", false, nanoseconds);
+  return out + "\n" + one_core_section(scenario, "p50_ns", false, nanoseconds, one_core_below_ns);
 }
 
 // persist_append, replay, recover: ranked against one row of their own
@@ -416,9 +427,13 @@ std::string setup_section(const SummaryInput& in, int repetitions) {
          "core, where a bare round trip takes about 57 ns instead of about 290 ns. Every spsc and rtt run probes "
          "it just before and just after its timed region (counters c2c_before_ns and c2c_after_ns, each the median "
          "of "
-      << c2c_trips << " bare round trips). A run with either probe below " << shared_core_below_ns
-      << " ns is set aside: the tables, the chart and the targets use the runs on two cores, and each scenario "
-         "lists the set-aside runs after its table, compared with each other only.\n"
+      << c2c_trips << " bare round trips). "
+      << (in.config.one_core_below_ns > 0
+              ? "A run with either probe below " + format("%.0f", in.config.one_core_below_ns) +
+                    " ns is set aside: the tables, the chart and the targets use the runs on two cores, and each "
+                    "scenario lists the set-aside runs after its table, compared with each other only.\n"
+              : std::string("This run set no run aside (threshold 0 ns): the probes are recorded, the tables "
+                            "mix whatever placements the host gave.\n"))
       << "- Capacity: every peer has " << peer_slots << " slots; ringbus a ring of " << peer_slots
       << " × payload bytes (512 KiB for 8 B, 4 MiB for 64 B) in " << ringbus_segment_count
       << " segments: the same payload bytes, i.e. 65536 payloads in its packed form less one 32 B frame header "
@@ -551,11 +566,13 @@ std::string render_summary(const std::vector<Scenario>& scenarios, const Summary
   for (const Scenario& s : scenarios) {
     out += '\n';
     if (s.name == "spsc_8B") {
-      out += throughput_section(s, items_rate, "items/s", "bytes_per_second", bytes_rate, "bytes/s");
+      out += throughput_section(s, items_rate, "items/s", "bytes_per_second", bytes_rate, "bytes/s",
+                                input.config.one_core_below_ns);
     } else if (s.name == "spsc_64B") {
-      out += throughput_section(s, bytes_rate, "bytes/s", "items_per_second", items_rate, "items/s");
+      out += throughput_section(s, bytes_rate, "bytes/s", "items_per_second", items_rate, "items/s",
+                                input.config.one_core_below_ns);
     } else if (s.name == "rtt") {
-      out += latency_section(s);
+      out += latency_section(s, input.config.one_core_below_ns);
     } else if (is_fanout(s) || is_group(s)) {
       out += fanout_section(s);
     } else if (is_persist(s)) {

@@ -1020,8 +1020,8 @@ TEST_SUITE("cli") {
   TEST_CASE("bench_help_lists_its_options_and_the_headline_scenarios") {
     const Run help = run({"bench", "--help"});
     CHECK(help.code == 0);
-    for (const std::string option :
-         {"--quick", "--filter", "--repetitions", "--results-dir", "--no-results", "--persist-dir", "--chart"}) {
+    for (const std::string option : {"--quick", "--filter", "--repetitions", "--results-dir", "--no-results",
+                                     "--persist-dir", "--chart", "--one-core-below"}) {
       CHECK_MESSAGE(contains(help.out, option), option);
     }
     for (const std::string scenario : {"spsc_8B", "spsc_64B", "rtt", "fanout_1to", "persist_append"}) {
@@ -1041,6 +1041,12 @@ TEST_SUITE("cli") {
     const Run unknown = run({"bench", "--bogus"});
     CHECK(unknown.code == 2);
     CHECK(contains(unknown.err, "--bogus"));
+    for (const std::string bad : {"-1", "nan", "inf", "150ns", ""}) {
+      const Run threshold = run({"bench", "--one-core-below", bad, "--results-dir", dir.path()});
+      CHECK_MESSAGE(threshold.code == 2, bad);
+      CHECK_MESSAGE(contains(threshold.err, "--one-core-below"), bad);
+      CHECK_MESSAGE(contains(threshold.err, "'" + bad + "' is not a number of ns >= 0 (0 sets nothing aside)"), bad);
+    }
     const Run both = run({"bench", "--no-results", "--results-dir", dir.path()});
     CHECK(both.code == 2);
     CHECK(contains(both.err, "--no-results"));
@@ -1055,11 +1061,13 @@ TEST_SUITE("cli") {
 
 #if RINGBUS_CLI_HAS_BENCH
   // The cheapest real run: two rtt rows of --quick (a fraction of a second
-  // each on an idle machine), one repetition. No timing is checked.
+  // each on an idle machine), one repetition. No timing is checked. The
+  // placement probe sets nothing aside (--one-core-below 0), so the result
+  // does not depend on where the machine runs the two CPUs.
   TEST_CASE("bench_runs_the_rows_prints_the_table_and_writes_the_results_file_and_a_chart_with_a_bar_per_impl") {
     TempBusDir dir;
     const Run r = run({"bench", "--quick", "--filter", "rtt/(atomic_queue|floor)/", "--repetitions", "1",
-                       "--results-dir", dir.path()});
+                       "--one-core-below", "0", "--results-dir", dir.path()});
     REQUIRE_MESSAGE(r.code == 0, r.err);
     // Progress on stderr, one line per row, the total known up front.
     CHECK(contains(r.err, "[1/2] rtt/atomic_queue ... done ("));
@@ -1071,6 +1079,8 @@ TEST_SUITE("cli") {
     CHECK(contains(r.out, "| floor (physical limit, not a peer) "));
     CHECK(contains(r.out, "best peer p50: atomic_queue"));
     CHECK(contains(r.out, "Command: `ringbus bench --quick --filter rtt/(atomic_queue|floor)/"));
+    CHECK(contains(r.out, "This run set no run aside (threshold 0 ns)"));
+    CHECK(!contains(r.out, "were set aside"));
 
     // <commit>_<cpu>_<compiler>_partial.md and the chart beside it.
     std::vector<std::filesystem::path> files;
@@ -1123,6 +1133,35 @@ TEST_SUITE("cli") {
       CHECK(std::system(
                 ("python3 -c 'import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])' " + quoted).c_str()) == 0);
     }
+  }
+
+  // The other placement, forced: with a threshold no round trip is under,
+  // every run counts as run on one core. The tables, the chart and the
+  // targets leave them out and the summary shows them on their own, with what
+  // to do when that is the machine and not the host.
+  TEST_CASE("bench_sets_aside_the_runs_the_placement_probe_finds_on_one_core_and_says_so_in_table_and_chart") {
+    TempBusDir dir;
+    const std::string chart_path = dir.path() + "/chart.svg";
+    const Run r = run({"bench", "--quick", "--filter", "rtt/(atomic_queue|floor)/", "--repetitions", "1",
+                       "--one-core-below", "1e9", "--no-results", "--chart", chart_path});
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    CHECK(contains(r.out, "| atomic_queue                       | every run on one core (set aside, below) |"));
+    CHECK(contains(r.out, "| floor (physical limit, not a peer) | every run on one core (set aside, below) |"));
+    CHECK(!contains(r.out, "best peer p50:"));
+    CHECK(contains(r.out,
+                   "2 of 2 runs were set aside: the placement probe found both CPUs on one physical core "
+                   "(bare round trip below 1000000000 ns)"));
+    CHECK(contains(r.out, "| p50_ns (median, one core) |"));
+    CHECK(contains(r.out, "Every run was set aside."));
+    CHECK(contains(r.out, "`ringbus bench --one-core-below NS`"));
+    CHECK(contains(r.out, "A run with either probe below 1000000000 ns is set aside"));
+
+    std::ifstream svg_in(chart_path);
+    const std::string chart((std::istreambuf_iterator<char>(svg_in)), std::istreambuf_iterator<char>());
+    CHECK(chart.ends_with("</svg>\n"));
+    CHECK(!contains(chart, "class=\"bar\""));
+    CHECK(contains(chart, ">every run on one core (set aside)</text>"));
+    CHECK(!contains(chart, "FAILED"));
   }
 #else
   TEST_CASE("bench_says_this_build_has_no_benchmarks_and_how_to_get_them") {

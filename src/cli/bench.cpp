@@ -42,6 +42,7 @@ int run_bench(const BenchArgs& args) {
   options.results_dir = args.results_dir;
   options.persist_dir = args.persist_dir;
   options.chart_path = args.chart;
+  if (args.one_core_below_ns) options.one_core_below_ns = *args.one_core_below_ns;
   options.chart_next_to_results = true;
   options.selection = args.filter.empty() ? "headline" : "";
   options.benchmark_flags = {"--benchmark_filter=" + (args.filter.empty() ? bench_headline_filter : args.filter),

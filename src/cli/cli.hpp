@@ -99,7 +99,8 @@ struct BenchArgs {
   std::string results_dir; // "" = the source tree's bench/results
   bool no_results = false;
   std::string persist_dir = "/tmp";
-  std::string chart; // "" = next to the results file, same stem, .svg
+  std::string chart;                       // "" = next to the results file, same stem, .svg
+  std::optional<double> one_core_below_ns; // none = bench::default_one_core_below_ns
   std::string command;
 };
 // spsc_8B, spsc_64B, rtt, fanout_1to{1,2,3}, persist_append, replay, recover.

@@ -3,6 +3,8 @@
 #include <CLI/CLI.hpp>
 
 #include <cctype>
+#include <cmath>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -156,6 +158,20 @@ int main(int argc, char** argv) {
       ->default_str("/tmp");
   bench->add_option("--chart", bench_args.chart,
                     "write the chart (SVG) here (default: next to the results file, same stem, .svg)");
+  bench
+      ->add_option("--one-core-below", bench_args.one_core_below_ns,
+                   "set aside spsc and rtt runs whose placement probe (a bare round trip between the two CPUs) "
+                   "takes less than NS ns, as run with both CPUs on one physical core; 0 sets none aside")
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            char* end = nullptr;
+            const double ns = std::strtod(text.c_str(), &end);
+            const bool ok = !text.empty() && *end == '\0' && std::isfinite(ns) && ns >= 0;
+            return ok ? std::string() : "'" + text + "' is not a number of ns >= 0 (0 sets nothing aside)";
+          },
+          "NS", "ns"))
+      ->type_name("NS")
+      ->default_str("150");
   bench->footer(
       "Headline scenarios (without --filter): spsc_8B, spsc_64B (one producer, one consumer), rtt (round trip), "
       "fanout_1to1..3 (one producer, N consumers), persist_append, replay and recover (persistent topics); each "
