@@ -463,7 +463,8 @@ std::string setup_section(const SummaryInput& in, int repetitions) {
       << "- rtt: " << c.rtt_samples << " round trips recorded per run after " << c.rtt_warmup
       << " untimed ones; each sample timed with the TSC (" << format("%.4f", in.ns_per_tick)
       << " ns/tick, measured against steady_clock). ringbus: one append per message (topics with "
-         "line_aligned_appends) and poll(1) with zero timeout in a spin loop.\n";
+         "line_aligned_appends) and poll_one (the next record, decoded into the caller's Record) with zero "
+         "timeout in a spin loop.\n";
   return out.str();
 }
 

@@ -357,6 +357,28 @@ Result<Records> Consumer::poll(std::size_t max_records, std::chrono::nanoseconds
   return poll_general(s, max_records, timeout);
 }
 
+Result<bool> Consumer::poll_one(Record& out, std::chrono::nanoseconds timeout) noexcept {
+  ConsumerState* const s = state_;
+  // The short way, as in poll. acquire: as in check_open.
+  if (RINGBUS_LIKELY(s != nullptr && s->lone) && !s->core->closed.load(std::memory_order_acquire)) {
+    Cursor& c = s->cursors.front();
+    release_position(c);
+    if (detail::take_one_in_place(c, out)) return true;
+    if (timeout.count() <= 0) return false;
+  }
+  return poll_one_general(s, out, timeout);
+}
+
+RINGBUS_NOINLINE Result<bool> Consumer::poll_one_general(detail::ConsumerState* s, Record& out,
+                                                         std::chrono::nanoseconds timeout) noexcept {
+  Result<Records> polled = poll_general(s, 1, timeout);
+  if (!polled.ok()) return std::move(polled).status();
+  if (polled->empty()) return false;
+  const Records::iterator first = polled->begin();
+  out = *first;
+  return true;
+}
+
 // Out of line, so that the short way above saves no registers it does not use.
 RINGBUS_NOINLINE Result<Records> Consumer::poll_general(detail::ConsumerState* s, std::size_t max_records,
                                                         std::chrono::nanoseconds timeout) noexcept {

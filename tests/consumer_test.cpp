@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -16,6 +17,7 @@
 #include "test_support.hpp"
 
 using ringbus::Bus;
+using ringbus::ByteView;
 using ringbus::Consumer;
 using ringbus::ConsumerOptions;
 using ringbus::Errc;
@@ -26,6 +28,7 @@ using ringbus::OverflowPolicy;
 using ringbus::Producer;
 using ringbus::Record;
 using ringbus::Records;
+using ringbus::Result;
 using ringbus::StartPosition;
 using ringbus::TopicOptions;
 using ringbus::WaitStrategy;
@@ -95,6 +98,34 @@ std::size_t count_topic(const std::vector<OwnedRecord>& got, std::string_view to
   for (const OwnedRecord& r : got) n += r.topic == topic ? 1 : 0;
   return n;
 }
+
+// One poll_one, copied out; nullopt when it found no record.
+std::optional<OwnedRecord> poll_one_owned(Consumer& c) {
+  Record record;
+  const Result<bool> polled = c.poll_one(record);
+  REQUIRE_MESSAGE(polled.ok(), polled.message());
+  if (!*polled) return std::nullopt;
+  return ringbus::test::own(record);
+}
+
+// Topic "t" on a 4-segment ring and a consumer of it from the beginning.
+struct OneTopic {
+  OneTopic() {
+    REQUIRE(bus.create_topic("t", small_ring(4)).ok());
+    producer = bus.producer("t").value();
+    consumer = bus.consumer("t").value();
+  }
+  // `frames` general-form frames (append_batch) of values.size() records
+  // each, keyed "key", the values in order.
+  void append_batches(const std::vector<std::string>& values, int frames) {
+    std::vector<Message> batch;
+    for (const std::string& v : values) batch.push_back(msg("key", v));
+    for (int i = 0; i < frames; ++i) REQUIRE(producer.append_batch(batch).ok());
+  }
+  Bus bus;
+  Producer producer;
+  Consumer consumer;
+};
 
 TopicOptions waiting(WaitStrategy wait) {
   TopicOptions o = small_ring();
@@ -577,6 +608,158 @@ TEST_SUITE("consumer") {
     CHECK(tail == std::vector<OwnedRecord>(original.begin() + 75, original.end()));
     REQUIRE(c.seek("t", 0).ok());
     CHECK(drain(c, 7) == original); // in small polls too
+  }
+
+  // --- poll_one: the next record alone, decoded into the caller's Record ----------------
+
+  TEST_CASE("poll_one_gives_every_kind_of_record_exactly_as_poll_does") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring(4)).ok());
+    auto p = bus.producer("t").value();
+    auto one = bus.consumer("t").value();
+    auto many = bus.consumer("t").value();
+    const std::array<Header, 2> headers{Header{"h1", "x"}, Header{"h2", ""}};
+    std::uint64_t next = 0;
+    for (int round = 0; round < 40; ++round) { // ~6 laps of the 16 KiB ring: pad frames and wraps
+      std::vector<std::string> storage;
+      for (std::uint64_t i = 0; i < 7; ++i) storage.push_back(value_for(next + i, 1 + (next * 37 + i * 11) % 200));
+      REQUIRE(p.append(ByteView(storage[0])).ok());                                      // packed, alone
+      REQUIRE(p.append(msg(ringbus::test::key_for(next), storage[1], 7, headers)).ok()); // general, alone
+      std::vector<Message> batch;                                                        // general, five in a frame
+      for (int i = 2; i < 7; ++i) batch.push_back(msg(i % 2 == 0 ? "k" : "", storage[i], 100 + i, headers));
+      REQUIRE(p.append_batch(batch).ok());
+      const std::vector<std::uint32_t> packed{1, 2, 3, 0xabcdef01u}; // packed, four in a frame
+      REQUIRE(p.append_values(std::span<const std::uint32_t>(packed)).ok());
+      auto claim = p.claim(8, 3);
+      REQUIRE(claim.ok());
+      std::memcpy(claim->key().data(), "key", 3);
+      std::memset(claim->value().data(), round, 8);
+      REQUIRE(claim->commit().ok());
+      next = p.next_offset();
+
+      const std::vector<OwnedRecord> expected = drain(many);
+      REQUIRE(expected.size() == 12);
+      std::vector<OwnedRecord> got;
+      while (std::optional<OwnedRecord> r = poll_one_owned(one)) got.push_back(*r);
+      CHECK(got == expected);
+    }
+    CHECK(one.position("t").value() == next);
+    CHECK(one.lag("t").value() == 0);
+  }
+
+  TEST_CASE("poll_one_and_poll_take_turns_inside_one_batch_frame_and_after_a_seek_back") {
+    OneTopic t;
+    std::vector<std::string> values;
+    for (std::uint64_t i = 0; i < 20; ++i) values.push_back(value_for(i, 5 + i));
+    t.append_batches(values, 1); // one general-form frame of 20
+    std::vector<OwnedRecord> got;
+    for (const std::size_t n : {0, 0, 3, 0, 2, 0, 0}) { // 0: poll_one
+      if (n == 0) {
+        const std::optional<OwnedRecord> r = poll_one_owned(t.consumer);
+        REQUIRE(r.has_value());
+        got.push_back(*r);
+      } else {
+        for (const OwnedRecord& r : poll_once(t.consumer, n)) got.push_back(r);
+      }
+    }
+    REQUIRE(got.size() == 10);
+    // Back into records poll_one has read, then to the frame's end one at a time.
+    REQUIRE(t.consumer.seek("t", 3).ok());
+    while (std::optional<OwnedRecord> r = poll_one_owned(t.consumer)) got.push_back(*r);
+    REQUIRE(got.size() == 27);
+    for (std::uint64_t i = 0; i < got.size(); ++i) {
+      const std::uint64_t offset = i < 10 ? i : i - 7;
+      CHECK(got[i].offset == offset);
+      CHECK(got[i].key == "key");
+      CHECK(got[i].value == values[offset]);
+    }
+    CHECK(t.consumer.position("t").value() == 20);
+  }
+
+  TEST_CASE("poll_one_after_a_seek_into_a_batch_starts_at_that_record") {
+    OneTopic t;
+    std::vector<std::string> values;
+    for (std::uint64_t i = 0; i < 10; ++i) values.push_back(value_for(i, even_value_bytes));
+    t.append_batches(values, 2);
+    REQUIRE(t.consumer.seek("t", 13).ok()); // the second frame, its record 3
+    std::uint64_t offset = 13;
+    while (std::optional<OwnedRecord> r = poll_one_owned(t.consumer)) {
+      CHECK(r->offset == offset);
+      CHECK(r->value == values[offset - 10]);
+      ++offset;
+    }
+    CHECK(offset == 20);
+  }
+
+  TEST_CASE("poll_one_waits_up_to_its_timeout_and_returns_a_record_appended_meanwhile") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", waiting(WaitStrategy::backoff)).ok());
+    auto p = bus.producer("t").value();
+    auto c = bus.consumer("t").value();
+    Record record;
+    const auto before = std::chrono::steady_clock::now();
+    const Result<bool> none = c.poll_one(record, std::chrono::milliseconds(2));
+    REQUIRE(none.ok());
+    CHECK_FALSE(*none);
+    CHECK(std::chrono::steady_clock::now() - before >= std::chrono::milliseconds(2));
+    std::thread writer([&p] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      REQUIRE(p.append(ByteView("late")).ok());
+    });
+    const Result<bool> late = c.poll_one(record, std::chrono::seconds(30));
+    writer.join();
+    REQUIRE(late.ok());
+    REQUIRE(*late);
+    CHECK(str(record.value) == "late");
+    CHECK(record.offset == 0);
+    CHECK(record.topic == "t");
+  }
+
+  TEST_CASE("poll_one_alternates_between_two_busy_topics") {
+    TwoBusyTopics busy(50);
+    std::string previous;
+    for (int poll = 0; poll < 20; ++poll) {
+      const std::optional<OwnedRecord> r = poll_one_owned(busy.consumer);
+      REQUIRE(r.has_value());
+      CHECK(r->topic != previous);
+      previous = r->topic;
+    }
+    CHECK(busy.consumer.position("a").value() == 10);
+    CHECK(busy.consumer.position("b").value() == 10);
+  }
+
+  // poll_one reports no gaps: a lapped consumer resumes at the oldest record
+  // held, and lost(topic) says how many it lost.
+  TEST_CASE("poll_one_of_a_lapped_consumer_resumes_at_the_oldest_held_record_and_lost_counts_the_gap") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring(2, OverflowPolicy::overwrite)).ok());
+    auto p = bus.producer("t").value();
+    auto c = bus.consumer("t").value();
+    append_numbered(p, 5 * per_segment); // the ring keeps offsets [192, 320)
+    std::vector<OwnedRecord> got;
+    while (std::optional<OwnedRecord> r = poll_one_owned(c)) {
+      got.push_back(*r);
+      CHECK(c.lost("t").value() == 192);
+    }
+    check_run(got, 192, 128);
+    CHECK(c.position("t").value() == 320);
+  }
+
+  TEST_CASE("poll_one_on_a_closed_consumer_or_bus_or_without_subscriptions_says_why") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring()).ok());
+    Record record;
+    Consumer closed;
+    CHECK(closed.poll_one(record).code() == Errc::closed);
+    auto bare = bus.consumer(ConsumerOptions{}).value();
+    const Result<bool> unsubscribed = bare.poll_one(record);
+    CHECK(unsubscribed.code() == Errc::not_subscribed);
+    CHECK(contains(unsubscribed.message(), "no subscriptions"));
+    auto c = bus.consumer("t").value();
+    bus.close();
+    const Result<bool> after = c.poll_one(record);
+    CHECK(after.code() == Errc::closed);
+    CHECK(contains(after.message(), "bus is closed"));
   }
 
   TEST_CASE("seek_to_beginning_and_end_move_one_topic_or_all") {

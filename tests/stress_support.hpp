@@ -214,19 +214,42 @@ struct Stream {
   std::uint64_t gaps = 0;      // gaps reported
 };
 
+inline Stream* find_stream(std::span<Stream> streams, std::string_view topic) noexcept {
+  for (Stream& s : streams) {
+    if (s.topic == topic) return &s;
+  }
+  return nullptr;
+}
+
+// Checks one record: it must be its stream's next offset and intact.
+inline bool check_record(const Record& r, std::span<Stream> streams, std::string& why) {
+  Stream* s = find_stream(streams, r.topic);
+  if (s == nullptr) {
+    why = "a record of topic '" + std::string(r.topic) + "', which the consumer does not read";
+    return false;
+  }
+  if (r.offset != s->expected) {
+    why = "topic '" + std::string(r.topic) + "': got offset " + std::to_string(r.offset) + " where " +
+          std::to_string(s->expected) + " was next (and no gap reported it)";
+    return false;
+  }
+  if (const char* defect = record_defect(r)) {
+    why = "topic '" + std::string(r.topic) + "' offset " + std::to_string(r.offset) + " (" +
+          std::to_string(r.key.size()) + " B key, " + std::to_string(r.value.size()) + " B value): " + defect;
+    return false;
+  }
+  ++s->expected;
+  ++s->delivered;
+  return true;
+}
+
 // Checks one poll: every gap must start exactly where the stream stands and
 // moves it on by its count; every record must be the next offset and intact.
 // `gaps_allowed` is false for block topics. Returns false with `why` set on
 // the first defect.
 inline bool check_poll(const Records& records, std::span<Stream> streams, bool gaps_allowed, std::string& why) {
-  const auto find = [&](std::string_view topic) -> Stream* {
-    for (Stream& s : streams) {
-      if (s.topic == topic) return &s;
-    }
-    return nullptr;
-  };
   for (const Gap& g : records.gaps()) {
-    Stream* s = find(g.topic);
+    Stream* s = find_stream(streams, g.topic);
     if (s == nullptr) {
       why = "a gap names topic '" + std::string(g.topic) + "', which the consumer does not read";
       return false;
@@ -246,23 +269,7 @@ inline bool check_poll(const Records& records, std::span<Stream> streams, bool g
     ++s->gaps;
   }
   for (const Record& r : records) {
-    Stream* s = find(r.topic);
-    if (s == nullptr) {
-      why = "a record of topic '" + std::string(r.topic) + "', which the consumer does not read";
-      return false;
-    }
-    if (r.offset != s->expected) {
-      why = "topic '" + std::string(r.topic) + "': got offset " + std::to_string(r.offset) + " where " +
-            std::to_string(s->expected) + " was next (and no gap reported it)";
-      return false;
-    }
-    if (const char* defect = record_defect(r)) {
-      why = "topic '" + std::string(r.topic) + "' offset " + std::to_string(r.offset) + " (" +
-            std::to_string(r.key.size()) + " B key, " + std::to_string(r.value.size()) + " B value): " + defect;
-      return false;
-    }
-    ++s->expected;
-    ++s->delivered;
+    if (!check_record(r, streams, why)) return false;
   }
   return true;
 }

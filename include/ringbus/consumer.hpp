@@ -40,6 +40,20 @@ class Consumer {
   Result<Records> poll(std::size_t max_records = SIZE_MAX,
                        std::chrono::nanoseconds timeout = std::chrono::nanoseconds::zero()) noexcept;
 
+  // The next record alone, decoded straight into `out`: poll(1) without a
+  // Records range, the shortest path from a publication to a reader that
+  // takes one record at a time (a reply, a tick). *result true: `out` holds
+  // the record, its views valid until the next poll or poll_one; false: none
+  // arrived within timeout (waiting as poll does), and `out` is unchanged.
+  // The Result itself tests for an error (closed, no subscriptions), not for
+  // a record:
+  //   const Result<bool> got = consumer.poll_one(record);
+  //   if (!got) return got.status();
+  //   if (*got) handle(record);
+  // Fair across topics like poll. Records lost to lapping (overwrite topics)
+  // are not reported as gaps: lost(topic) counts them.
+  Result<bool> poll_one(Record& out, std::chrono::nanoseconds timeout = std::chrono::nanoseconds::zero()) noexcept;
+
   // Starts reading a topic (cold path: may allocate).
   Status subscribe(std::string_view topic, StartPosition start = StartPosition::earliest);
   Status unsubscribe(std::string_view topic);
@@ -85,6 +99,8 @@ class Consumer {
   // poll's every case but one block-policy subscription with data or no wait.
   static Result<Records> poll_general(detail::ConsumerState* s, std::size_t max_records,
                                       std::chrono::nanoseconds timeout) noexcept;
+  static Result<bool> poll_one_general(detail::ConsumerState* s, Record& out,
+                                       std::chrono::nanoseconds timeout) noexcept;
   detail::ConsumerState* state_ = nullptr;
 };
 

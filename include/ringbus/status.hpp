@@ -105,7 +105,9 @@ class [[nodiscard]] Result {
   [[nodiscard]] bool ok() const noexcept { return has_value_; }
   explicit operator bool() const noexcept { return has_value_; }
   [[nodiscard]] Errc code() const noexcept { return has_value_ ? Errc::ok : status_.code(); }
-  [[nodiscard]] const Status& status() const noexcept { return status_; }
+  [[nodiscard]] const Status& status() const& noexcept { return status_; }
+  // Moves the status out (its message is not copied): `return std::move(r).status();`.
+  [[nodiscard]] Status status() && noexcept { return std::move(status_); }
   [[nodiscard]] std::string_view message() const noexcept { return status_.message(); }
 
   T& value() & {

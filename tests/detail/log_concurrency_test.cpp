@@ -28,6 +28,7 @@ using ringbus::ConsumerOptions;
 using ringbus::Errc;
 using ringbus::OverflowPolicy;
 using ringbus::Producer;
+using ringbus::Record;
 using ringbus::Records;
 using ringbus::Result;
 using ringbus::StartPosition;
@@ -37,6 +38,7 @@ using ringbus::stress::Api;
 using ringbus::stress::api_count;
 using ringbus::stress::api_names;
 using ringbus::stress::check_poll;
+using ringbus::stress::check_record;
 using ringbus::stress::Failures;
 using ringbus::stress::MixedWriter;
 using ringbus::stress::PayloadPool;
@@ -70,11 +72,12 @@ enum class Pace {
   eager,       // polls back to back
   yields,      // often gives up the CPU
   sleeps,      // now and then sleeps a little: gets lapped on overwrite topics
-  small_polls, // asks for 1-7 records at a time: splits batch frames across polls
+  small_polls, // asks for 1-7 records at a time: splits batch frames across polls; half are poll_one
 };
 
 std::size_t poll_size(Pace pace, Rng& rng) {
-  if (pace == Pace::small_polls || rng.one_in(8)) return 1 + rng.below(7);
+  if (pace == Pace::small_polls) return rng.one_in(2) ? 1 : 2 + rng.below(6);
+  if (rng.one_in(8)) return 1 + rng.below(7);
   return rng.one_in(2) ? SIZE_MAX : 64 + rng.below(1024);
 }
 
@@ -114,8 +117,42 @@ void read_to_end(Consumer consumer, std::string_view topic, std::uint64_t total,
   }
   s.expected = *start;
   std::string why;
+  Record record;
   while (s.expected < total && !stop.load(std::memory_order_relaxed)) {
-    Result<Records> polled = consumer.poll(poll_size(pace, rng), 20ms);
+    const std::size_t budget = poll_size(pace, rng);
+    if (budget == 1 && pace == Pace::small_polls && rng.one_in(2)) { // poll_one: its own read path
+      const Result<bool> got = consumer.poll_one(record, 20ms);
+      ++out.polls;
+      if (!got.ok()) {
+        failures.add(std::string(name) + ": poll_one failed at offset " + std::to_string(s.expected) + ": " +
+                     std::string(got.message()));
+        break;
+      }
+      if (overwrite) { // poll_one reports no gaps: lost() says how many records the stream skips
+        const Result<std::uint64_t> lost = consumer.lost(topic);
+        if (!lost.ok() || *lost < s.lost) {
+          failures.add(std::string(name) + ": Consumer::lost() says " +
+                       (lost.ok() ? std::to_string(*lost) : std::string(lost.message())) + " after " +
+                       std::to_string(s.lost));
+          stop.store(true, std::memory_order_relaxed);
+          break;
+        }
+        if (*lost > s.lost) {
+          s.expected += *lost - s.lost;
+          s.lost = *lost;
+          ++s.gaps;
+        }
+      }
+      if (*got && !check_record(record, std::span<Stream>(&s, 1), why)) {
+        failures.add(std::string(name) + ": poll_one: " + why);
+        stop.store(true, std::memory_order_relaxed);
+        break;
+      }
+      progress.value.store(s.expected, std::memory_order_relaxed);
+      dawdle(pace, rng);
+      continue;
+    }
+    Result<Records> polled = consumer.poll(budget, 20ms);
     ++out.polls;
     if (!polled.ok()) {
       failures.add(std::string(name) + ": poll failed at offset " + std::to_string(s.expected) + ": " +
