@@ -183,10 +183,11 @@ class RingbusRtt {
     if (Result<std::uint64_t> appended = producer.append(bytes_of(value)); !appended) fail(name, appended.message());
   }
   // poll_one: the record decoded once, straight into `record`, with no
-  // Records range; measured against poll(1) (ringbus-bench --benchmark_filter=
-  // 'rtt/(ringbus|ringbus_nots|atomic_queue)/' --benchmark_repetitions=3,
-  // alternating, 3 runs each, commit 13dc971 plus poll_one): p50 1.23-1.35x
-  // atomic_queue against 1.37-1.43x.
+  // Records range. Measured against poll(1) in paired runs of ringbus-bench
+  // --benchmark_filter='rtt/(ringbus|ringbus_nots|atomic_queue|floor)/'
+  // --benchmark_repetitions=3, old and new binaries alternating (45abdfd
+  // against 13dc971): p50 1.23-1.38x atomic_queue (6 runs) against
+  // 1.37-1.47x (5 runs).
   static std::uint64_t receive(Consumer& consumer) noexcept {
     Record record;
     for (;;) {
