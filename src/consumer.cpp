@@ -357,26 +357,36 @@ Result<Records> Consumer::poll(std::size_t max_records, std::chrono::nanoseconds
   return poll_general(s, max_records, timeout);
 }
 
-Result<bool> Consumer::poll_one(Record& out, std::chrono::nanoseconds timeout) noexcept {
+Status Consumer::poll_one(Record& out, std::chrono::nanoseconds timeout) noexcept {
   ConsumerState* const s = state_;
   // The short way, as in poll. acquire: as in check_open.
   if (RINGBUS_LIKELY(s != nullptr && s->lone) && !s->core->closed.load(std::memory_order_acquire)) {
     Cursor& c = s->cursors.front();
     release_position(c);
-    if (detail::take_one_in_place(c, out)) return true;
-    if (timeout.count() <= 0) return false;
+    if (detail::take_one_in_place(c, out)) return {};
+    if (timeout.count() <= 0) return Status(Errc::would_block);
   }
   return poll_one_general(s, out, timeout);
 }
 
-RINGBUS_NOINLINE Result<bool> Consumer::poll_one_general(detail::ConsumerState* s, Record& out,
-                                                         std::chrono::nanoseconds timeout) noexcept {
-  Result<Records> polled = poll_general(s, 1, timeout);
-  if (!polled.ok()) return std::move(polled).status();
-  if (polled->empty()) return false;
-  const Records::iterator first = polled->begin();
-  out = *first;
-  return true;
+RINGBUS_NOINLINE Status Consumer::poll_one_general(detail::ConsumerState* s, Record& out,
+                                                   std::chrono::nanoseconds timeout) noexcept {
+  const std::int64_t deadline = timeout.count() > 0 ? platform::monotonic_ns() + timeout.count() : 0;
+  for (;;) {
+    Result<Records> polled = poll_general(s, 1, timeout);
+    if (!polled.ok()) return std::move(polled).status();
+    if (!polled->empty()) {
+      const Records::iterator first = polled->begin();
+      out = *first;
+      return {};
+    }
+    if (timeout.count() <= 0) return Status(Errc::would_block);
+    // poll also returns early with a gap and no record (an overwrite topic
+    // behind a gate): wait on for the rest of the timeout.
+    const std::int64_t left = deadline - platform::monotonic_ns();
+    if (left <= 0 || polled->gaps().empty()) return Status(Errc::timed_out);
+    timeout = std::chrono::nanoseconds(left);
+  }
 }
 
 // Out of line, so that the short way above saves no registers it does not use.

@@ -30,6 +30,7 @@ using ringbus::Record;
 using ringbus::Records;
 using ringbus::Result;
 using ringbus::StartPosition;
+using ringbus::Status;
 using ringbus::TopicOptions;
 using ringbus::WaitStrategy;
 using ringbus::test::append_numbered;
@@ -99,12 +100,12 @@ std::size_t count_topic(const std::vector<OwnedRecord>& got, std::string_view to
   return n;
 }
 
-// One poll_one, copied out; nullopt when it found no record.
+// One poll_one, copied out; nullopt when it said would_block (no record there).
 std::optional<OwnedRecord> poll_one_owned(Consumer& c) {
   Record record;
-  const Result<bool> polled = c.poll_one(record);
+  const Status polled = c.poll_one(record);
+  if (polled.code() == Errc::would_block) return std::nullopt;
   REQUIRE_MESSAGE(polled.ok(), polled.message());
-  if (!*polled) return std::nullopt;
   return ringbus::test::own(record);
 }
 
@@ -663,12 +664,26 @@ TEST_SUITE("consumer") {
       }
     }
     REQUIRE(got.size() == 10);
-    // Back into records poll_one has read, then to the frame's end one at a time.
+    // A seek to where poll_one stands (its next record is known), one record,
+    // then back into records it has read and on to the frame's end.
+    REQUIRE(t.consumer.seek("t", 10).ok());
+    got.push_back(poll_one_owned(t.consumer).value());
     REQUIRE(t.consumer.seek("t", 3).ok());
     while (std::optional<OwnedRecord> r = poll_one_owned(t.consumer)) got.push_back(*r);
-    REQUIRE(got.size() == 27);
-    for (std::uint64_t i = 0; i < got.size(); ++i) {
-      const std::uint64_t offset = i < 10 ? i : i - 7;
+    REQUIRE(got.size() == 28);
+    // A new subscription starts with nothing known: from record 15 to the end.
+    REQUIRE(t.consumer.unsubscribe("t").ok());
+    REQUIRE(t.consumer.subscribe("t").ok());
+    REQUIRE(t.consumer.seek("t", 15).ok());
+    while (std::optional<OwnedRecord> r = poll_one_owned(t.consumer)) got.push_back(*r);
+    REQUIRE(got.size() == 33);
+    std::vector<std::uint64_t> expected_offsets;
+    for (std::uint64_t o = 0; o <= 10; ++o) expected_offsets.push_back(o);
+    for (std::uint64_t o = 3; o < 20; ++o) expected_offsets.push_back(o);
+    for (std::uint64_t o = 15; o < 20; ++o) expected_offsets.push_back(o);
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      CAPTURE(i);
+      const std::uint64_t offset = expected_offsets[i];
       CHECK(got[i].offset == offset);
       CHECK(got[i].key == "key");
       CHECK(got[i].value == values[offset]);
@@ -698,18 +713,19 @@ TEST_SUITE("consumer") {
     auto c = bus.consumer("t").value();
     Record record;
     const auto before = std::chrono::steady_clock::now();
-    const Result<bool> none = c.poll_one(record, std::chrono::milliseconds(2));
-    REQUIRE(none.ok());
-    CHECK_FALSE(*none);
+    record.offset = 77; // written only when a record comes
+    const Status none = c.poll_one(record, std::chrono::milliseconds(2));
+    CHECK(none.code() == Errc::timed_out);
+    CHECK(record.offset == 77);
+    CHECK(c.poll_one(record).code() == Errc::would_block);
     CHECK(std::chrono::steady_clock::now() - before >= std::chrono::milliseconds(2));
     std::thread writer([&p] {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
       REQUIRE(p.append(ByteView("late")).ok());
     });
-    const Result<bool> late = c.poll_one(record, std::chrono::seconds(30));
+    const Status late = c.poll_one(record, std::chrono::seconds(30));
     writer.join();
-    REQUIRE(late.ok());
-    REQUIRE(*late);
+    REQUIRE_MESSAGE(late.ok(), late.message());
     CHECK(str(record.value) == "late");
     CHECK(record.offset == 0);
     CHECK(record.topic == "t");
@@ -752,12 +768,12 @@ TEST_SUITE("consumer") {
     Consumer closed;
     CHECK(closed.poll_one(record).code() == Errc::closed);
     auto bare = bus.consumer(ConsumerOptions{}).value();
-    const Result<bool> unsubscribed = bare.poll_one(record);
+    const Status unsubscribed = bare.poll_one(record);
     CHECK(unsubscribed.code() == Errc::not_subscribed);
     CHECK(contains(unsubscribed.message(), "no subscriptions"));
     auto c = bus.consumer("t").value();
     bus.close();
-    const Result<bool> after = c.poll_one(record);
+    const Status after = c.poll_one(record);
     CHECK(after.code() == Errc::closed);
     CHECK(contains(after.message(), "bus is closed"));
   }

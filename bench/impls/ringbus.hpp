@@ -191,9 +191,9 @@ class RingbusRtt {
   static std::uint64_t receive(Consumer& consumer) noexcept {
     Record record;
     for (;;) {
-      const Result<bool> got = consumer.poll_one(record);
-      if (!got) fail(name, got.message());
-      if (*got) {
+      const Status got = consumer.poll_one(record);
+      if (got.code() != Errc::would_block && !got.ok()) fail(name, got.message());
+      if (got.ok()) {
         if (record.value.size() != sizeof(std::uint64_t)) return 0; // the caller sees a wrong reply
         std::uint64_t value;
         std::memcpy(&value, record.value.data(), sizeof value);

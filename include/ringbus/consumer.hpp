@@ -42,17 +42,19 @@ class Consumer {
 
   // The next record alone, decoded straight into `out`: poll(1) without a
   // Records range, the shortest path from a publication to a reader that
-  // takes one record at a time (a reply, a tick). *result true: `out` holds
-  // the record, its views valid until the next poll or poll_one; false: none
-  // arrived within timeout (waiting as poll does), and `out` is unchanged.
-  // The Result itself tests for an error (closed, no subscriptions), not for
-  // a record:
-  //   const Result<bool> got = consumer.poll_one(record);
-  //   if (!got) return got.status();
-  //   if (*got) handle(record);
-  // Fair across topics like poll. Records lost to lapping (overwrite topics)
-  // are not reported as gaps: lost(topic) counts them.
-  Result<bool> poll_one(Record& out, std::chrono::nanoseconds timeout = std::chrono::nanoseconds::zero()) noexcept;
+  // takes one record at a time (a reply, a tick). Fair across topics, and
+  // waiting up to timeout, like poll. Returns:
+  //   ok           `out` holds the record; its views are valid until the next
+  //                poll or poll_one (which, like poll, ends the previous
+  //                call's views before it looks: keep nothing across calls)
+  //   would_block  no record there, and timeout is zero
+  //   timed_out    none arrived within timeout
+  //   closed, not_subscribed: as poll says them
+  // `out` is only written when the result is ok, so
+  //   while (consumer.poll_one(record).ok()) handle(record);
+  // drains what is there. Records lost to lapping (overwrite topics) are
+  // not reported as gaps: lost(topic) counts them.
+  Status poll_one(Record& out, std::chrono::nanoseconds timeout = std::chrono::nanoseconds::zero()) noexcept;
 
   // Starts reading a topic (cold path: may allocate).
   Status subscribe(std::string_view topic, StartPosition start = StartPosition::earliest);
@@ -99,8 +101,7 @@ class Consumer {
   // poll's every case but one block-policy subscription with data or no wait.
   static Result<Records> poll_general(detail::ConsumerState* s, std::size_t max_records,
                                       std::chrono::nanoseconds timeout) noexcept;
-  static Result<bool> poll_one_general(detail::ConsumerState* s, Record& out,
-                                       std::chrono::nanoseconds timeout) noexcept;
+  static Status poll_one_general(detail::ConsumerState* s, Record& out, std::chrono::nanoseconds timeout) noexcept;
   detail::ConsumerState* state_ = nullptr;
 };
 
