@@ -131,6 +131,9 @@ double draw_scenario(Svg& svg, const Scenario& scenario, const Headline& headlin
                         (headline.higher_is_better ? "higher is better" : "lower is better");
   if (reference.value != 0) {
     heading += " · bar = median ÷ " + reference.label + " (" + value_text(headline, reference.value) + ")";
+  } else if (std::any_of(scenario.rows.begin(), scenario.rows.end(),
+                         [](const Row& row) { return !row.one_core.empty(); })) {
+    heading += " · nothing to compare with: the runs it needs were set aside (one core)";
   } else {
     heading += " · nothing to compare with: every row failed";
   }

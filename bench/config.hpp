@@ -49,6 +49,8 @@ inline constexpr std::size_t log_segment_count = 32;
 // core: between the two clusters seen on this project's machine (about 57 and
 // about 290 ns).
 inline constexpr double default_one_core_below_ns = 150;
+// The largest threshold the flags take (1 s: every run is set aside long before).
+inline constexpr double max_one_core_below_ns = 1e9;
 
 struct RunConfig {
   std::uint64_t items_per_iteration = 0;        // spsc_*: items moved per timed iteration
@@ -60,15 +62,15 @@ struct RunConfig {
   std::int64_t fanout_iterations = 0;           // fanout_*: timed iterations per run
   int cpus = 2;                                 // CPUs the process may use (fanout_* pins round robin over them)
   bool quick = false;
-  double one_core_below_ns = 0; // spsc_*, rtt: a placement probe below this sets the run aside (0: none)
-  std::uint64_t persist_items_per_iteration = 0;      // persist_append/{memory,none,interval}
-  std::uint64_t persist_sync_items_per_iteration = 0; // persist_append/sync (each commit waits for the disk)
-  std::int64_t persist_sync_iterations = 0;           // persist_append/sync
-  std::uint64_t persist_sync_warmup_items = 0;        // persist_append/sync
-  std::uint64_t persist_log_bytes = 0;                // replay, recover: value bytes in the topic
-  std::int64_t replay_iterations = 0;                 // replay: timed reads of the whole log per run
-  std::string persist_dir;                            // replay, recover, persist_append: temporary buses go here
-  std::string persist_filesystem;                     // its file system (statfs), e.g. "ext4" or "tmpfs"
+  double one_core_below_ns = default_one_core_below_ns; // spsc_*, rtt: a probe below this sets the run aside (0: none)
+  std::uint64_t persist_items_per_iteration = 0;        // persist_append/{memory,none,interval}
+  std::uint64_t persist_sync_items_per_iteration = 0;   // persist_append/sync (each commit waits for the disk)
+  std::int64_t persist_sync_iterations = 0;             // persist_append/sync
+  std::uint64_t persist_sync_warmup_items = 0;          // persist_append/sync
+  std::uint64_t persist_log_bytes = 0;                  // replay, recover: value bytes in the topic
+  std::int64_t replay_iterations = 0;                   // replay: timed reads of the whole log per run
+  std::string persist_dir;                              // replay, recover, persist_append: temporary buses go here
+  std::string persist_filesystem;                       // its file system (statfs), e.g. "ext4" or "tmpfs"
 };
 
 } // namespace ringbus::bench

@@ -12,10 +12,10 @@
 
 #include <benchmark/benchmark.h>
 
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -25,8 +25,9 @@ namespace {
 
 using namespace ringbus::bench;
 
-// Our own flags; everything else is Google Benchmark's (it rejects flags it does not know).
-BenchOptions take_own_flags(int argc, char** argv) {
+// Our own flags; everything else is Google Benchmark's (it rejects flags it
+// does not know). nullopt, having said why, when one of ours is malformed.
+std::optional<BenchOptions> take_own_flags(int argc, char** argv) {
   BenchOptions options;
   options.frontend = Frontend::bench_tool;
   options.program = "ringbus-bench";
@@ -50,11 +51,12 @@ BenchOptions take_own_flags(int argc, char** argv) {
       const std::string text(arg.substr(std::strlen("--one_core_below_ns=")));
       char* end = nullptr;
       const double ns = std::strtod(text.c_str(), &end);
-      if (text.empty() || *end != '\0' || !std::isfinite(ns) || ns < 0) {
+      if (text.empty() || *end != '\0' || !(ns >= 0 && ns <= max_one_core_below_ns)) {
         std::fprintf(stderr,
-                     "ringbus-bench: --one_core_below_ns: '%s' is not a number of ns >= 0 (0 sets nothing aside)\n",
+                     "ringbus-bench: --one_core_below_ns: '%s' is not a number of ns from 0 to 1e9 (0 sets nothing "
+                     "aside)\n",
                      text.c_str());
-        std::exit(1);
+        return std::nullopt;
       }
       options.one_core_below_ns = ns;
     } else {
@@ -86,9 +88,10 @@ void print_help() {
 } // namespace
 
 int main(int argc, char** argv) {
-  BenchOptions options = take_own_flags(argc, argv);
-  options.print_help = print_help;
-  switch (run_bench(options)) {
+  std::optional<BenchOptions> options = take_own_flags(argc, argv);
+  if (!options) return 1;
+  options->print_help = print_help;
+  switch (run_bench(*options)) {
     case BenchStatus::ok:
     case BenchStatus::rows_failed: return 0; // the summary says FAILED on the row
     case BenchStatus::bad_arguments:

@@ -342,9 +342,9 @@ std::string default_results_dir() { return RINGBUS_BENCH_RESULTS_DIR; }
 BenchStatus run_bench(const BenchOptions& options) {
   const bool cli = options.frontend == Frontend::cli;
   const std::string error_prefix = options.program + (cli ? ": error: " : ": ");
-  if (!std::isfinite(options.one_core_below_ns) || options.one_core_below_ns < 0) {
+  if (!(options.one_core_below_ns >= 0 && options.one_core_below_ns <= max_one_core_below_ns)) { // NaN too
     std::cerr << error_prefix << "the one-core threshold (" << (cli ? "--one-core-below" : "--one_core_below_ns")
-              << ") must be a finite number of ns >= 0, not " << options.one_core_below_ns << '\n';
+              << ") must be a number of ns from 0 to 1e9, not " << options.one_core_below_ns << '\n';
     return BenchStatus::bad_arguments;
   }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <optional>
 #include <sstream>
@@ -52,6 +53,8 @@ std::string bytes_rate(double v) { return format("%.2f GB/s", v / 1e9); }
 std::string nanoseconds(double v) { return format(v < 100 ? "%.1f" : "%.0f", v); }
 std::string ratio_text(double v) { return format(v < 0.01 ? "%.3f×" : "%.2f×", v); }
 std::string share_text(double v) { return format("%.2f", v); }
+// The one-core threshold in ns: whole numbers as they are, others to 6 digits.
+std::string threshold_text(double v) { return format(v == std::floor(v) ? "%.0f" : "%g", v); }
 
 std::string ratio_to(const Best& best, double value) {
   return best.row != nullptr ? ratio_text(value / best.median) : "n/a";
@@ -157,13 +160,13 @@ std::string one_core_section(const Scenario& scenario, const std::string& counte
   std::string out = "\n" + std::to_string(aside) + " of " + std::to_string(total) +
                     " runs were set aside: the placement probe found both CPUs on one physical core (bare round "
                     "trip below " +
-                    format("%.0f", one_core_below_ns) +
+                    threshold_text(one_core_below_ns) +
                     " ns) before or after the timed region. They are left out of the table above, the "
                     "chart and the targets, and shown here against each other only:\n\n" +
                     table.str();
   if (aside == total) {
     out += "\nEvery run was set aside. On a machine whose bare round trip between two cores is itself below " +
-           format("%.0f", one_core_below_ns) +
+           threshold_text(one_core_below_ns) +
            " ns (bare metal often is), or whose CPUs 0 and 1 are hyperthreads of one core, that is the machine, not "
            "the host moving CPUs: set the threshold with `ringbus bench --one-core-below NS` or `ringbus-bench "
            "--one_core_below_ns=NS` (0 sets nothing aside).\n";
@@ -429,7 +432,7 @@ std::string setup_section(const SummaryInput& in, int repetitions) {
          "of "
       << c2c_trips << " bare round trips). "
       << (in.config.one_core_below_ns > 0
-              ? "A run with either probe below " + format("%.0f", in.config.one_core_below_ns) +
+              ? "A run with either probe below " + threshold_text(in.config.one_core_below_ns) +
                     " ns is set aside: the tables, the chart and the targets use the runs on two cores, and each "
                     "scenario lists the set-aside runs after its table, compared with each other only.\n"
               : std::string("This run set no run aside (threshold 0 ns): the probes are recorded, the tables "

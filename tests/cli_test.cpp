@@ -1041,11 +1041,12 @@ TEST_SUITE("cli") {
     const Run unknown = run({"bench", "--bogus"});
     CHECK(unknown.code == 2);
     CHECK(contains(unknown.err, "--bogus"));
-    for (const std::string bad : {"-1", "nan", "inf", "150ns", ""}) {
+    for (const std::string bad : {"-1", "nan", "inf", "150ns", "", "1e10"}) {
       const Run threshold = run({"bench", "--one-core-below", bad, "--results-dir", dir.path()});
       CHECK_MESSAGE(threshold.code == 2, bad);
       CHECK_MESSAGE(contains(threshold.err, "--one-core-below"), bad);
-      CHECK_MESSAGE(contains(threshold.err, "'" + bad + "' is not a number of ns >= 0 (0 sets nothing aside)"), bad);
+      CHECK_MESSAGE(contains(threshold.err, "'" + bad + "' is not a number of ns from 0 to 1e9 (0 sets nothing aside)"),
+                    bad);
     }
     const Run both = run({"bench", "--no-results", "--results-dir", dir.path()});
     CHECK(both.code == 2);
@@ -1161,7 +1162,9 @@ TEST_SUITE("cli") {
     CHECK(chart.ends_with("</svg>\n"));
     CHECK(!contains(chart, "class=\"bar\""));
     CHECK(contains(chart, ">every run on one core (set aside)</text>"));
+    CHECK(contains(chart, "nothing to compare with: the runs it needs were set aside (one core)"));
     CHECK(!contains(chart, "FAILED"));
+    CHECK(!contains(chart, "failed"));
   }
 #else
   TEST_CASE("bench_says_this_build_has_no_benchmarks_and_how_to_get_them") {

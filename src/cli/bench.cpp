@@ -15,6 +15,11 @@
 
 namespace ringbus::cli {
 
+#if RINGBUS_CLI_HAS_BENCH
+static_assert(bench_default_one_core_below_ns == bench::default_one_core_below_ns);
+static_assert(bench_max_one_core_below_ns == bench::max_one_core_below_ns);
+#endif
+
 const char* const bench_headline_filter = "^(spsc_8B|spsc_64B|rtt|fanout_1to[0-9]+|persist_append|replay|recover)/";
 
 std::string bench_filter_problem(const std::string& filter) {

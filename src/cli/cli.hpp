@@ -103,6 +103,10 @@ struct BenchArgs {
   std::optional<double> one_core_below_ns; // none = bench::default_one_core_below_ns
   std::string command;
 };
+// bench --one-core-below: its default and its largest value (bench/config.hpp's
+// default_one_core_below_ns and max_one_core_below_ns; bench.cpp checks they agree).
+inline constexpr double bench_default_one_core_below_ns = 150;
+inline constexpr double bench_max_one_core_below_ns = 1e9;
 // spsc_8B, spsc_64B, rtt, fanout_1to{1,2,3}, persist_append, replay, recover.
 extern const char* const bench_headline_filter;
 // "" when the text is a valid extended regular expression (as Google Benchmark reads a filter), else why not.

@@ -3,7 +3,6 @@
 #include <CLI/CLI.hpp>
 
 #include <cctype>
-#include <cmath>
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -166,12 +165,12 @@ int main(int argc, char** argv) {
           [](std::string& text) {
             char* end = nullptr;
             const double ns = std::strtod(text.c_str(), &end);
-            const bool ok = !text.empty() && *end == '\0' && std::isfinite(ns) && ns >= 0;
-            return ok ? std::string() : "'" + text + "' is not a number of ns >= 0 (0 sets nothing aside)";
+            const bool ok = !text.empty() && *end == '\0' && ns >= 0 && ns <= cli::bench_max_one_core_below_ns;
+            return ok ? std::string() : "'" + text + "' is not a number of ns from 0 to 1e9 (0 sets nothing aside)";
           },
-          "NS", "ns"))
+          "", "ns"))
       ->type_name("NS")
-      ->default_str("150");
+      ->default_str(std::to_string(static_cast<int>(cli::bench_default_one_core_below_ns)));
   bench->footer(
       "Headline scenarios (without --filter): spsc_8B, spsc_64B (one producer, one consumer), rtt (round trip), "
       "fanout_1to1..3 (one producer, N consumers), persist_append, replay and recover (persistent topics); each "
