@@ -183,11 +183,9 @@ class RingbusRtt {
     if (Result<std::uint64_t> appended = producer.append(bytes_of(value)); !appended) fail(name, appended.message());
   }
   // poll_one: the record decoded once, straight into `record`, with no
-  // Records range. Measured against poll(1) in paired runs of ringbus-bench
-  // --benchmark_filter='rtt/(ringbus|ringbus_nots|atomic_queue|floor)/'
-  // --benchmark_repetitions=3, old and new binaries alternating (45abdfd
-  // against 13dc971): p50 1.23-1.38x atomic_queue (6 runs) against
-  // 1.37-1.47x (5 runs).
+  // Records range: ringbus's leanest read of one record. Against poll(1),
+  // paired runs found ~0.1x of atomic_queue's p50 in one set and no
+  // difference in another: within this host's noise (README, "rtt").
   static std::uint64_t receive(Consumer& consumer) noexcept {
     Record record;
     for (;;) {
