@@ -184,8 +184,8 @@ class RingbusRtt {
   }
   // poll_one: the record decoded once, straight into `record`, with no
   // Records range: ringbus's leanest read of one record. Against poll(1),
-  // paired runs found ~0.1x of atomic_queue's p50 in one set and no
-  // difference in another: within this host's noise (README, "rtt").
+  // paired runs found ~0.1x of atomic_queue's p50 in one set and ~0.02x or
+  // nothing in two others: within this host's noise (README, "rtt").
   static std::uint64_t receive(Consumer& consumer) noexcept {
     Record record;
     for (;;) {
