@@ -37,12 +37,10 @@ struct Cursor {
   std::uint32_t gate_count = 0;
   std::uint64_t gate_limit = 0; // 0: read the gates on the first take
   // take_one_in_place, reading a general-form frame one record at a time:
-  // where record one_skip of the frame at one_pos starts, so that each
-  // record is decoded once (not after skipping all before it). Used only
-  // while pos == one_pos and skip == one_skip: a frame at a position never
-  // changes while the cursor holds it, and positions are never reused.
-  std::uint64_t one_pos = UINT64_MAX;
-  std::uint32_t one_skip = 0;
+  // where the record with offset one_offset starts, so that each record is
+  // decoded once (not after skipping all before it). An offset names one
+  // record for good, and its frame never changes while the cursor holds it.
+  std::uint64_t one_offset = UINT64_MAX;
   const std::byte* one_at = nullptr;
 };
 
@@ -125,79 +123,48 @@ RINGBUS_ALWAYS_INLINE std::uint64_t take_in_place(Cursor& c, std::uint64_t budge
 }
 
 // Block policy, one record, decoded straight into `out` (Consumer::poll_one):
-// the walk of take_in_place for a budget of one, without a Chunk for an
-// iterator to decode again. False, with nothing taken, when no published
-// record is at the cursor.
+// take_in_place for a budget of one, then the record it took read where it
+// lies, without a Records range for an iterator to decode again. False, with
+// nothing taken, when no published record is at the cursor.
 RINGBUS_ALWAYS_INLINE bool take_one_in_place(Cursor& c, Record& out) noexcept {
-  Log& log = *c.log;
-  std::uint64_t p = c.pos;
-  for (;;) {
-    std::uint64_t word0;
-    if (!log.published_word0(p, word0)) break; // (C) pairs with (B), as in take_in_place
-    const std::byte* const f = log.ring_at(p);
-    const std::uint32_t length = word0_length(word0);
-    if (RINGBUS_UNLIKELY(word0_type(word0) != frame_type::data)) {
-      if (length < pad_frame_min_bytes) break; // not a frame: stop, never loop
-      p += length;                             // pad frame: runs to the segment end
-      c.skip = 0;
-      continue;
-    }
-    std::uint32_t count;
-    std::uint64_t base;
-    std::int64_t base_ts;
-    std::memcpy(&count, f + offsetof(FrameHeader, record_count), sizeof count);
-    std::memcpy(&base, f + offsetof(FrameHeader, base_offset), sizeof base);
-    std::memcpy(&base_ts, f + offsetof(FrameHeader, base_timestamp), sizeof base_ts);
-    std::uint32_t skip = c.skip;
-    if (RINGBUS_UNLIKELY(base + skip < c.skip_until)) { // after a seek
-      if (base + count <= c.skip_until) {
-        p = frame_end(p, word0);
-        c.skip = 0;
-        continue;
-      }
-      skip = static_cast<std::uint32_t>(c.skip_until - base);
-    }
-    const std::byte* const body = f + frame_header_bytes;
-    out.topic = log.name();
-    out.offset = base + skip;
-    if (RINGBUS_LIKELY((word0_flags(word0) & frame_flags::packed) != 0)) {
-      const std::uint32_t size = packed_value_bytes(length, count);
-      out.timestamp_ns = base_ts;
-      out.key = ByteView();
-      out.headers = HeadersView();
-      out.value = ByteView(body + std::size_t{skip} * size, size);
-    } else {
-      const std::byte* const end = f + length;
-      const std::byte* at = body;
-      if (skip != 0 && c.one_pos == p && c.one_skip == skip) {
-        at = c.one_at;
-      } else {
-        for (std::uint32_t i = 0; i < skip && at != nullptr; ++i) at = skip_record(at, end);
-      }
-      const std::byte* next = nullptr;
-      if (RINGBUS_LIKELY(at != nullptr)) next = decode_record(at, end, base_ts, out);
-      if (RINGBUS_UNLIKELY(next == nullptr)) { // malformed: an empty record, never a read past the frame
-        out.timestamp_ns = base_ts;
-        out.key = ByteView();
-        out.value = ByteView();
-        out.headers = HeadersView();
-      }
-      c.one_pos = next != nullptr ? p : UINT64_MAX;
-      c.one_skip = skip + 1;
-      c.one_at = next;
-    }
-    c.offset = base + skip + 1;
-    if (skip + 1 == count) {
-      c.pos = frame_end(p, word0);
-      c.skip = 0;
-    } else {
-      c.pos = p;
-      c.skip = skip + 1;
-    }
+  Chunk chunk;
+  if (take_in_place(c, 1, chunk) == 0) return false;
+  const std::byte* const f = chunk.frame; // published: take_in_place's (C) covers it
+  std::uint64_t word0;
+  FrameHeader h;
+  std::memcpy(&word0, f, sizeof word0);
+  std::memcpy(&h, f, sizeof h);
+  const std::uint32_t length = word0_length(word0);
+  const std::uint32_t skip = chunk.first_skip;
+  const std::byte* const body = f + frame_header_bytes;
+  out.topic = c.log->name();
+  out.offset = h.base_offset + skip;
+  if (RINGBUS_LIKELY((word0_flags(word0) & frame_flags::packed) != 0)) {
+    const std::uint32_t size = packed_value_bytes(length, h.record_count);
+    out.timestamp_ns = h.base_timestamp;
+    out.key = ByteView();
+    out.headers = HeadersView();
+    out.value = ByteView(body + std::size_t{skip} * size, size);
     return true;
   }
-  c.pos = p; // past the pads and skipped frames it walked
-  return false;
+  const std::byte* const end = f + length;
+  const std::byte* at = body;
+  if (skip != 0 && c.one_offset == out.offset) {
+    at = c.one_at;
+  } else {
+    for (std::uint32_t i = 0; i < skip && at != nullptr; ++i) at = skip_record(at, end);
+  }
+  const std::byte* next = nullptr;
+  if (RINGBUS_LIKELY(at != nullptr)) next = decode_record(at, end, h.base_timestamp, out);
+  if (RINGBUS_UNLIKELY(next == nullptr)) { // malformed: an empty record, never a read past the frame
+    out.timestamp_ns = h.base_timestamp;
+    out.key = ByteView();
+    out.value = ByteView();
+    out.headers = HeadersView();
+  }
+  c.one_offset = next != nullptr && skip + 1 < h.record_count ? out.offset + 1 : UINT64_MAX;
+  c.one_at = next;
+  return true;
 }
 
 // Overwrite policy: copies the next published run of frames into staging and
