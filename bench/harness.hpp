@@ -167,11 +167,20 @@ void round_trip(benchmark::State& state, const RunConfig& config) {
   SecondThreadReport report;
   const double c2c_before = probe_round_trip_ns(ns_per_tick); // placement.hpp
 
-  std::thread echo([&] {
+  // The echo thread takes what it uses per hop by value into its own locals.
+  // Captured by reference, `impl` and the trip counts are loads from this
+  // thread's stack, redone after every call the compiler cannot see into
+  // (ringbus's poll_one is one, atomic_queue's inlined pop is not): a line
+  // this thread keeps writing, so a cross-core miss on the echo's path per hop
+  // for the rows that make such calls, and not for the others.
+  std::thread echo([echo_impl = impl.get(), warmup = config.rtt_warmup, trips = samples * iterations, &report] {
+    Impl* const echoer = echo_impl;
+    const std::uint64_t warmup_trips = warmup;
+    const std::uint64_t timed_trips = trips;
     pin_this_thread(consumer_cpu);
-    for (std::uint64_t i = 0; i < config.rtt_warmup; ++i) impl->send_pong(impl->receive_ping());
+    for (std::uint64_t i = 0; i < warmup_trips; ++i) echoer->send_pong(echoer->receive_ping());
     const double cpu_start = thread_cpu_seconds();
-    for (std::uint64_t i = 0; i < samples * iterations; ++i) impl->send_pong(impl->receive_ping());
+    for (std::uint64_t i = 0; i < timed_trips; ++i) echoer->send_pong(echoer->receive_ping());
     report.cpu_seconds = thread_cpu_seconds() - cpu_start;
   });
 
