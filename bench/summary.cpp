@@ -466,8 +466,10 @@ std::string setup_section(const SummaryInput& in, int repetitions) {
       << "- rtt: " << c.rtt_samples << " round trips recorded per run after " << c.rtt_warmup
       << " untimed ones; each sample timed with the TSC (" << format("%.4f", in.ns_per_tick)
       << " ns/tick, measured against steady_clock). ringbus: one append per message (topics with "
-         "line_aligned_appends) and poll_one (the next record, decoded into the caller's Record) with zero "
-         "timeout in a spin loop.\n";
+         "line_aligned_appends) and poll_one (the next record, decoded into the caller's Record) waiting by the "
+         "topic's busy_spin strategy; atomic_queue's pop() waits in its own spin loop. The echo thread keeps "
+         "the impl pointer in a local: captured by reference, it was reloaded from the timing thread's stack "
+         "after each opaque call, a cross-core miss per hop for ringbus alone.\n";
   return out.str();
 }
 

@@ -91,6 +91,33 @@ std::uint64_t fill(ConsumerState& s, std::uint64_t max_records) noexcept {
   return max_records - budget;
 }
 
+// The short way's wait (ConsumerState::lone, nothing there, a timeout): a
+// tight loop of a pause and a look at the cursor's next publication word
+// (take), for as long as the strategy spins: busy_spin the whole timeout,
+// backoff and blocking their first spin_steps, yield not at all. The clock and
+// the bus's closed flag are read every 64th round, as poll_general's busy spin
+// reads the clock. A record that arrives is seen one pause later, not one pass
+// of poll_general's loop (check_open, fill, the clock) later. fall_back: the
+// spin is over (or the bus closed) with time left; the general wait goes on.
+enum class Spun { took, timed_out, fall_back };
+
+template <class Take>
+Spun spin_lone(const ConsumerState& s, std::int64_t deadline, Take take) noexcept {
+  const std::uint32_t spins = s.wait == WaitStrategy::busy_spin ? UINT32_MAX
+                              : s.wait == WaitStrategy::yield   ? 0
+                                                                : detail::Waiter::spin_steps;
+  for (std::uint32_t round = 1; round <= spins && round != UINT32_MAX; ++round) {
+    detail::cpu_relax();
+    if (take()) return Spun::took;
+    if ((round & 63) == 0) {
+      if (platform::monotonic_ns() >= deadline) return Spun::timed_out;
+      // acquire: as in check_open; the general path then says closed.
+      if (s.core->closed.load(std::memory_order_acquire)) return Spun::fall_back;
+    }
+  }
+  return Spun::fall_back;
+}
+
 // Blocking strategy: sleep on our doorbell until a producer rings it (after
 // publishing) or the deadline passes. See the diagram in detail/log.hpp.
 void sleep_until_data(ConsumerState& s, std::int64_t deadline) noexcept {
@@ -353,8 +380,26 @@ Result<Records> Consumer::poll(std::size_t max_records, std::chrono::nanoseconds
     if (taken != 0 || timeout.count() <= 0 || max_records == 0) {
       return Records(std::span<const detail::Chunk>(&chunk, 1), taken, std::span<const Gap>());
     }
+    return poll_spin(s, max_records, timeout);
   }
   return poll_general(s, max_records, timeout);
+}
+
+// poll's short way found nothing and may wait: spin_lone, then the general wait.
+RINGBUS_NOINLINE Result<Records> Consumer::poll_spin(ConsumerState* s, std::size_t max_records,
+                                                     std::chrono::nanoseconds timeout) noexcept {
+  Cursor& c = s->cursors.front();
+  detail::Chunk& chunk = s->chunks.front();
+  const std::int64_t deadline = platform::deadline_after(timeout.count());
+  switch (spin_lone(*s, deadline, [&] { return detail::take_in_place(c, max_records, chunk) != 0; })) {
+    case Spun::took:
+    case Spun::timed_out:
+      return Records(std::span<const detail::Chunk>(&chunk, 1), chunk.count, std::span<const Gap>());
+    case Spun::fall_back: break;
+  }
+  // What is left of the timeout; none left: one last look, or closed.
+  const std::int64_t left = std::max<std::int64_t>(deadline - platform::monotonic_ns(), 0);
+  return poll_general(s, max_records, std::chrono::nanoseconds(left));
 }
 
 Status Consumer::poll_one(Record& out, std::chrono::nanoseconds timeout) noexcept {
@@ -365,13 +410,30 @@ Status Consumer::poll_one(Record& out, std::chrono::nanoseconds timeout) noexcep
     release_position(c);
     if (detail::take_one_in_place(c, out)) return {};
     if (timeout.count() <= 0) return Status(Errc::would_block);
+    return poll_one_spin(s, out, timeout);
   }
   return poll_one_general(s, out, timeout);
 }
 
+// poll_one's short way found nothing and may wait: spin_lone, then the general wait.
+RINGBUS_NOINLINE Status Consumer::poll_one_spin(ConsumerState* s, Record& out,
+                                                std::chrono::nanoseconds timeout) noexcept {
+  Cursor& c = s->cursors.front();
+  const std::int64_t deadline = platform::deadline_after(timeout.count());
+  switch (spin_lone(*s, deadline, [&] { return detail::take_one_in_place(c, out); })) {
+    case Spun::took: return {};
+    case Spun::timed_out: return Status(Errc::timed_out);
+    case Spun::fall_back: break;
+  }
+  const std::int64_t left = deadline - platform::monotonic_ns();
+  if (left > 0) return poll_one_general(s, out, std::chrono::nanoseconds(left));
+  Status last = poll_one_general(s, out, std::chrono::nanoseconds::zero()); // a record, or closed
+  return last.code() == Errc::would_block ? Status(Errc::timed_out) : last;
+}
+
 RINGBUS_NOINLINE Status Consumer::poll_one_general(detail::ConsumerState* s, Record& out,
                                                    std::chrono::nanoseconds timeout) noexcept {
-  const std::int64_t deadline = timeout.count() > 0 ? platform::monotonic_ns() + timeout.count() : 0;
+  const std::int64_t deadline = timeout.count() > 0 ? platform::deadline_after(timeout.count()) : 0;
   for (;;) {
     Result<Records> polled = poll_general(s, 1, timeout);
     if (!polled.ok()) return std::move(polled).status();
@@ -408,7 +470,7 @@ RINGBUS_NOINLINE Result<Records> Consumer::poll_general(detail::ConsumerState* s
   if (RINGBUS_UNLIKELY(s->followers)) follow_writers(*s);
   std::uint64_t total = fill(*s, max_records);
   if (total == 0 && timeout.count() > 0 && max_records != 0) {
-    const std::int64_t deadline = platform::monotonic_ns() + timeout.count();
+    const std::int64_t deadline = platform::deadline_after(timeout.count());
     detail::Waiter waiter(s->wait);
     for (std::uint32_t round = 1;; ++round) {
       // blocking: spin and yield a while first (backoff's first phases), so a

@@ -476,7 +476,7 @@ Result<Records> GroupMember::poll(std::size_t max_records, std::chrono::nanoseco
   }
   std::uint64_t total = fill(*s, max_records);
   if (total == 0 && timeout.count() > 0 && max_records != 0) {
-    const std::int64_t deadline = platform::monotonic_ns() + timeout.count();
+    const std::int64_t deadline = platform::deadline_after(timeout.count());
     detail::Waiter waiter(s->wait);
     for (std::uint32_t round = 1;; ++round) {
       if (s->wait == WaitStrategy::blocking && round > detail::Waiter::spin_steps + detail::Waiter::yield_steps) {

@@ -24,6 +24,7 @@
 #endif
 
 #include "detail/bus_core.hpp"
+#include "platform/platform.hpp"
 #include "ringbus/bus.hpp"
 #include "ringbus/detail/config.hpp"
 #include "ringbus/detail/frame.hpp"
@@ -1174,12 +1175,12 @@ Result<std::uint64_t> SharedProducer::Sender::offset_of(Ticket ticket) const noe
 
 Result<std::uint64_t> SharedProducer::Sender::wait_offset(Ticket ticket,
                                                           std::chrono::nanoseconds timeout) const noexcept {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const std::int64_t deadline = platform::deadline_after(timeout.count());
   detail::Waiter waiter(WaitStrategy::backoff);
   for (;;) {
     Result<std::uint64_t> r = offset_of(ticket);
     if (r.code() != Errc::would_block) return r;
-    if (std::chrono::steady_clock::now() >= deadline) {
+    if (platform::monotonic_ns() >= deadline) {
       return Status(Errc::timed_out, "ticket " + std::to_string(ticket.sequence) + " got no offset within " +
                                          std::to_string(timeout.count()) + " ns");
     }

@@ -1160,6 +1160,93 @@ TEST_SUITE("consumer") {
     }
   }
 
+  // One subscription, nothing there, a timeout: poll and poll_one spin on the
+  // next publication word first (busy_spin for the whole timeout), then wait
+  // the strategy's way. Each of them, under each strategy, must still time out,
+  // hand over a record that comes during the wait, and see the bus close.
+  TEST_CASE("poll_and_poll_one_under_every_strategy_time_out_take_a_record_that_comes_and_see_the_bus_close") {
+    for (WaitStrategy wait :
+         {WaitStrategy::busy_spin, WaitStrategy::yield, WaitStrategy::backoff, WaitStrategy::blocking}) {
+      CAPTURE(ringbus::to_string(wait));
+      Bus bus;
+      REQUIRE(bus.create_topic("t", waiting(wait)).ok());
+      auto p = bus.producer("t").value();
+      auto c = bus.consumer("t").value();
+      Record record;
+      record.offset = 77; // written only when a record comes
+      const auto timeout = std::chrono::milliseconds(5);
+      auto start = std::chrono::steady_clock::now();
+      CHECK(c.poll_one(record, timeout).code() == Errc::timed_out);
+      CHECK(std::chrono::steady_clock::now() - start >= timeout);
+      CHECK(record.offset == 77);
+      start = std::chrono::steady_clock::now();
+      Result<Records> none = c.poll(SIZE_MAX, timeout);
+      REQUIRE(none.ok());
+      CHECK(none->empty());
+      CHECK(std::chrono::steady_clock::now() - start >= timeout);
+
+      for (int round = 0; round < 2; ++round) {
+        std::thread writer([&p, round] {
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+          REQUIRE(p.append(ByteView(round == 0 ? "first" : "second")).ok());
+        });
+        if (round == 0) {
+          const Status got = c.poll_one(record, std::chrono::seconds(30));
+          writer.join();
+          REQUIRE_MESSAGE(got.ok(), got.message());
+          CHECK(record.offset == 0);
+          CHECK(str(record.value) == "first");
+        } else {
+          Result<Records> got = c.poll(SIZE_MAX, std::chrono::seconds(30));
+          writer.join();
+          REQUIRE_MESSAGE(got.ok(), got.message());
+          const std::vector<OwnedRecord> owned = ringbus::test::own_all(*got);
+          REQUIRE(owned.size() == 1);
+          CHECK(owned[0].offset == 1);
+          CHECK(owned[0].value == "second");
+        }
+      }
+
+      std::thread closer([&bus] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        bus.close();
+      });
+      const Status one = c.poll_one(record, std::chrono::seconds(30));
+      closer.join();
+      CHECK(one.code() == Errc::closed);
+      CHECK(c.poll(SIZE_MAX, std::chrono::seconds(30)).code() == Errc::closed);
+      CHECK(record.offset == 0);
+    }
+  }
+
+  // nanoseconds::max() means wait: the deadline saturates instead of
+  // overflowing into the past (which timed out at once).
+  TEST_CASE("poll_and_poll_one_with_the_longest_timeout_wait_for_the_record") {
+    for (WaitStrategy wait : {WaitStrategy::busy_spin, WaitStrategy::backoff, WaitStrategy::blocking}) {
+      CAPTURE(ringbus::to_string(wait));
+      Bus bus;
+      REQUIRE(bus.create_topic("t", waiting(wait)).ok());
+      auto p = bus.producer("t").value();
+      auto c = bus.consumer("t").value();
+      std::thread writer([&p] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        REQUIRE(p.append(ByteView("a")).ok());
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        REQUIRE(p.append(ByteView("b")).ok());
+      });
+      Record record;
+      const Status one = c.poll_one(record, std::chrono::nanoseconds::max());
+      CHECK_MESSAGE(one.ok(), one.message());
+      CHECK(str(record.value) == "a");
+      Result<Records> two = c.poll(SIZE_MAX, std::chrono::nanoseconds::max());
+      writer.join();
+      REQUIRE_MESSAGE(two.ok(), two.message());
+      const std::vector<OwnedRecord> owned = ringbus::test::own_all(*two);
+      REQUIRE(owned.size() == 1);
+      CHECK(owned[0].value == "b");
+    }
+  }
+
   TEST_CASE("blocking_consumer_waits_on_several_blocking_topics") {
     Bus bus;
     REQUIRE(bus.create_topic("a", waiting(WaitStrategy::blocking)).ok());

@@ -141,6 +141,23 @@ TEST_SUITE("group") {
     CHECK(offsets_of(poll_member(a)) == range(8, 12));
   }
 
+  // nanoseconds::max() means wait: the deadline saturates instead of
+  // overflowing into the past (which returned at once, empty).
+  TEST_CASE("a_member_poll_with_the_longest_timeout_waits_for_the_record") {
+    GroupTopic t;
+    GroupMember m = t.bus.group_member("g", "t").value();
+    std::thread writer([&t] {
+      std::this_thread::sleep_for(20ms);
+      REQUIRE(t.producer.append(ringbus::ByteView("late")).ok());
+    });
+    Result<Records> r = m.poll(SIZE_MAX, std::chrono::nanoseconds::max());
+    writer.join();
+    REQUIRE_MESSAGE(r.ok(), r.message());
+    const std::vector<OwnedRecord> got = own_all(*r);
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].value == "late");
+  }
+
   TEST_CASE("a_poll_acknowledges_the_previous_one_and_the_group_position_follows") {
     GroupTopic t;
     append_numbered(t.producer, 20);

@@ -240,6 +240,23 @@ TEST_SUITE("shared_producer") {
     CHECK(sender.offset_of(Ticket{got - 1}).value() == got - 1);
   }
 
+  // nanoseconds::max() means wait: the deadline saturates instead of
+  // overflowing into the past (which timed out at once).
+  TEST_CASE("wait_offset_with_the_longest_timeout_waits_for_the_pump") {
+    Fixture f;
+    SharedProducer::Sender sender = f.shared.sender().value();
+    const Ticket t = sender.send("v").value();
+    CHECK(sender.offset_of(t).code() == Errc::would_block); // caller mode: nothing before a pump
+    std::thread pumper([&f] {
+      std::this_thread::sleep_for(20ms);
+      REQUIRE(f.shared.pump().ok());
+    });
+    const Result<std::uint64_t> offset = sender.wait_offset(t, std::chrono::nanoseconds::max());
+    pumper.join();
+    REQUIRE_MESSAGE(offset.ok(), offset.message());
+    CHECK(*offset == 0);
+  }
+
   TEST_CASE("thread_mode_sequences_without_pump_and_tells_each_sender_its_offset") {
     SharedProducerOptions options;
     options.idle_wait = ringbus::WaitStrategy::yield;

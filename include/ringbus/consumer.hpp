@@ -34,9 +34,12 @@ class Consumer {
   // each poll starts one topic later and first gives every topic
   // max(1, max_records / topics), then what is left in the same order. Waits up
   // to timeout (by the wait strategy) when nothing is there; zero means no
-  // wait. Records from the previous poll become invalid (so do they on
-  // subscribe/unsubscribe). From an overwrite topic a poll returns at most one
-  // segment's worth of records (what it copied and validated at once).
+  // wait, nanoseconds::max() waits for good. With one block-policy topic the
+  // spinning part of the wait (busy_spin: all of it) looks at nothing but the
+  // next publication word between pauses. Records from the previous poll
+  // become invalid (so do they on subscribe/unsubscribe). From an overwrite
+  // topic a poll returns at most one segment's worth of records (what it
+  // copied and validated at once).
   Result<Records> poll(std::size_t max_records = SIZE_MAX,
                        std::chrono::nanoseconds timeout = std::chrono::nanoseconds::zero()) noexcept;
 
@@ -102,6 +105,10 @@ class Consumer {
   static Result<Records> poll_general(detail::ConsumerState* s, std::size_t max_records,
                                       std::chrono::nanoseconds timeout) noexcept;
   static Status poll_one_general(detail::ConsumerState* s, Record& out, std::chrono::nanoseconds timeout) noexcept;
+  // The one-subscription short ways' wait: a tight spin, then the general wait.
+  static Result<Records> poll_spin(detail::ConsumerState* s, std::size_t max_records,
+                                   std::chrono::nanoseconds timeout) noexcept;
+  static Status poll_one_spin(detail::ConsumerState* s, Record& out, std::chrono::nanoseconds timeout) noexcept;
   detail::ConsumerState* state_ = nullptr;
 };
 

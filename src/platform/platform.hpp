@@ -27,6 +27,12 @@ void yield() noexcept;
 void sleep_ns(std::int64_t ns) noexcept;
 // Monotonic clock in ns (vDSO).
 std::int64_t monotonic_ns() noexcept;
+// monotonic_ns() + timeout_ns, saturating: a timeout as long as
+// nanoseconds::max() waits that long instead of overflowing into the past.
+inline std::int64_t deadline_after(std::int64_t timeout_ns) noexcept {
+  const std::int64_t now = monotonic_ns();
+  return timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
+}
 // Whether the kernel keeps time with the CPU's time-stamp counter (the
 // current clocksource in sysfs is "tsc"); false when it cannot tell.
 bool kernel_clocksource_is_tsc() noexcept;
