@@ -88,19 +88,28 @@ void group_throughput(benchmark::State& state, const RunConfig& config, std::siz
     double cpu_seconds = 0;
   };
   auto progress = std::make_unique<Progress[]>(consumers);
-  std::atomic<bool> done{false};
+  // On a line of its own, not on this thread's stack (which it keeps writing):
+  // every consumer reads it once per consume_some.
+  struct alignas(128) Done {
+    std::atomic<bool> flag{false};
+  };
+  auto done = std::make_unique<Done>();
 
   std::vector<std::thread> threads;
   threads.reserve(consumers);
   for (std::size_t c = 0; c < consumers; ++c) {
-    threads.emplace_back([&, c] {
+    // What it uses per call by value into locals, as the rtt echo thread
+    // (harness.hpp): by reference they are reloads from this thread's stack.
+    threads.emplace_back([&, c, member_impl = impl.get(), stop = done.get()] {
+      Impl* const member = member_impl;
+      const Done* const finished = stop;
       pin_this_thread(fanout_consumer_cpu(c, config.cpus));
       Progress& mine = progress[c];
       GroupVerifier verifier; // on this thread's stack
       const double cpu_start = thread_cpu_seconds();
       std::uint64_t taken = 0;
-      while (!done.load(std::memory_order_acquire)) { // pairs with the producer's release at the end
-        const std::uint64_t n = impl->consume_some(c, verifier);
+      while (!finished->flag.load(std::memory_order_acquire)) { // pairs with the producer's release at the end
+        const std::uint64_t n = member->consume_some(c, verifier);
         if (n == 0) {
           std::this_thread::yield();
           continue;
@@ -138,7 +147,7 @@ void group_throughput(benchmark::State& state, const RunConfig& config, std::siz
   }
   const double wall = std::chrono::duration<double>(clock::now() - wall_start).count();
   double cpu = thread_cpu_seconds() - cpu_start;
-  done.store(true, std::memory_order_release);
+  done->flag.store(true, std::memory_order_release);
   for (std::thread& t : threads) t.join();
 
   std::uint64_t count = 0;
