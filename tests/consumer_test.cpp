@@ -706,6 +706,48 @@ TEST_SUITE("consumer") {
     CHECK(offset == 20);
   }
 
+  // Single-record packed frames (append of a value) are poll_one's short
+  // read; a seek or a seek_to_time to one of them, and frames of several
+  // records or of the general form between them, must still come out right.
+  TEST_CASE("poll_one_after_a_seek_among_single_record_frames_starts_at_that_record") {
+    struct {
+      Bus bus;
+      Producer producer;
+      Consumer consumer;
+    } t;
+    REQUIRE(t.bus.create_topic("t", small_ring(16)).ok()); // holds all 300
+    t.producer = t.bus.producer("t").value();
+    t.consumer = t.bus.consumer("t").value();
+    std::vector<std::string> values;
+    for (std::uint64_t i = 0; i < 300; ++i) values.push_back(value_for(i, 1 + (i * 13) % 40));
+    for (std::uint64_t i = 0; i < 300; ++i) {
+      if (i % 50 == 7) {
+        REQUIRE(t.producer.append(msg("k", values[i], static_cast<std::int64_t>(1000 + i))).ok()); // general form
+      } else {
+        REQUIRE(t.producer.append(msg("", values[i], static_cast<std::int64_t>(1000 + i))).ok()); // packed
+      }
+    }
+    for (std::uint64_t target : {0, 1, 7, 8, 63, 64, 65, 150, 299}) {
+      CAPTURE(target);
+      REQUIRE(t.consumer.seek("t", target).ok());
+      for (std::uint64_t offset = target; offset < std::min<std::uint64_t>(target + 70, 300); ++offset) {
+        const std::optional<OwnedRecord> r = poll_one_owned(t.consumer);
+        REQUIRE(r.has_value());
+        CHECK(r->offset == offset);
+        CHECK(r->value == values[offset]);
+        CHECK(r->timestamp_ns == static_cast<std::int64_t>(1000 + offset));
+      }
+    }
+    REQUIRE(t.consumer.seek_to_time("t", 1000 + 200).ok());
+    const std::optional<OwnedRecord> at = poll_one_owned(t.consumer);
+    REQUIRE(at.has_value());
+    CHECK(at->offset == 200);
+    REQUIRE(t.consumer.seek("t", 299).ok());
+    REQUIRE(poll_one_owned(t.consumer).has_value());
+    CHECK_FALSE(poll_one_owned(t.consumer).has_value());
+    CHECK(t.consumer.position("t").value() == 300);
+  }
+
   TEST_CASE("poll_one_waits_up_to_its_timeout_and_returns_a_record_appended_meanwhile") {
     Bus bus;
     REQUIRE(bus.create_topic("t", waiting(WaitStrategy::backoff)).ok());
