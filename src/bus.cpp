@@ -174,10 +174,7 @@ Result<Bus> Bus::open(std::string_view directory, const BusOptions& options) {
   disk->path = std::string(directory);
   disk->read_only = options.read_only;
   if (disk->path.empty()) return Status(Errc::invalid_argument, "bus directory path is empty");
-  if (options.stats_interval.count() < 0) {
-    return Status(Errc::invalid_argument,
-                  "stats_interval " + std::to_string(options.stats_interval.count()) + " ms is negative");
-  }
+  if (Status st = validate_interval("stats_interval", options.stats_interval); !st.ok()) return st;
   disk->stats_interval_ns = std::chrono::nanoseconds(options.stats_interval).count();
   if (!options.read_only) {
     if (Status st = platform::make_directory(disk->path); !st.ok()) return st;
@@ -424,10 +421,7 @@ Result<Consumer> Bus::consumer(const ConsumerOptions& options) {
     if (Status st = validate_consumer_name(options.name); !st.ok()) return st;
   }
   // Checked before the state exists: nothing owns it until Consumer(state).
-  if (options.auto_commit_interval.count() < 0) {
-    return Status(Errc::invalid_argument,
-                  "auto_commit_interval " + std::to_string(options.auto_commit_interval.count()) + " ms is negative");
-  }
+  if (Status st = validate_interval("auto_commit_interval", options.auto_commit_interval); !st.ok()) return st;
   if (options.auto_commit_interval.count() > 0 && options.name.empty()) {
     return Status(Errc::invalid_argument, "auto_commit_interval needs a named consumer (ConsumerOptions::name)");
   }

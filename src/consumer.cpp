@@ -94,28 +94,45 @@ std::uint64_t fill(ConsumerState& s, std::uint64_t max_records) noexcept {
 // The short way's wait (ConsumerState::lone, nothing there, a timeout): a
 // tight loop of a pause and a look at the cursor's next publication word
 // (take), for as long as the strategy spins: busy_spin the whole timeout,
-// backoff and blocking their first spin_steps, yield not at all. The clock and
-// the bus's closed flag are read every 64th round, as poll_general's busy spin
-// reads the clock. A record that arrives is seen one pause later, not one pass
-// of poll_general's loop (check_open, fill, the clock) later. fall_back: the
-// spin is over (or the bus closed) with time left; the general wait goes on.
-enum class Spun { took, timed_out, fall_back };
+// backoff and blocking their first spin_steps pauses (the general wait then
+// goes on from there: yields, then sleeps), yield not at all. The bus's
+// closed flag and the clock are read every 64th round; the clock first at
+// the 64th, which sets the deadline there (the wait lasts at least the
+// timeout), so a record that comes sooner costs no clock read. It is seen
+// one pause after it is published, not one pass of poll_general's loop
+// (check_open, fill, the clock) later.
+enum class Spun {
+  took,
+  timed_out,
+  fall_back, // the spin is over, or the bus closed: the general wait goes on
+};
+struct SpinEnd {
+  Spun how;
+  std::uint32_t rounds;  // pauses made (fall_back)
+  std::int64_t deadline; // when the wait ends, in monotonic ns (fall_back)
+};
 
 template <class Take>
-Spun spin_lone(const ConsumerState& s, std::int64_t deadline, Take take) noexcept {
-  const std::uint32_t spins = s.wait == WaitStrategy::busy_spin ? UINT32_MAX
-                              : s.wait == WaitStrategy::yield   ? 0
-                                                                : detail::Waiter::spin_steps;
-  for (std::uint32_t round = 1; round <= spins && round != UINT32_MAX; ++round) {
+SpinEnd spin_lone(const ConsumerState& s, std::int64_t timeout_ns, Take take) noexcept {
+  const bool until_deadline = s.wait == WaitStrategy::busy_spin;
+  const std::uint32_t spins = s.wait == WaitStrategy::yield ? 0 : detail::Waiter::spin_steps;
+  std::int64_t deadline = 0; // not read yet
+  std::uint32_t round = 1;
+  for (; until_deadline || round <= spins; ++round) {
     detail::cpu_relax();
-    if (take()) return Spun::took;
+    if (take()) return {Spun::took, round, deadline};
     if ((round & 63) == 0) {
-      if (platform::monotonic_ns() >= deadline) return Spun::timed_out;
+      if (deadline == 0) {
+        deadline = platform::deadline_after(timeout_ns);
+      } else if (platform::monotonic_ns() >= deadline) {
+        return {Spun::timed_out, round, deadline};
+      }
       // acquire: as in check_open; the general path then says closed.
-      if (s.core->closed.load(std::memory_order_acquire)) return Spun::fall_back;
+      if (s.core->closed.load(std::memory_order_acquire)) break;
+      if (round == 1U << 31) round = 0; // busy_spin's count wraps here, still a multiple of 64
     }
   }
-  return Spun::fall_back;
+  return {Spun::fall_back, std::min(round, spins), deadline != 0 ? deadline : platform::deadline_after(timeout_ns)};
 }
 
 // Blocking strategy: sleep on our doorbell until a producer rings it (after
@@ -390,16 +407,13 @@ RINGBUS_NOINLINE Result<Records> Consumer::poll_spin(ConsumerState* s, std::size
                                                      std::chrono::nanoseconds timeout) noexcept {
   Cursor& c = s->cursors.front();
   detail::Chunk& chunk = s->chunks.front();
-  const std::int64_t deadline = platform::deadline_after(timeout.count());
-  switch (spin_lone(*s, deadline, [&] { return detail::take_in_place(c, max_records, chunk) != 0; })) {
-    case Spun::took:
-    case Spun::timed_out:
-      return Records(std::span<const detail::Chunk>(&chunk, 1), chunk.count, std::span<const Gap>());
-    case Spun::fall_back: break;
+  const SpinEnd end = spin_lone(*s, timeout.count(), [&] { return detail::take_in_place(c, max_records, chunk) != 0; });
+  if (end.how != Spun::fall_back) {
+    return Records(std::span<const detail::Chunk>(&chunk, 1), chunk.count, std::span<const Gap>());
   }
   // What is left of the timeout; none left: one last look, or closed.
-  const std::int64_t left = std::max<std::int64_t>(deadline - platform::monotonic_ns(), 0);
-  return poll_general(s, max_records, std::chrono::nanoseconds(left));
+  const std::int64_t left = std::max<std::int64_t>(end.deadline - platform::monotonic_ns(), 0);
+  return poll_general(s, max_records, std::chrono::nanoseconds(left), end.rounds);
 }
 
 Status Consumer::poll_one(Record& out, std::chrono::nanoseconds timeout) noexcept {
@@ -419,23 +433,24 @@ Status Consumer::poll_one(Record& out, std::chrono::nanoseconds timeout) noexcep
 RINGBUS_NOINLINE Status Consumer::poll_one_spin(ConsumerState* s, Record& out,
                                                 std::chrono::nanoseconds timeout) noexcept {
   Cursor& c = s->cursors.front();
-  const std::int64_t deadline = platform::deadline_after(timeout.count());
-  switch (spin_lone(*s, deadline, [&] { return detail::take_one_in_place(c, out); })) {
+  const SpinEnd end = spin_lone(*s, timeout.count(), [&] { return detail::take_one_in_place(c, out); });
+  switch (end.how) {
     case Spun::took: return {};
     case Spun::timed_out: return Status(Errc::timed_out);
     case Spun::fall_back: break;
   }
-  const std::int64_t left = deadline - platform::monotonic_ns();
-  if (left > 0) return poll_one_general(s, out, std::chrono::nanoseconds(left));
+  const std::int64_t left = end.deadline - platform::monotonic_ns();
+  if (left > 0) return poll_one_general(s, out, std::chrono::nanoseconds(left), end.rounds);
   Status last = poll_one_general(s, out, std::chrono::nanoseconds::zero()); // a record, or closed
   return last.code() == Errc::would_block ? Status(Errc::timed_out) : last;
 }
 
 RINGBUS_NOINLINE Status Consumer::poll_one_general(detail::ConsumerState* s, Record& out,
-                                                   std::chrono::nanoseconds timeout) noexcept {
+                                                   std::chrono::nanoseconds timeout, std::uint32_t spun) noexcept {
   const std::int64_t deadline = timeout.count() > 0 ? platform::deadline_after(timeout.count()) : 0;
   for (;;) {
-    Result<Records> polled = poll_general(s, 1, timeout);
+    Result<Records> polled = poll_general(s, 1, timeout, spun);
+    spun = 0;
     if (!polled.ok()) return std::move(polled).status();
     if (!polled->empty()) {
       const Records::iterator first = polled->begin();
@@ -453,7 +468,7 @@ RINGBUS_NOINLINE Status Consumer::poll_one_general(detail::ConsumerState* s, Rec
 
 // Out of line, so that the short way above saves no registers it does not use.
 RINGBUS_NOINLINE Result<Records> Consumer::poll_general(detail::ConsumerState* s, std::size_t max_records,
-                                                        std::chrono::nanoseconds timeout) noexcept {
+                                                        std::chrono::nanoseconds timeout, std::uint32_t spun) noexcept {
   if (Status st = check_open(s); RINGBUS_UNLIKELY(!st.ok())) return st;
   if (RINGBUS_UNLIKELY(s->cursors.empty())) {
     return Status(Errc::not_subscribed, "consumer has no subscriptions: subscribe() to a topic first");
@@ -471,8 +486,10 @@ RINGBUS_NOINLINE Result<Records> Consumer::poll_general(detail::ConsumerState* s
   std::uint64_t total = fill(*s, max_records);
   if (total == 0 && timeout.count() > 0 && max_records != 0) {
     const std::int64_t deadline = platform::deadline_after(timeout.count());
-    detail::Waiter waiter(s->wait);
-    for (std::uint32_t round = 1;; ++round) {
+    // spun: pauses already made by the short way's spin (spin_lone); the
+    // strategy goes on from there.
+    detail::Waiter waiter(s->wait, spun);
+    for (std::uint32_t round = spun + 1;; ++round) {
       // blocking: spin and yield a while first (backoff's first phases), so a
       // consumer that keeps up does not cost its producer a futex wake per publish.
       if (s->wait == WaitStrategy::blocking && round > detail::Waiter::spin_steps + detail::Waiter::yield_steps) {

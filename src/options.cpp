@@ -49,9 +49,7 @@ Status TopicOptions::validate() const {
   if (durability == Durability::interval && flush_interval.count() <= 0 && flush_bytes == 0) {
     return bad("durability interval needs flush_interval > 0 ms or flush_bytes > 0 (both are 0)");
   }
-  if (flush_interval.count() < 0) {
-    return bad("flush_interval " + std::to_string(flush_interval.count()) + " ms is negative");
-  }
+  if (Status st = validate_interval("flush_interval", flush_interval); !st.ok()) return st;
   if (retention.max_age.count() < 0) {
     return bad("retention.max_age " + std::to_string(retention.max_age.count()) + " ns is negative");
   }
@@ -85,11 +83,18 @@ Status validate_topic_name(std::string_view name) { return validate_name("topic"
 Status validate_consumer_name(std::string_view name) { return validate_name("consumer", name); }
 Status validate_group_name(std::string_view name) { return validate_name("group", name); }
 
+Status validate_interval(std::string_view name, std::chrono::milliseconds interval) {
+  const std::string what = std::string(name) + " " + std::to_string(interval.count()) + " ms";
+  if (interval.count() < 0) return bad(what + " is negative");
+  if (interval > limits::max_interval) {
+    return bad(what + " exceeds the limit of " + std::to_string(limits::max_interval.count()) + " ms (366 days)");
+  }
+  return {};
+}
+
 Status GroupOptions::validate() const {
   if (max_claim_records == 0) return bad("max_claim_records 0 must be at least 1");
-  if (auto_commit_interval.count() < 0) {
-    return bad("auto_commit_interval " + std::to_string(auto_commit_interval.count()) + " ms is negative");
-  }
+  if (Status st = validate_interval("auto_commit_interval", auto_commit_interval); !st.ok()) return st;
   if (static_cast<unsigned>(start) > static_cast<unsigned>(StartPosition::latest)) {
     return bad("start position " + std::to_string(static_cast<unsigned>(start)) + " is not earliest or latest");
   }

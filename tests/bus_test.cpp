@@ -213,6 +213,11 @@ TEST_SUITE("bus") {
     auto b = bus.consumer(unnamed);
     CHECK(b.code() == Errc::invalid_argument);
     CHECK(contains(b.message(), "needs a named consumer"));
+    ConsumerOptions forever = negative;
+    forever.auto_commit_interval = std::chrono::milliseconds::max();
+    auto c = bus.consumer(forever);
+    CHECK(c.code() == Errc::invalid_argument);
+    CHECK(contains(c.message(), "auto_commit_interval 9223372036854775807 ms exceeds the limit"));
     CHECK(ringbus::detail::heap_allocation_count() == before);
   }
 

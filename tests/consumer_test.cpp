@@ -1249,6 +1249,7 @@ TEST_SUITE("consumer") {
         }
       }
 
+      // The bus closing while each of them waits (a bus each).
       std::thread closer([&bus] {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
         bus.close();
@@ -1256,15 +1257,25 @@ TEST_SUITE("consumer") {
       const Status one = c.poll_one(record, std::chrono::seconds(30));
       closer.join();
       CHECK(one.code() == Errc::closed);
-      CHECK(c.poll(SIZE_MAX, std::chrono::seconds(30)).code() == Errc::closed);
       CHECK(record.offset == 0);
+      Bus other;
+      REQUIRE(other.create_topic("t", waiting(wait)).ok());
+      auto waiting_poll = other.consumer("t").value();
+      std::thread other_closer([&other] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        other.close();
+      });
+      const Result<Records> polled = waiting_poll.poll(SIZE_MAX, std::chrono::seconds(30));
+      other_closer.join();
+      CHECK(polled.code() == Errc::closed);
     }
   }
 
   // nanoseconds::max() means wait: the deadline saturates instead of
   // overflowing into the past (which timed out at once).
   TEST_CASE("poll_and_poll_one_with_the_longest_timeout_wait_for_the_record") {
-    for (WaitStrategy wait : {WaitStrategy::busy_spin, WaitStrategy::backoff, WaitStrategy::blocking}) {
+    for (WaitStrategy wait :
+         {WaitStrategy::busy_spin, WaitStrategy::yield, WaitStrategy::backoff, WaitStrategy::blocking}) {
       CAPTURE(ringbus::to_string(wait));
       Bus bus;
       REQUIRE(bus.create_topic("t", waiting(wait)).ok());
@@ -1286,6 +1297,24 @@ TEST_SUITE("consumer") {
       const std::vector<OwnedRecord> owned = ringbus::test::own_all(*two);
       REQUIRE(owned.size() == 1);
       CHECK(owned[0].value == "b");
+
+      // Two subscriptions: the general wait alone.
+      REQUIRE(bus.create_topic("u", waiting(wait)).ok());
+      auto pu = bus.producer("u").value();
+      ConsumerOptions both;
+      both.topics = {"t", "u"};
+      both.start = StartPosition::latest;
+      auto c2 = bus.consumer(both).value();
+      std::thread later([&pu] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        REQUIRE(pu.append(ByteView("u")).ok());
+      });
+      Result<Records> three = c2.poll(SIZE_MAX, std::chrono::nanoseconds::max());
+      later.join();
+      REQUIRE_MESSAGE(three.ok(), three.message());
+      const std::vector<OwnedRecord> from_u = ringbus::test::own_all(*three);
+      REQUIRE(from_u.size() == 1);
+      CHECK(from_u[0].topic == "u");
     }
   }
 

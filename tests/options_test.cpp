@@ -1,5 +1,6 @@
 // TopicOptions::validate and validate_topic_name: every limit, with an error
 // that names the field, its value and the limit.
+#include <chrono>
 #include <string>
 
 #include "ringbus/options.hpp"
@@ -25,6 +26,26 @@ TopicOptions with_segments(std::size_t bytes, std::size_t count) {
 } // namespace
 
 TEST_SUITE("options") {
+  // Up to 366 days; longer ones would overflow on their way to nanoseconds.
+  TEST_CASE("interval_options_longer_than_366_days_are_refused_naming_the_option_and_the_limit") {
+    CHECK(ringbus::validate_interval("x", std::chrono::milliseconds(0)).ok());
+    CHECK(ringbus::validate_interval("x", limits::max_interval).ok());
+    const Status longer =
+        ringbus::validate_interval("stats_interval", limits::max_interval + std::chrono::milliseconds(1));
+    CHECK(longer.code() == Errc::invalid_argument);
+    CHECK(contains(longer.message(), "stats_interval 31622400001 ms exceeds the limit of 31622400000 ms"));
+    CHECK(contains(ringbus::validate_interval("y", std::chrono::milliseconds(-1)).message(), "y -1 ms is negative"));
+
+    TopicOptions topic;
+    topic.flush_interval = std::chrono::milliseconds::max();
+    const Status flush = topic.validate();
+    CHECK(flush.code() == Errc::invalid_argument);
+    CHECK(contains(flush.message(), "flush_interval 9223372036854775807 ms exceeds the limit"));
+    ringbus::GroupOptions group;
+    group.auto_commit_interval = std::chrono::milliseconds::max();
+    CHECK(contains(group.validate().message(), "auto_commit_interval 9223372036854775807 ms exceeds the limit"));
+  }
+
   TEST_CASE("default_topic_options_are_valid") {
     const TopicOptions o;
     CHECK(o.validate().ok());

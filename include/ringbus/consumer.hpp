@@ -34,9 +34,10 @@ class Consumer {
   // each poll starts one topic later and first gives every topic
   // max(1, max_records / topics), then what is left in the same order. Waits up
   // to timeout (by the wait strategy) when nothing is there; zero means no
-  // wait, nanoseconds::max() waits for good. With one block-policy topic the
-  // spinning part of the wait (busy_spin: all of it) looks at nothing but the
-  // next publication word between pauses. Records from the previous poll
+  // wait, nanoseconds::max() waits for good. With one block-policy topic (no
+  // auto-commit, no `after`, not a follower) the spinning part of the wait
+  // (busy_spin: all of it) looks at the next publication word between pauses,
+  // and every 64th pause at the clock and the bus's closed flag. Records from the previous poll
   // become invalid (so do they on subscribe/unsubscribe). From an overwrite
   // topic a poll returns at most one segment's worth of records (what it
   // copied and validated at once).
@@ -101,10 +102,13 @@ class Consumer {
  private:
   friend class Bus;
   explicit Consumer(detail::ConsumerState* state) noexcept : state_(state) {}
-  // poll's every case but one block-policy subscription with data or no wait.
+  // poll's every case but the short way's (one block-policy subscription:
+  // ConsumerState::lone) with data or no wait, and the rest of the short
+  // way's wait after its spin (spun: the pauses it made).
   static Result<Records> poll_general(detail::ConsumerState* s, std::size_t max_records,
-                                      std::chrono::nanoseconds timeout) noexcept;
-  static Status poll_one_general(detail::ConsumerState* s, Record& out, std::chrono::nanoseconds timeout) noexcept;
+                                      std::chrono::nanoseconds timeout, std::uint32_t spun = 0) noexcept;
+  static Status poll_one_general(detail::ConsumerState* s, Record& out, std::chrono::nanoseconds timeout,
+                                 std::uint32_t spun = 0) noexcept;
   // The one-subscription short ways' wait: a tight spin, then the general wait.
   static Result<Records> poll_spin(detail::ConsumerState* s, std::size_t max_records,
                                    std::chrono::nanoseconds timeout) noexcept;

@@ -61,7 +61,8 @@ class GroupMember {
   // records this member now owns: first the rest of frames it claimed before,
   // else records a departed member left, else newly claimed frames (at most
   // GroupOptions::max_claim_records records' worth, whole frames). Waits up
-  // to timeout (by the wait strategy) when there is nothing; zero: no wait.
+  // to timeout (by the wait strategy) when there is nothing; zero: no wait,
+  // nanoseconds::max() waits for good.
   Result<Records> poll(std::size_t max_records = SIZE_MAX,
                        std::chrono::nanoseconds timeout = std::chrono::nanoseconds::zero()) noexcept;
 

@@ -183,6 +183,10 @@ inline constexpr std::size_t max_consumers = 4096;
 inline constexpr std::size_t max_headers = 65535;
 inline constexpr std::size_t max_group_members = 64;     // open or awaiting hand-over, per group and topic
 inline constexpr std::size_t max_committed_topics = 256; // topics one named consumer can commit offsets of
+// Longest interval option (flush_interval, stats_interval,
+// auto_commit_interval): 366 days. Longer ones would overflow on their way
+// to nanoseconds (a milliseconds::max() became -1 ms: act at every chance).
+inline constexpr std::chrono::milliseconds max_interval{366LL * 24 * 3600 * 1000};
 } // namespace limits
 
 // Checks a topic name: 1..255 bytes, no '/', no NUL, not "." or "..", no "..".
@@ -190,6 +194,8 @@ inline constexpr std::size_t max_committed_topics = 256; // topics one named con
 // The same rules for a consumer's or a group's name; the error says which.
 [[nodiscard]] Status validate_consumer_name(std::string_view name);
 [[nodiscard]] Status validate_group_name(std::string_view name);
+// Checks an interval option named `name`: 0 to limits::max_interval.
+[[nodiscard]] Status validate_interval(std::string_view name, std::chrono::milliseconds interval);
 
 std::string_view to_string(OverflowPolicy p) noexcept;
 std::string_view to_string(WaitStrategy w) noexcept;

@@ -222,8 +222,8 @@ class SharedProducer {
     // in the log yet; Errc::invalid_argument for a ticket this Sender's slot
     // never issued or one older than offset_window() records.
     [[nodiscard]] Result<std::uint64_t> offset_of(Ticket ticket) const noexcept;
-    // offset_of, waiting (backoff) up to timeout for the sequencer;
-    // Errc::timed_out when it did not come.
+    // offset_of, waiting (backoff) up to timeout for the sequencer
+    // (nanoseconds::max(): for good); Errc::timed_out when it did not come.
     [[nodiscard]] Result<std::uint64_t> wait_offset(Ticket ticket, std::chrono::nanoseconds timeout) const noexcept;
     // How many of its newest tickets a Sender can still resolve.
     [[nodiscard]] std::uint64_t offset_window() const noexcept;

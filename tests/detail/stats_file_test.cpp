@@ -72,6 +72,15 @@ TEST_SUITE("stats_file") {
     CHECK(must_read(dir, "t").closed);
   }
 
+  TEST_CASE("a_stats_interval_longer_than_366_days_is_refused_and_the_bus_not_opened") {
+    TempBusDir dir;
+    BusOptions options;
+    options.stats_interval = std::chrono::milliseconds::max();
+    Result<Bus> bus = Bus::open(dir.path(), options);
+    CHECK(bus.code() == Errc::invalid_argument);
+    CHECK(ringbus::test::contains(bus.message(), "stats_interval 9223372036854775807 ms exceeds the limit"));
+  }
+
   TEST_CASE("the_flusher_rewrites_the_stats_file_every_stats_interval_while_the_producer_appends") {
     TempBusDir dir;
     BusOptions options;

@@ -27,6 +27,8 @@ void thread_sleep_ns(std::int64_t ns) noexcept; // nanosleep
 class Waiter {
  public:
   explicit Waiter(WaitStrategy strategy) noexcept : strategy_(strategy) {}
+  // Resuming a wait that already idled `step` times (a caller's own spin).
+  Waiter(WaitStrategy strategy, std::uint32_t step) noexcept : strategy_(strategy), step_(step) {}
   void reset() noexcept { step_ = 0; }
   // One idle step of the strategy.
   void idle() noexcept {
