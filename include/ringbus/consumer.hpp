@@ -36,11 +36,11 @@ class Consumer {
   // to timeout (by the wait strategy) when nothing is there; zero means no
   // wait, nanoseconds::max() waits for good. With one block-policy topic (no
   // auto-commit, no `after`, not a follower) the spinning part of the wait
-  // (busy_spin: all of it) looks at the next publication word between pauses,
-  // and every 64th pause at the clock and the bus's closed flag. Records from the previous poll
-  // become invalid (so do they on subscribe/unsubscribe). From an overwrite
-  // topic a poll returns at most one segment's worth of records (what it
-  // copied and validated at once).
+  // (busy_spin: all of it) looks at the next publication word between
+  // pauses, and every 64th pause at the clock and the bus's closed flag.
+  // Records from the previous poll become invalid (so do they on
+  // subscribe/unsubscribe). From an overwrite topic a poll returns at most
+  // one segment's worth of records (what it copied and validated at once).
   Result<Records> poll(std::size_t max_records = SIZE_MAX,
                        std::chrono::nanoseconds timeout = std::chrono::nanoseconds::zero()) noexcept;
 
