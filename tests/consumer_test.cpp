@@ -111,8 +111,8 @@ std::optional<OwnedRecord> poll_one_owned(Consumer& c) {
 
 // Topic "t" on a 4-segment ring and a consumer of it from the beginning.
 struct OneTopic {
-  OneTopic() {
-    REQUIRE(bus.create_topic("t", small_ring(4)).ok());
+  explicit OneTopic(std::size_t segments = 4) {
+    REQUIRE(bus.create_topic("t", small_ring(segments)).ok());
     producer = bus.producer("t").value();
     consumer = bus.consumer("t").value();
   }
@@ -132,6 +132,19 @@ TopicOptions waiting(WaitStrategy wait) {
   TopicOptions o = small_ring();
   o.wait = wait;
   return o;
+}
+
+constexpr std::array<WaitStrategy, 4> every_strategy{WaitStrategy::busy_spin, WaitStrategy::yield,
+                                                     WaitStrategy::backoff, WaitStrategy::blocking};
+
+// A thread that sleeps `delay`, then does `act`: something that happens
+// while the test's thread waits in a poll. Join it before checking.
+template <class Act>
+std::thread after(std::chrono::milliseconds delay, Act act) {
+  return std::thread([delay, act] {
+    std::this_thread::sleep_for(delay);
+    act();
+  });
 }
 
 } // namespace
@@ -710,14 +723,7 @@ TEST_SUITE("consumer") {
   // read; a seek or a seek_to_time to one of them, and frames of several
   // records or of the general form between them, must still come out right.
   TEST_CASE("poll_one_after_a_seek_among_single_record_frames_starts_at_that_record") {
-    struct {
-      Bus bus;
-      Producer producer;
-      Consumer consumer;
-    } t;
-    REQUIRE(t.bus.create_topic("t", small_ring(16)).ok()); // holds all 300
-    t.producer = t.bus.producer("t").value();
-    t.consumer = t.bus.consumer("t").value();
+    OneTopic t(16); // holds all 300
     std::vector<std::string> values;
     for (std::uint64_t i = 0; i < 300; ++i) values.push_back(value_for(i, 1 + (i * 13) % 40));
     for (std::uint64_t i = 0; i < 300; ++i) {
@@ -761,10 +767,7 @@ TEST_SUITE("consumer") {
     CHECK(record.offset == 77);
     CHECK(c.poll_one(record).code() == Errc::would_block);
     CHECK(std::chrono::steady_clock::now() - before >= std::chrono::milliseconds(2));
-    std::thread writer([&p] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      REQUIRE(p.append(ByteView("late")).ok());
-    });
+    std::thread writer = after(std::chrono::milliseconds(5), [&p] { REQUIRE(p.append(ByteView("late")).ok()); });
     const Status late = c.poll_one(record, std::chrono::seconds(30));
     writer.join();
     REQUIRE_MESSAGE(late.ok(), late.message());
@@ -1151,9 +1154,7 @@ TEST_SUITE("consumer") {
   // --- wait strategies ---------------------------------------------------------------------
 
   TEST_CASE("poll_with_a_timeout_on_an_empty_topic_waits_at_least_the_timeout") {
-    const std::array<WaitStrategy, 4> strategies{WaitStrategy::busy_spin, WaitStrategy::yield, WaitStrategy::backoff,
-                                                 WaitStrategy::blocking};
-    for (WaitStrategy wait : strategies) {
+    for (WaitStrategy wait : every_strategy) {
       CAPTURE(ringbus::to_string(wait));
       Bus bus;
       REQUIRE(bus.create_topic("t", waiting(wait)).ok());
@@ -1188,8 +1189,7 @@ TEST_SUITE("consumer") {
   }
 
   TEST_CASE("poll_with_a_timeout_returns_records_that_are_already_there") {
-    for (WaitStrategy wait :
-         {WaitStrategy::busy_spin, WaitStrategy::yield, WaitStrategy::backoff, WaitStrategy::blocking}) {
+    for (WaitStrategy wait : every_strategy) {
       CAPTURE(ringbus::to_string(wait));
       Bus bus;
       REQUIRE(bus.create_topic("t", waiting(wait)).ok());
@@ -1207,8 +1207,7 @@ TEST_SUITE("consumer") {
   // the strategy's way. Each of them, under each strategy, must still time out,
   // hand over a record that comes during the wait, and see the bus close.
   TEST_CASE("poll_and_poll_one_under_every_strategy_time_out_take_a_record_that_comes_and_see_the_bus_close") {
-    for (WaitStrategy wait :
-         {WaitStrategy::busy_spin, WaitStrategy::yield, WaitStrategy::backoff, WaitStrategy::blocking}) {
+    for (WaitStrategy wait : every_strategy) {
       CAPTURE(ringbus::to_string(wait));
       Bus bus;
       REQUIRE(bus.create_topic("t", waiting(wait)).ok());
@@ -1228,10 +1227,8 @@ TEST_SUITE("consumer") {
       CHECK(std::chrono::steady_clock::now() - start >= timeout);
 
       for (int round = 0; round < 2; ++round) {
-        std::thread writer([&p, round] {
-          std::this_thread::sleep_for(std::chrono::milliseconds(5));
-          REQUIRE(p.append(ByteView(round == 0 ? "first" : "second")).ok());
-        });
+        std::thread writer = after(std::chrono::milliseconds(5),
+                                   [&p, round] { REQUIRE(p.append(ByteView(round == 0 ? "first" : "second")).ok()); });
         if (round == 0) {
           const Status got = c.poll_one(record, std::chrono::seconds(30));
           writer.join();
@@ -1250,10 +1247,7 @@ TEST_SUITE("consumer") {
       }
 
       // The bus closing while each of them waits (a bus each).
-      std::thread closer([&bus] {
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        bus.close();
-      });
+      std::thread closer = after(std::chrono::milliseconds(5), [&bus] { bus.close(); });
       const Status one = c.poll_one(record, std::chrono::seconds(30));
       closer.join();
       CHECK(one.code() == Errc::closed);
@@ -1261,10 +1255,7 @@ TEST_SUITE("consumer") {
       Bus other;
       REQUIRE(other.create_topic("t", waiting(wait)).ok());
       auto waiting_poll = other.consumer("t").value();
-      std::thread other_closer([&other] {
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        other.close();
-      });
+      std::thread other_closer = after(std::chrono::milliseconds(5), [&other] { other.close(); });
       const Result<Records> polled = waiting_poll.poll(SIZE_MAX, std::chrono::seconds(30));
       other_closer.join();
       CHECK(polled.code() == Errc::closed);
@@ -1274,15 +1265,13 @@ TEST_SUITE("consumer") {
   // nanoseconds::max() means wait: the deadline saturates instead of
   // overflowing into the past (which timed out at once).
   TEST_CASE("poll_and_poll_one_with_the_longest_timeout_wait_for_the_record") {
-    for (WaitStrategy wait :
-         {WaitStrategy::busy_spin, WaitStrategy::yield, WaitStrategy::backoff, WaitStrategy::blocking}) {
+    for (WaitStrategy wait : every_strategy) {
       CAPTURE(ringbus::to_string(wait));
       Bus bus;
       REQUIRE(bus.create_topic("t", waiting(wait)).ok());
       auto p = bus.producer("t").value();
       auto c = bus.consumer("t").value();
-      std::thread writer([&p] {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      std::thread writer = after(std::chrono::milliseconds(20), [&p] {
         REQUIRE(p.append(ByteView("a")).ok());
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
         REQUIRE(p.append(ByteView("b")).ok());
@@ -1305,10 +1294,7 @@ TEST_SUITE("consumer") {
       both.topics = {"t", "u"};
       both.start = StartPosition::latest;
       auto c2 = bus.consumer(both).value();
-      std::thread later([&pu] {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        REQUIRE(pu.append(ByteView("u")).ok());
-      });
+      std::thread later = after(std::chrono::milliseconds(20), [&pu] { REQUIRE(pu.append(ByteView("u")).ok()); });
       Result<Records> three = c2.poll(SIZE_MAX, std::chrono::nanoseconds::max());
       later.join();
       REQUIRE_MESSAGE(three.ok(), three.message());

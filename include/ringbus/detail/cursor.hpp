@@ -122,10 +122,22 @@ RINGBUS_ALWAYS_INLINE std::uint64_t take_in_place(Cursor& c, std::uint64_t budge
       [&log](std::uint64_t p, const std::byte*, std::uint64_t& word0) { return log.published_word0(p, word0); });
 }
 
+// Record `skip` of a packed frame at f (values of `size` bytes) into `out`.
+RINGBUS_ALWAYS_INLINE void read_packed(const Log& log, const std::byte* f, const FrameHeader& h, std::uint32_t skip,
+                                       std::uint32_t size, Record& out) noexcept {
+  out.topic = log.name();
+  out.offset = h.base_offset + skip;
+  out.timestamp_ns = h.base_timestamp;
+  out.key = ByteView();
+  out.headers = HeadersView();
+  out.value = ByteView(f + frame_header_bytes + std::size_t{skip} * size, size);
+}
+
 // Block policy, one record, decoded straight into `out` (Consumer::poll_one):
-// take_in_place for a budget of one, then the record it took read where it
-// lies, without a Records range for an iterator to decode again. False, with
-// nothing taken, when no published record is at the cursor.
+// the per-record append's frame read at once, else take_in_place for a
+// budget of one and the record it took read where it lies; never a Records
+// range for an iterator to decode again. False, with nothing taken, when no
+// published record is at the cursor.
 RINGBUS_ALWAYS_INLINE bool take_one_in_place(Cursor& c, Record& out) noexcept {
   // The per-record append's frame, where a reply or a tick is: at the
   // cursor's frame start, a packed frame of one record, past any seek target.
@@ -138,17 +150,9 @@ RINGBUS_ALWAYS_INLINE bool take_one_in_place(Cursor& c, Record& out) noexcept {
     const std::byte* const f = log.ring_at(c.pos);
     FrameHeader h;
     std::memcpy(&h, f, sizeof h);
-    constexpr std::uint64_t type_flags_mask = (std::uint64_t{0xff} << 32) | (std::uint64_t{frame_flags::packed} << 40);
-    constexpr std::uint64_t packed_data =
-        (std::uint64_t{static_cast<std::uint8_t>(frame_type::data)} << 32) | (std::uint64_t{frame_flags::packed} << 40);
-    if (RINGBUS_LIKELY((word0 & type_flags_mask) == packed_data && h.record_count == 1 &&
-                       h.base_offset >= c.skip_until)) {
-      out.topic = log.name();
-      out.offset = h.base_offset;
-      out.timestamp_ns = h.base_timestamp;
-      out.key = ByteView();
-      out.headers = HeadersView();
-      out.value = ByteView(f + frame_header_bytes, word0_length(word0) - frame_header_bytes);
+    if (RINGBUS_LIKELY(word0_type(word0) == frame_type::data && (word0_flags(word0) & frame_flags::packed) != 0 &&
+                       h.record_count == 1 && h.base_offset >= c.skip_until)) {
+      read_packed(log, f, h, 0, packed_value_bytes(word0_length(word0), 1), out);
       c.pos = frame_end(c.pos, word0);
       c.offset = h.base_offset + 1;
       return true;
@@ -164,16 +168,12 @@ RINGBUS_ALWAYS_INLINE bool take_one_in_place(Cursor& c, Record& out) noexcept {
   const std::uint32_t length = word0_length(word0);
   const std::uint32_t skip = chunk.first_skip;
   const std::byte* const body = f + frame_header_bytes;
-  out.topic = c.log->name();
-  out.offset = h.base_offset + skip;
   if (RINGBUS_LIKELY((word0_flags(word0) & frame_flags::packed) != 0)) {
-    const std::uint32_t size = packed_value_bytes(length, h.record_count);
-    out.timestamp_ns = h.base_timestamp;
-    out.key = ByteView();
-    out.headers = HeadersView();
-    out.value = ByteView(body + std::size_t{skip} * size, size);
+    read_packed(*c.log, f, h, skip, packed_value_bytes(length, h.record_count), out);
     return true;
   }
+  out.topic = c.log->name();
+  out.offset = h.base_offset + skip;
   const std::byte* const end = f + length;
   const std::byte* at = body;
   if (skip != 0 && c.one_offset == out.offset) {
