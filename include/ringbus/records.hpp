@@ -156,14 +156,12 @@ class Records {
         }
         p += detail::word0_length(word0); // pad: to the segment end
       }
-      detail::FrameHeader h;
-      std::memcpy(&h, p, sizeof h);
       frame_ = p;
       frame_end_ = p + frame_length_;
-      frame_count_ = h.record_count;
-      base_ts_ = h.base_timestamp;
+      frame_count_ = detail::header_record_count(p);
+      base_ts_ = detail::header_base_timestamp(p);
       index_ = skip;
-      current_.offset = h.base_offset + skip;
+      current_.offset = detail::header_base_offset(p) + skip;
       const std::byte* body = p + detail::frame_header_bytes;
       if (packed_) {
         value_size_ = detail::packed_value_bytes(frame_length_, frame_count_);
@@ -278,19 +276,18 @@ class Records::batch_iterator {
       if (detail::word0_type(word0) == detail::frame_type::data) break;
       p += detail::word0_length(word0); // pad: to the segment end
     }
-    detail::FrameHeader h;
-    std::memcpy(&h, p, sizeof h);
     const std::uint32_t length = detail::word0_length(word0);
-    const std::uint64_t in_frame = h.record_count - skip;
+    const std::uint32_t record_count = detail::header_record_count(p);
+    const std::uint64_t in_frame = record_count - skip;
     const std::uint64_t count = in_frame < left_in_chunk_ ? in_frame : left_in_chunk_;
     Batch& b = current_;
     b.chunk_.frame = p;
     b.chunk_.first_skip = skip;
     b.chunk_.count = count;
-    b.first_offset_ = h.base_offset + skip;
-    b.base_timestamp_ns_ = h.base_timestamp;
+    b.first_offset_ = detail::header_base_offset(p) + skip;
+    b.base_timestamp_ns_ = detail::header_base_timestamp(p);
     if ((detail::word0_flags(word0) & detail::frame_flags::packed) != 0) {
-      b.value_size_ = detail::packed_value_bytes(length, h.record_count);
+      b.value_size_ = detail::packed_value_bytes(length, record_count);
       b.first_value_ = p + detail::frame_header_bytes + std::size_t{skip} * b.value_size_;
     } else {
       b.value_size_ = 0;

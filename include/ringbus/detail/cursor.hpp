@@ -122,12 +122,13 @@ RINGBUS_ALWAYS_INLINE std::uint64_t take_in_place(Cursor& c, std::uint64_t budge
       [&log](std::uint64_t p, const std::byte*, std::uint64_t& word0) { return log.published_word0(p, word0); });
 }
 
-// Record `skip` of a packed frame at f (values of `size` bytes) into `out`.
-RINGBUS_ALWAYS_INLINE void read_packed(const Log& log, const std::byte* f, const FrameHeader& h, std::uint32_t skip,
+// Record `skip` of a packed frame at f (values of `size` bytes, the first
+// record's offset `base`) into `out`.
+RINGBUS_ALWAYS_INLINE void read_packed(const Log& log, const std::byte* f, std::uint64_t base, std::uint32_t skip,
                                        std::uint32_t size, Record& out) noexcept {
   out.topic = log.name();
-  out.offset = h.base_offset + skip;
-  out.timestamp_ns = h.base_timestamp;
+  out.offset = base + skip;
+  out.timestamp_ns = header_base_timestamp(f);
   out.key = ByteView();
   out.headers = HeadersView();
   out.value = ByteView(f + frame_header_bytes + std::size_t{skip} * size, size);
@@ -148,13 +149,12 @@ RINGBUS_ALWAYS_INLINE bool take_one_in_place(Cursor& c, Record& out) noexcept {
     std::uint64_t word0;
     if (!log.published_word0(c.pos, word0)) return false; // (C): as the walk's first look
     const std::byte* const f = log.ring_at(c.pos);
-    FrameHeader h;
-    std::memcpy(&h, f, sizeof h);
+    const std::uint64_t base = header_base_offset(f);
     if (RINGBUS_LIKELY(word0_type(word0) == frame_type::data && (word0_flags(word0) & frame_flags::packed) != 0 &&
-                       h.record_count == 1 && h.base_offset >= c.skip_until)) {
-      read_packed(log, f, h, 0, packed_value_bytes(word0_length(word0), 1), out);
+                       header_record_count(f) == 1 && base >= c.skip_until)) {
+      read_packed(log, f, base, 0, packed_value_bytes(word0_length(word0), 1), out);
       c.pos = frame_end(c.pos, word0);
-      c.offset = h.base_offset + 1;
+      c.offset = base + 1;
       return true;
     }
   }
@@ -162,18 +162,19 @@ RINGBUS_ALWAYS_INLINE bool take_one_in_place(Cursor& c, Record& out) noexcept {
   if (take_in_place(c, 1, chunk) == 0) return false;
   const std::byte* const f = chunk.frame; // published: take_in_place's (C) covers it
   std::uint64_t word0;
-  FrameHeader h;
   std::memcpy(&word0, f, sizeof word0);
-  std::memcpy(&h, f, sizeof h);
   const std::uint32_t length = word0_length(word0);
+  const std::uint32_t count = header_record_count(f);
+  const std::uint64_t base = header_base_offset(f);
   const std::uint32_t skip = chunk.first_skip;
   const std::byte* const body = f + frame_header_bytes;
   if (RINGBUS_LIKELY((word0_flags(word0) & frame_flags::packed) != 0)) {
-    read_packed(*c.log, f, h, skip, packed_value_bytes(length, h.record_count), out);
+    read_packed(*c.log, f, base, skip, packed_value_bytes(length, count), out);
     return true;
   }
+  const std::int64_t base_ts = header_base_timestamp(f);
   out.topic = c.log->name();
-  out.offset = h.base_offset + skip;
+  out.offset = base + skip;
   const std::byte* const end = f + length;
   const std::byte* at = body;
   if (skip != 0 && c.one_offset == out.offset) {
@@ -182,14 +183,14 @@ RINGBUS_ALWAYS_INLINE bool take_one_in_place(Cursor& c, Record& out) noexcept {
     for (std::uint32_t i = 0; i < skip && at != nullptr; ++i) at = skip_record(at, end);
   }
   const std::byte* next = nullptr;
-  if (RINGBUS_LIKELY(at != nullptr)) next = decode_record(at, end, h.base_timestamp, out);
+  if (RINGBUS_LIKELY(at != nullptr)) next = decode_record(at, end, base_ts, out);
   if (RINGBUS_UNLIKELY(next == nullptr)) { // malformed: an empty record, never a read past the frame
-    out.timestamp_ns = h.base_timestamp;
+    out.timestamp_ns = base_ts;
     out.key = ByteView();
     out.value = ByteView();
     out.headers = HeadersView();
   }
-  c.one_offset = next != nullptr && skip + 1 < h.record_count ? out.offset + 1 : UINT64_MAX;
+  c.one_offset = next != nullptr && skip + 1 < count ? out.offset + 1 : UINT64_MAX;
   c.one_at = next;
   return true;
 }

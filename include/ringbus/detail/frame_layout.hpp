@@ -54,6 +54,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "ringbus/detail/config.hpp"
 
@@ -92,6 +93,26 @@ static_assert(offsetof(FrameHeader, record_count) == 8);
 static_assert(offsetof(FrameHeader, checksum) == 12);
 static_assert(offsetof(FrameHeader, base_offset) == 16);
 static_assert(offsetof(FrameHeader, base_timestamp) == 24);
+
+// A data frame's header fields, each read where it lies in the frame at f.
+// The readers' hot paths take these, not a FrameHeader copied whole: gcc
+// copies one through the stack (two 16-byte loads and stores, then reloads),
+// which adds a store-to-load forward to a record's read.
+inline std::uint32_t header_record_count(const std::byte* f) noexcept {
+  std::uint32_t count;
+  std::memcpy(&count, f + offsetof(FrameHeader, record_count), sizeof count);
+  return count;
+}
+inline std::uint64_t header_base_offset(const std::byte* f) noexcept {
+  std::uint64_t base;
+  std::memcpy(&base, f + offsetof(FrameHeader, base_offset), sizeof base);
+  return base;
+}
+inline std::int64_t header_base_timestamp(const std::byte* f) noexcept {
+  std::int64_t ts;
+  std::memcpy(&ts, f + offsetof(FrameHeader, base_timestamp), sizeof ts);
+  return ts;
+}
 
 // The first 8 bytes of a frame as one word: length | type << 32 | flags << 40 | lap << 48.
 constexpr std::uint64_t frame_word0(std::uint32_t length, frame_type type, std::uint8_t flags) noexcept {
