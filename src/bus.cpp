@@ -10,6 +10,7 @@
 #include "detail/consumer_state.hpp"
 #include "detail/stats_file.hpp"
 #include "detail/topic_store.hpp"
+#include "detail/writer_boot.hpp"
 #include "platform/platform.hpp"
 #include "ringbus/detail/offset_store.hpp"
 
@@ -149,7 +150,8 @@ Log* BusCore::discover_locked(std::string_view name, Status& why) {
   if (!there) return nullptr;
   // topic_not_found: the writer is creating it (TopicStore::open); a later
   // call looks again. Anything else is reported as Bus::open reports it.
-  Result<std::unique_ptr<TopicStore>> store = TopicStore::open(disk->topics, std::string(name), true);
+  Result<std::unique_ptr<TopicStore>> store =
+      TopicStore::open(disk->topics, std::string(name), true, disk->check_every_segment);
   if (store.code() == Errc::topic_not_found) return nullptr;
   if (!store.ok()) {
     why = in_directory(disk->path, store.status());
@@ -190,6 +192,7 @@ Result<Bus> Bus::open(std::string_view directory, const BusOptions& options) {
     }
     disk->lock = std::move(*lock);
   }
+  disk->check_every_segment = !detail::same_boot_as_last_writer(disk->dir);
   Result<platform::FileDescriptor> topics = sub_directory(disk->dir, "topics", options.read_only);
   if (!topics.ok()) return in_directory(disk->path, topics.status());
   disk->topics = std::move(*topics);
@@ -206,7 +209,7 @@ Result<Bus> Bus::open(std::string_view directory, const BusOptions& options) {
       if (e.type != platform::EntryType::directory) continue;
       if (!validate_topic_name(e.name).ok()) continue;
       Result<std::unique_ptr<detail::TopicStore>> store =
-          detail::TopicStore::open(disk->topics, e.name, options.read_only);
+          detail::TopicStore::open(disk->topics, e.name, options.read_only, disk->check_every_segment);
       // topic_not_found: a topic whose creation a crash cut short; not a topic (TopicStore::open).
       if (store.code() == Errc::topic_not_found) continue;
       if (!store.ok()) return in_directory(disk->path, store.status());
@@ -225,6 +228,11 @@ Result<Bus> Bus::open(std::string_view directory, const BusOptions& options) {
         return in_directory(disk->path, st);
       }
     }
+  }
+  if (!options.read_only) {
+    // Every topic is recovered (cut where a crash or a reboot left damage):
+    // from here on this boot's page cache holds what the log holds.
+    if (Status st = detail::record_writer_boot(disk->dir); !st.ok()) return in_directory(disk->path, st);
   }
   bus.core_->disk = std::move(disk);
   {

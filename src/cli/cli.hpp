@@ -147,6 +147,7 @@ Bus open_read_only(const std::string& dir);
 struct TopicListing {
   platform::FileDescriptor topics;
   std::vector<std::string> names;
+  bool check_every_segment = true; // as Bus::open would recover them (detail/writer_boot.hpp)
 };
 TopicListing list_topics(const std::string& dir, const std::string& topic);
 // Throws Failure naming the topic and the topics there are when bus lacks it.

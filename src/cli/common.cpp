@@ -9,6 +9,7 @@
 #include <ostream>
 
 #include "cli/cli.hpp"
+#include "detail/writer_boot.hpp"
 #include "platform/files.hpp"
 
 namespace ringbus::cli {
@@ -125,6 +126,7 @@ TopicListing list_topics(const std::string& dir, const std::string& topic) {
   }
   Result<platform::FileDescriptor> bus_dir = platform::open_directory(dir);
   if (!bus_dir.ok()) throw Failure(std::string(bus_dir.message()));
+  out.check_every_segment = !detail::same_boot_as_last_writer(*bus_dir);
   Result<bool> has_topics = platform::entry_exists_at(*bus_dir, "topics");
   if (!has_topics.ok()) throw Failure(std::string(has_topics.message()));
   if (*has_topics) {

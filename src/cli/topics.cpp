@@ -55,7 +55,8 @@ std::vector<TopicSummary> summarize_topics(const std::string& dir, const std::st
   for (const std::string& name : listing.names) {
     TopicSummary s;
     s.name = name;
-    Result<std::unique_ptr<detail::TopicStore>> store = detail::TopicStore::open(listing.topics, name, true);
+    Result<std::unique_ptr<detail::TopicStore>> store =
+        detail::TopicStore::open(listing.topics, name, true, listing.check_every_segment);
     if (store.code() == Errc::topic_not_found) continue; // a creation a crash cut short: not a topic
     if (!store.ok()) {
       s.error = std::string(store.message());

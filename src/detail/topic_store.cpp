@@ -281,7 +281,7 @@ Result<bool> discard_unfinished_creation(const platform::FileDescriptor& topics_
 } // namespace
 
 Result<std::unique_ptr<TopicStore>> TopicStore::open(const platform::FileDescriptor& topics_dir, std::string_view name,
-                                                     bool read_only) {
+                                                     bool read_only, bool check_every_segment) {
   try {
     Result<platform::FileDescriptor> dir = platform::open_directory_at(topics_dir, name);
     if (!dir.ok()) {
@@ -320,7 +320,7 @@ Result<std::unique_ptr<TopicStore>> TopicStore::open(const platform::FileDescrip
     }
     std::unique_ptr<TopicStore> store(new TopicStore(std::string(name), *options, read_only));
     if (Status st = store->open_directory_and_ring(topics_dir, false); !st.ok()) return in_topic(name, st);
-    if (Status st = store->recover(); !st.ok()) return st;
+    if (Status st = store->recover(check_every_segment); !st.ok()) return st;
     return store;
   } catch (const std::bad_alloc&) {
     return Status(Errc::out_of_memory, "topic '" + std::string(name) + "': out of memory");
@@ -349,7 +349,7 @@ Status TopicStore::map_segment(Segment& s, bool prefault) noexcept {
 
 // --- recovery -------------------------------------------------------------------------------
 
-Status TopicStore::recover() {
+Status TopicStore::recover(bool check_every_segment) {
   Result<std::vector<platform::DirectoryEntry>> entries = platform::list_directory(dir_);
   if (!entries.ok()) return in_topic(name_, entries.status());
   const auto access = read_only_ ? platform::Access::read_only : platform::Access::read_write;
@@ -491,15 +491,8 @@ Status TopicStore::recover() {
     if (!segments_[i].opened_mid_batch) break;
   }
   while (segments_.size() > keep) {
-    Segment& dropped = segments_.back();
-    (void)platform::map_zeros_into(ring_base_ + (dropped.position & (capacity_ - 1)), segment_bytes_);
-    if (!read_only_) {
-      if (Status st = platform::remove_file_at(dir_, segment_file_name(dropped.base_offset)); !st.ok()) {
-        return in_topic(name_, st);
-      }
-      report_.dropped_unpublished_segment = true;
-    }
-    segments_.pop_back();
+    if (Status st = drop_newest_segment(); !st.ok()) return st;
+    report_.dropped_unpublished_segment = !read_only_;
   }
   if (report_.dropped_unpublished_segment) {
     if (Status st = platform::sync_directory(dir_); !st.ok()) return in_topic(name_, st);
@@ -524,6 +517,9 @@ Status TopicStore::recover() {
   }
   if (removed_a_file) {
     if (Status st = platform::sync_directory(dir_); !st.ok()) return in_topic(name_, st);
+  }
+  if (check_every_segment) {
+    if (Status st = cut_at_first_damaged_segment(); !st.ok()) return st;
   }
 
   // The tail: validate frame by frame, cut at the first bad one. A recycled
@@ -563,6 +559,66 @@ Status TopicStore::recover() {
   }
   report_.segments = segments_.size();
   synced_.store(restore_.pos, std::memory_order_relaxed); // recovered bytes are what the disk holds
+  return {};
+}
+
+Status TopicStore::drop_newest_segment() {
+  Segment& dropped = segments_.back();
+  (void)platform::map_zeros_into(ring_base_ + (dropped.position & (capacity_ - 1)), segment_bytes_);
+  if (!read_only_) {
+    if (Status st = platform::remove_file_at(dir_, segment_file_name(dropped.base_offset)); !st.ok()) {
+      return in_topic(name_, st);
+    }
+    if (dropped.may_have_index_file) (void)platform::remove_file_at(dir_, segment_index_file_name(dropped.base_offset));
+  }
+  segments_.pop_back();
+  return {};
+}
+
+// The checks above read the segments' first words, which a crash of the
+// writer's process cannot tear: its stores are in the page cache, and the
+// page cache is the file. A power loss or an OS crash can: pages the kernel
+// had not written back read as zeros (or old bytes) after the reboot, inside
+// a record's bytes as well as at its start. So after a reboot (Bus::open
+// compares the boot id the directory's last writer recorded with this one)
+// every segment below the tail is checked as the tail is, frame by frame with
+// its checksums (a segment without checksums: its structure and offsets),
+// and must run whole to its end and hand over to the next segment's base
+// offset. The first that does not becomes the tail, cut at its first bad
+// frame by the scan below: the later segments go with the records in them,
+// which follow the damage (offsets stay dense, and no reader is handed a torn
+// record). A whole segment keeps the index the check built.
+Status TopicStore::cut_at_first_damaged_segment() {
+  report_.checked_every_segment = true;
+  for (std::size_t i = 0; i + 1 < segments_.size(); ++i) {
+    Segment& s = segments_[i];
+    ScanOptions scan;
+    scan.lap = lap_of(s.position, capacity_);
+    scan.verify_checksums = s.checksummed;
+    scan.other_lap_ends_data = true;
+    Result<SegmentIndex> index = SegmentIndex::create(s.base_offset, segment_bytes_, index_interval_bytes);
+    if (!index.ok()) return in_topic(name_, index.status());
+    const ScanStop stop = index->catch_up(data_of(s), scan);
+    if (stop == ScanStop::segment_full && index->next_offset() == segments_[i + 1].base_offset) {
+      if (!s.index) s.index = std::move(*index);
+      continue;
+    }
+    while (segments_.size() > i + 1) {
+      if (Status st = drop_newest_segment(); !st.ok()) return st;
+      ++report_.dropped_damaged_segments;
+    }
+    // The new tail's frames past the cut go too: an index of them may be on disk.
+    if (!read_only_ && s.may_have_index_file) {
+      (void)platform::remove_file_at(dir_, segment_index_file_name(s.base_offset));
+      s.may_have_index_file = false;
+    }
+    s.index.reset();
+    s.index_on_disk = false;
+    if (!read_only_) {
+      if (Status st = platform::sync_directory(dir_); !st.ok()) return in_topic(name_, st);
+    }
+    break;
+  }
   return {};
 }
 

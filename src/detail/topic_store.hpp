@@ -62,6 +62,10 @@ struct RecoveryReport {
   std::uint64_t cut_at_position = 0; // where the tail segment's valid frames end (relative)
   std::string cut_reason;            // "" for a clean end; else why the log was cut there
   bool dropped_unpublished_segment = false;
+  // Every held segment was checked frame by frame with its checksums (the
+  // machine rebooted since the directory's last writer, see recover()).
+  bool checked_every_segment = false;
+  std::size_t dropped_damaged_segments = 0; // after the first damaged one (the log was cut there)
 };
 
 class TopicStore {
@@ -75,8 +79,11 @@ class TopicStore {
   // topic_not_found when the directory is a creation a crash interrupted (no
   // topic.meta, nothing in it but topic.meta.tmp): not a topic; unless
   // read_only, it is removed so the name is free again.
+  // check_every_segment: check every held segment frame by frame, with its
+  // checksums, not the tail alone (the machine rebooted since the last
+  // writer: see recover()).
   static Result<std::unique_ptr<TopicStore>> open(const platform::FileDescriptor& topics_dir, std::string_view name,
-                                                  bool read_only);
+                                                  bool read_only, bool check_every_segment);
 
   ~TopicStore();
   TopicStore(const TopicStore&) = delete;
@@ -179,7 +186,13 @@ class TopicStore {
   TopicStore(std::string name, const TopicOptions& options, bool read_only);
 
   Status open_directory_and_ring(const platform::FileDescriptor& topics_dir, bool create);
-  Status recover();
+  Status recover(bool check_every_segment);
+  // recover(), after a reboot: the first segment below the tail that is not
+  // whole (checksums included) becomes the tail, and the ones after it go.
+  Status cut_at_first_damaged_segment();
+  // Drops the newest segment (recovery: it and everything after it was never
+  // published, or follows damage): unmapped, and unless read_only its file and index removed.
+  Status drop_newest_segment();
   // populate: fault the file's pages into the page cache now (the flusher).
   Result<Prepared*> prepare_segment(bool populate) noexcept;
   // begin_segment's cheap path: recycled_ becomes the segment at start.

@@ -86,6 +86,18 @@ bool kernel_clocksource_is_tsc() noexcept {
   return n >= 3 && std::strncmp(text, "tsc", 3) == 0 && (n == 3 || text[3] == '\n');
 }
 
+std::string boot_id() {
+  const int fd = ::open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  char text[64] = {};
+  const ssize_t n = ::read(fd, text, sizeof text - 1);
+  ::close(fd);
+  if (n <= 0) return {};
+  std::string id(text, static_cast<std::size_t>(n));
+  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+  return id;
+}
+
 long process_id() noexcept { return static_cast<long>(::getpid()); }
 
 bool pin_current_thread(int cpu) noexcept {

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "ringbus/status.hpp"
 
@@ -36,6 +37,9 @@ inline std::int64_t deadline_after(std::int64_t timeout_ns) noexcept {
 // Whether the kernel keeps time with the CPU's time-stamp counter (the
 // current clocksource in sysfs is "tsc"); false when it cannot tell.
 bool kernel_clocksource_is_tsc() noexcept;
+// This boot's id (/proc/sys/kernel/random/boot_id: new at every boot), or
+// "" when the system does not say.
+std::string boot_id();
 // The id of the calling process (getpid).
 long process_id() noexcept;
 // Pins the calling thread to one CPU; false if the CPU does not exist or is not allowed.

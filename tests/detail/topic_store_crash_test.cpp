@@ -664,7 +664,7 @@ TEST_SUITE("topic_store_crash") {
           // Recovery by hand first, to see what it did (a later Bus::open finds a clean log).
           Result<platform::FileDescriptor> topics = platform::open_directory(dir.path() + "/topics");
           REQUIRE_MESSAGE(topics.ok(), topics.message());
-          Result<std::unique_ptr<detail::TopicStore>> store = detail::TopicStore::open(*topics, topic, false);
+          Result<std::unique_ptr<detail::TopicStore>> store = detail::TopicStore::open(*topics, topic, false, false);
           REQUIRE_MESSAGE(store.ok(), store.message());
           if ((*store)->recovery().dropped_unpublished_segment) ++dropped;
         }
@@ -1077,7 +1077,7 @@ TEST_SUITE("topic_store_crash") {
     Result<platform::FileDescriptor> topics = platform::open_directory(dir.path() + "/topics");
     REQUIRE(topics.ok());
     {
-      Result<std::unique_ptr<detail::TopicStore>> store = detail::TopicStore::open(*topics, topic, false);
+      Result<std::unique_ptr<detail::TopicStore>> store = detail::TopicStore::open(*topics, topic, false, false);
       REQUIRE_MESSAGE(store.ok(), store.message());
       CHECK((*store)->recovery().dropped_unpublished_segment);
       CHECK((*store)->restored().next_offset == cut_offset);

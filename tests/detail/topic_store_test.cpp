@@ -665,7 +665,7 @@ TEST_SUITE("topic_store") {
           // Last lap's frames after the tail's end (the file was recycled) end the log cleanly.
           Result<platform::FileDescriptor> topics = platform::open_directory(dir.path() + "/topics");
           REQUIRE(topics.ok());
-          Result<std::unique_ptr<detail::TopicStore>> store = detail::TopicStore::open(*topics, "laps", false);
+          Result<std::unique_ptr<detail::TopicStore>> store = detail::TopicStore::open(*topics, "laps", false, false);
           REQUIRE_MESSAGE(store.ok(), store.message());
           CHECK((*store)->recovery().cut_reason.empty());
           CHECK((*store)->restored().next_offset == appended);
@@ -803,7 +803,7 @@ TEST_SUITE("topic_store") {
     {
       Result<platform::FileDescriptor> topics = platform::open_directory(dir.path() + "/topics");
       REQUIRE(topics.ok());
-      Result<std::unique_ptr<detail::TopicStore>> store = detail::TopicStore::open(*topics, "plain", false);
+      Result<std::unique_ptr<detail::TopicStore>> store = detail::TopicStore::open(*topics, "plain", false, false);
       REQUIRE_MESSAGE(store.ok(), store.message());
       CHECK(contains((*store)->recovery().cut_reason, "base_offset 12"));
     }
