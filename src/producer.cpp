@@ -302,10 +302,13 @@ Result<Claim> Producer::claim_frame(std::size_t value_bytes, std::size_t key_byt
   std::size_t body = 0;
   std::size_t key_at = 0;
   std::size_t value_at = 0;
+  constexpr std::size_t too_large = SIZE_MAX / 2; // body: no segment holds it (and a sum would wrap)
   if (packed) {
     body = count * value_bytes;
-    if (value_bytes != 0 && body / value_bytes != count) body = SIZE_MAX / 2;
+    if (value_bytes != 0 && body / value_bytes != count) body = too_large;
     value_at = detail::frame_header_bytes;
+  } else if (key_bytes > log->segment_bytes() || value_bytes > log->segment_bytes()) {
+    body = too_large; // the sums below could wrap past SIZE_MAX to a few bytes
   } else {
     // General form, one record, no headers; timestamp delta 0.
     const std::size_t rest =
@@ -316,11 +319,11 @@ Result<Claim> Producer::claim_frame(std::size_t value_bytes, std::size_t key_byt
   }
   const std::size_t length = detail::frame_header_bytes + body;
   if (length > log->segment_bytes() || body > SIZE_MAX / 4) {
-    return Status(Errc::record_too_large, "claim of " + std::to_string(length) + " bytes (" + std::to_string(count) +
-                                              " x " + std::to_string(value_bytes) + " B values, key " +
-                                              std::to_string(key_bytes) + " B) does not fit a segment of topic '" +
-                                              std::string(log->name()) + "' (" + std::to_string(log->segment_bytes()) +
-                                              " bytes)");
+    const std::string size = body == too_large ? "more than " + std::to_string(SIZE_MAX / 4) : std::to_string(length);
+    return Status(Errc::record_too_large,
+                  "claim of " + size + " bytes (" + std::to_string(count) + " x " + std::to_string(value_bytes) +
+                      " B values, key " + std::to_string(key_bytes) + " B) does not fit a segment of topic '" +
+                      std::string(log->name()) + "' (" + std::to_string(log->segment_bytes()) + " bytes)");
   }
   const std::size_t frame_bytes = detail::align_up(length, detail::frame_alignment);
   Errc err = Errc::ok;

@@ -1022,6 +1022,35 @@ TEST_SUITE("producer") {
     CHECK(contains(r.message(), "not open"));
   }
 
+  TEST_CASE("claim_sizes_that_would_wrap_size_t_are_refused_and_leave_the_log_as_it_was") {
+    Fixture f;
+    REQUIRE(f.producer.append("kept").ok());
+    // key + value + their encoding would add up to a few bytes modulo 2^64
+    for (const auto& [value_bytes, key_bytes] : {std::pair<std::size_t, std::size_t>{SIZE_MAX - 8, 1},
+                                                 {1, SIZE_MAX - 8},
+                                                 {SIZE_MAX, SIZE_MAX},
+                                                 {SIZE_MAX / 2, SIZE_MAX / 2 + 2}}) {
+      CAPTURE(value_bytes);
+      CAPTURE(key_bytes);
+      Result<Claim> c = f.producer.claim(value_bytes, key_bytes);
+      CHECK(c.code() == Errc::record_too_large);
+      CHECK(contains(c.message(), "does not fit a segment"));
+      CHECK(contains(c.message(), "4096"));
+    }
+    CHECK(f.producer.next_offset() == 1);
+    Result<Claim> fits = f.producer.claim(2, 1);
+    REQUIRE(fits.ok());
+    fits->key()[0] = std::byte{'k'};
+    fits->value()[0] = std::byte{'v'};
+    fits->value()[1] = std::byte{'w'};
+    REQUIRE(fits->commit().ok());
+    const std::vector<OwnedRecord> got = drain(f.consumer);
+    REQUIRE(got.size() == 2);
+    CHECK(got[0].value == "kept");
+    CHECK(got[1].key == "k");
+    CHECK(got[1].value == "vw");
+  }
+
   TEST_CASE("moved_claim_commits_once_from_its_new_owner") {
     Fixture f;
     auto result = f.producer.claim(3);
