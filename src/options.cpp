@@ -61,12 +61,12 @@ Status TopicOptions::validate() const {
 
 namespace {
 // kind: "topic", "consumer" or "group".
-Status validate_name(std::string_view kind, std::string_view name) {
+Status validate_name(std::string_view kind, std::string_view name, std::size_t max_bytes) {
   const std::string what(kind);
-  if (name.empty()) return bad(what + " name is empty (1 to 255 bytes)");
-  if (name.size() > limits::max_topic_name_bytes) {
+  if (name.empty()) return bad(what + " name is empty (1 to " + std::to_string(max_bytes) + " bytes)");
+  if (name.size() > max_bytes) {
     return bad(what + " name of " + std::to_string(name.size()) + " bytes exceeds the limit of " +
-               std::to_string(limits::max_topic_name_bytes) + " bytes");
+               std::to_string(max_bytes) + " bytes");
   }
   if (name.find('\0') != std::string_view::npos) return bad(what + " name contains a NUL byte");
   if (name.find('/') != std::string_view::npos) {
@@ -79,9 +79,11 @@ Status validate_name(std::string_view kind, std::string_view name) {
 }
 } // namespace
 
-Status validate_topic_name(std::string_view name) { return validate_name("topic", name); }
-Status validate_consumer_name(std::string_view name) { return validate_name("consumer", name); }
-Status validate_group_name(std::string_view name) { return validate_name("group", name); }
+Status validate_topic_name(std::string_view name) { return validate_name("topic", name, limits::max_topic_name_bytes); }
+Status validate_consumer_name(std::string_view name) {
+  return validate_name("consumer", name, limits::max_consumer_name_bytes);
+}
+Status validate_group_name(std::string_view name) { return validate_name("group", name, limits::max_group_name_bytes); }
 
 Status validate_interval(std::string_view name, std::chrono::milliseconds interval) {
   const std::string what = std::string(name) + " " + std::to_string(interval.count()) + " ms";

@@ -144,6 +144,45 @@ TEST_SUITE("group") {
     CHECK(position_of(other) == 0);
   }
 
+  TEST_CASE("the_longest_consumer_and_group_names_commit_and_resume_and_one_byte_more_is_refused") {
+    TempBusDir dir;
+    const std::string consumer_name(limits::max_consumer_name_bytes, 'c');
+    const std::string group_name(limits::max_group_name_bytes, 'g');
+    ConsumerOptions co;
+    co.name = consumer_name;
+    co.topics = {topic};
+    {
+      Bus bus = open_bus(dir.path(), no_flusher());
+      REQUIRE(bus.create_topic(topic, persistent_small_ring(8)).ok());
+      Producer p = bus.producer(topic).value();
+      append_numbered(p, 30);
+      Result<Consumer> c = bus.consumer(co);
+      REQUIRE_MESSAGE(c.ok(), c.message());
+      check_exactly(poll_once(*c, 10), 0, 10);
+      REQUIRE(c->commit().ok());
+      GroupMember m = join(bus, group_name);
+      check_exactly(poll_member(m, 20), 0, 20);
+      REQUIRE(m.ack().ok());
+      REQUIRE(m.commit().ok());
+
+      ConsumerOptions longer = co;
+      longer.name += 'c';
+      const Result<Consumer> refused = bus.consumer(longer);
+      CHECK(refused.code() == Errc::invalid_argument);
+      CHECK(contains(refused.message(), std::to_string(limits::max_consumer_name_bytes + 1) + " bytes"));
+      CHECK(contains(refused.message(), "limit of 243 bytes"));
+      const Result<GroupMember> refused_group = bus.group_member(group_name + 'g', topic);
+      CHECK(refused_group.code() == Errc::invalid_argument);
+      CHECK(contains(refused_group.message(), "limit of 243 bytes"));
+    }
+    Bus bus = open_bus(dir.path(), no_flusher());
+    Result<Consumer> c = bus.consumer(co);
+    REQUIRE_MESSAGE(c.ok(), c.message());
+    check_exactly(drain(*c), 10, 30);
+    GroupMember m = join(bus, group_name);
+    check_exactly(drain_member(m), 20, 30);
+  }
+
   TEST_CASE("a_commit_inside_a_batch_frame_resumes_at_the_next_record_of_that_frame") {
     TempBusDir dir;
     {

@@ -175,6 +175,10 @@ struct GroupOptions {
 // Limits the library enforces, in one place.
 namespace limits {
 inline constexpr std::size_t max_topic_name_bytes = 255;
+// A named consumer's or a group's durable offsets live in <name>.offsets,
+// written as <name>.offsets.tmp: one path component of at most 255 bytes.
+inline constexpr std::size_t max_consumer_name_bytes = 255 - 12; // 243
+inline constexpr std::size_t max_group_name_bytes = 255 - 12;    // 243
 inline constexpr std::size_t min_segment_bytes = 4096;
 inline constexpr std::size_t max_segment_bytes = std::size_t{1} << 30;
 inline constexpr std::size_t min_segment_count = 2;
@@ -191,7 +195,8 @@ inline constexpr std::chrono::milliseconds max_interval{366LL * 24 * 3600 * 1000
 
 // Checks a topic name: 1..255 bytes, no '/', no NUL, not "." or "..", no "..".
 [[nodiscard]] Status validate_topic_name(std::string_view name);
-// The same rules for a consumer's or a group's name; the error says which.
+// The same rules for a consumer's or a group's name, 1..243 bytes (its
+// offsets file's name must fit a path component); the error says which.
 [[nodiscard]] Status validate_consumer_name(std::string_view name);
 [[nodiscard]] Status validate_group_name(std::string_view name);
 // Checks an interval option named `name`: 0 to limits::max_interval.
