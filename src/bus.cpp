@@ -240,6 +240,7 @@ Result<Bus> Bus::open(std::string_view directory, const BusOptions& options) {
     for (auto& [name, log] : bus.core_->registry) start_stats_file(*bus.core_, log.get());
   }
   if (!options.read_only && options.flusher_thread) {
+    for (auto& [name, log] : bus.core_->registry) log->store()->close_deleted_files_in_maintain();
     try {
       bus.core_->flusher = std::thread(run_flusher, bus.core_.get());
     } catch (const std::system_error& e) {
@@ -332,6 +333,7 @@ Status Bus::create_topic(std::string_view name, const TopicOptions& options) {
     Result<std::unique_ptr<detail::TopicStore>> store = detail::TopicStore::create(core_->disk->topics, name, options);
     if (!store.ok()) return store.status();
     try {
+      if (core_->flusher.joinable()) (*store)->close_deleted_files_in_maintain();
       detail::BusCore::LogPtr log(detail::heap_new<detail::Log>(name, std::move(*store)));
       detail::Log* created = log.get();
       core_->registry.emplace(detail::HeapString(name), std::move(log));

@@ -196,7 +196,15 @@ TopicStore::TopicStore(std::string name, const TopicOptions& options, bool read_
       segment_bytes_(options.segment_bytes),
       capacity_(options.capacity_bytes()) {
   page_size_ = std::max<std::uint64_t>(segment_header_bytes, platform::system_page_size());
-  graveyard_.reserve(options.segment_count);
+}
+
+void TopicStore::close_deleted_files_in_maintain() noexcept {
+  std::lock_guard lock(mutex_);
+  try {
+    graveyard_.reserve(options_.segment_count); // its room: no allocation when a file is parked
+  } catch (const std::bad_alloc&) {
+    // no room: the files close where they are deleted, as without a flusher
+  }
 }
 
 TopicStore::~TopicStore() {
@@ -230,6 +238,30 @@ Status TopicStore::open_directory_and_ring(const platform::FileDescriptor& topic
   return {};
 }
 
+namespace {
+
+// Removes a topic directory TopicStore::create made and failed to finish,
+// with whatever it holds (topic.meta, its temporary, a segment file begun):
+// all of it was made by that call. Best effort: what cannot go now is a
+// creation a crash cut short for the next open (discard_unfinished_creation),
+// or damage it names.
+void remove_failed_creation(const platform::FileDescriptor& topics_dir, std::string_view name) noexcept {
+  try {
+    if (Result<platform::FileDescriptor> dir = platform::open_directory_at(topics_dir, name); dir.ok()) {
+      if (Result<std::vector<platform::DirectoryEntry>> entries = platform::list_directory(*dir); entries.ok()) {
+        for (const platform::DirectoryEntry& e : *entries) {
+          if (e.type == platform::EntryType::regular) (void)platform::remove_file_at(*dir, e.name);
+        }
+      }
+    }
+    (void)platform::remove_directory_at(topics_dir, name);
+    (void)platform::sync_directory(topics_dir);
+  } catch (const std::bad_alloc&) {
+  }
+}
+
+} // namespace
+
 Result<std::unique_ptr<TopicStore>> TopicStore::create(const platform::FileDescriptor& topics_dir,
                                                        std::string_view name, const TopicOptions& options) {
   try {
@@ -240,9 +272,17 @@ Result<std::unique_ptr<TopicStore>> TopicStore::create(const platform::FileDescr
       return Status(Errc::topic_exists, "topic '" + std::string(name) + "' already exists in " + topics_dir.path());
     }
     if (Status st = platform::make_directory_at(topics_dir, name); !st.ok()) return in_topic(name, st);
-    if (Status st = platform::sync_directory(topics_dir); !st.ok()) return in_topic(name, st);
-    if (Status st = store->open_directory_and_ring(topics_dir, true); !st.ok()) return in_topic(name, st);
-    if (Status st = store->begin_segment(0, 0, false); !st.ok()) return in_topic(name, st);
+    // From here a failure (a full disk, an I/O error) takes the directory
+    // back out, so that the name is free: the caller was told the topic does
+    // not exist, and a retry on this bus, or the next open, must agree.
+    Status st = platform::sync_directory(topics_dir);
+    if (st.ok()) st = store->open_directory_and_ring(topics_dir, true);
+    if (st.ok()) st = store->begin_segment(0, 0, false);
+    if (!st.ok()) {
+      store.reset(); // its files closed and unmapped first
+      remove_failed_creation(topics_dir, name);
+      return in_topic(name, st);
+    }
     store->restore_ = LogRestore{0, 0, 0, store->segment_bytes_, 0};
     store->report_.segments = 1;
     return store;
@@ -892,7 +932,8 @@ void TopicStore::drop_below(std::uint64_t head, std::uint64_t entering) noexcept
     (void)platform::remove_file_at(dir_, segment_file_name(s.base_offset));
     // The flusher closes it (maintain): the page cache of a deleted file is
     // freed by its last close, which costs ~0.3 ms per MiB. Without room
-    // (no flusher running), it closes here.
+    // (no flusher running: close_deleted_files_in_maintain was not called,
+    // and nothing else would ever close it), it closes here.
     if (graveyard_.size() < graveyard_.capacity()) graveyard_.push_back(std::move(s.fd));
     segments_.pop_front();
   }

@@ -86,6 +86,12 @@ class TopicStore {
                                                   bool read_only, bool check_every_segment);
 
   ~TopicStore();
+
+  // A flusher thread runs maintain(): the files of deleted segments are
+  // parked for it to close, off the producer's thread. Without this call
+  // (no flusher), they are closed where they are deleted, so that their
+  // disk space is freed at once. Before the store is shared.
+  void close_deleted_files_in_maintain() noexcept;
   TopicStore(const TopicStore&) = delete;
   TopicStore& operator=(const TopicStore&) = delete;
 

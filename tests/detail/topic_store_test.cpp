@@ -262,6 +262,47 @@ TEST_SUITE("topic_store") {
     check_numbered(got, info->oldest_offset, 640 - info->oldest_offset);
   }
 
+  TEST_CASE("files_retention_deletes_are_closed_at_once_without_a_flusher_and_by_it_with_one") {
+    // A deleted file's blocks are freed by its last close: one left open
+    // holds a segment of disk for as long as the bus runs.
+    const auto deleted_files_open_under = [](const std::string& under) {
+      std::size_t n = 0;
+      for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+        std::error_code ec;
+        const std::string target = std::filesystem::read_symlink(e.path(), ec).string();
+        if (!ec && target.starts_with(under) && target.ends_with(" (deleted)")) ++n;
+      }
+      return n;
+    };
+    for (const bool flusher : {false, true}) {
+      CAPTURE(flusher);
+      TempBusDir dir;
+      BusOptions options;
+      options.flusher_thread = flusher;
+      Bus bus = open_bus(dir.path(), options);
+      TopicOptions o = persistent_ring(8);
+      o.retention.max_segments = 2;
+      REQUIRE(bus.create_topic("r", o).ok());
+      Result<Producer> p = bus.producer("r");
+      REQUIRE(p.ok());
+      append_timed(*p, 64 * 6 + 1);
+      CHECK(dir.segments("r").size() <= 3);
+      if (!flusher) {
+        CHECK(deleted_files_open_under(dir.path()) == 0);
+      } else {
+        // The flusher's next maintain() closes them.
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (deleted_files_open_under(dir.path()) != 0 && std::chrono::steady_clock::now() < deadline) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        CHECK(deleted_files_open_under(dir.path()) == 0);
+      }
+      const std::vector<OwnedRecord> got = read_all(bus, "r");
+      REQUIRE(!got.empty());
+      check_numbered(got, got.front().offset, 64 * 6 + 1 - got.front().offset);
+    }
+  }
+
   TEST_CASE("a_reader_inside_an_old_segment_keeps_it_from_retention_until_it_moves_on") {
     TempBusDir dir;
     Bus bus = open_bus(dir.path());
@@ -433,6 +474,35 @@ TEST_SUITE("topic_store") {
     check_numbered(read_all(bus, "f"), 0, committed);
     append_timed(*p, 10); // room again: the roll succeeds
     check_numbered(read_all(bus, "f"), 0, committed + 10);
+  }
+
+  TEST_CASE("a_create_topic_refused_by_a_full_disk_or_a_failed_sync_leaves_nothing_and_can_be_retried") {
+    for (const bool full_disk : {true, false}) {
+      CAPTURE(full_disk);
+      TempBusDir dir;
+      {
+        Bus bus = open_bus(dir.path(), BusOptions{false, false});
+        if (full_disk) {
+          platform::testing::fail_next_preallocations(1); // the first segment's file
+        } else {
+          platform::testing::fail_next_syncs(1, EIO); // the topics directory, after the topic's is made
+        }
+        const Status refused = bus.create_topic("t", persistent_ring(4));
+        platform::testing::fail_next_preallocations(0);
+        platform::testing::fail_next_syncs(0);
+        CHECK(refused.code() == (full_disk ? Errc::no_space : Errc::system_error));
+        CHECK(contains(refused.message(), "'t'"));
+        CHECK_FALSE(bus.has_topic("t"));
+        CHECK_FALSE(std::filesystem::exists(dir.topic_dir("t")));
+        const Status again = bus.create_topic("t", persistent_ring(4));
+        REQUIRE_MESSAGE(again.ok(), again.message());
+        Result<Producer> p = bus.producer("t");
+        REQUIRE(p.ok());
+        append_timed(*p, 70); // into a second segment
+      }
+      Bus bus = open_bus(dir.path(), BusOptions{false, false});
+      check_numbered(read_all(bus, "t"), 0, 70);
+    }
   }
 
   TEST_CASE("a_failed_flush_stops_the_topic_with_the_error_and_never_reports_success") {
