@@ -24,6 +24,7 @@
 #endif
 
 #include "detail/bus_core.hpp"
+#include "detail/topic_store.hpp"
 #include "platform/platform.hpp"
 #include "ringbus/bus.hpp"
 #include "ringbus/detail/config.hpp"
@@ -450,6 +451,9 @@ class SharedCore {
   // (K2) seq_cst: the Dekker pair with (K4); see the header.
   bool closing() const noexcept { return closing_.load(std::memory_order_seq_cst); }
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); } // pairs with close()'s exchange
+  // (T3) acquire: pairs with the release in stop_sequencing(), which follows
+  // the sequencer's last (T1); a sequenced count read after this one is final.
+  bool stopped() const noexcept { return stopped_.load(std::memory_order_acquire); }
   std::uint64_t sequenced_total() const noexcept {
     return sequenced_total_.load(std::memory_order_relaxed); // a statistic; no data is read on its strength
   }
@@ -476,13 +480,26 @@ class SharedCore {
                                               "' are open (SharedProducerOptions::max_senders)");
   }
 
+  // Why `what` is refused: the failure that stopped the sequencer (a closed
+  // bus, a failed store: its code), else Errc::closed.
   Status closed_error(std::string_view what) const {
-    if (failed_.load(std::memory_order_acquire)) {
-      return Status(Errc::closed, std::string(what) + ": the bus was closed under the shared producer of topic '" +
-                                      std::string(topic()) + "'");
+    if (failed_.load(std::memory_order_acquire)) { // pairs with fail(): failure_ is set
+      return Status(failure_.code(), std::string(what) + ": " + std::string(failure_.message()));
     }
     return Status(Errc::closed,
                   std::string(what) + ": the shared producer of topic '" + std::string(topic()) + "' is closed");
+  }
+
+  // offset_of: ticket t of the slot has no offset and the sequencer stopped
+  // (called after (T3) and a reread of sequenced).
+  Status never_appended(std::uint64_t t) const {
+    const std::string head = "ticket " + std::to_string(t) + " of the shared producer of topic '" +
+                             std::string(topic()) + "': its record was not appended: ";
+    if (failed_.load(std::memory_order_acquire)) return Status(failure_.code(), head + std::string(failure_.message()));
+    if (close_error_set_.load(std::memory_order_acquire)) { // pairs with finish(): close_error_ is set
+      return Status(close_error_.code(), head + std::string(close_error_.message()));
+    }
+    return Status(Errc::closed, head + "the shared producer was closed");
   }
 
   // --- the sequencer ---------------------------------------------------------------------
@@ -490,7 +507,8 @@ class SharedCore {
   struct Round {
     std::size_t moved = 0; // records appended
     bool blocked = false;  // the log had no room (block policy)
-    bool failed = false;   // the bus was closed: nothing more will be appended
+    bool error = false;    // an append failed (last_error_); its records stay pending for the next round
+    bool failed = false;   // the bus was closed or the topic's store failed: nothing more will be appended
   };
 
   // Appends what is pending, then drains and appends more, up to max records
@@ -499,6 +517,12 @@ class SharedCore {
   static constexpr int gathers_per_round = 16;
   Round round(std::size_t max) noexcept {
     Round r;
+    // relaxed: written only by the sequencer, whose turns are ordered by
+    // (P1)/(P2) or the thread's join.
+    if (RINGBUS_UNLIKELY(failed_.load(std::memory_order_relaxed))) {
+      r.failed = true;
+      return r;
+    }
     int gathers = 0;
     while (r.moved < max) {
       if (next_ == count_) {
@@ -507,32 +531,49 @@ class SharedCore {
         if (count_ == 0) break;
       }
       const Errc err = append_pending(max, r.moved);
+      if (RINGBUS_LIKELY(err == Errc::ok)) continue;
       if (err == Errc::would_block) {
         r.blocked = true;
-        break;
-      }
-      if (err != Errc::ok) {
-        fail();
+      } else if (stops_for_good(err)) {
         r.failed = true;
-        break;
+      } else {
+        r.error = true;
       }
+      break;
     }
     if (r.moved == 0 && !r.failed && log_->closed()) {
-      fail();
+      fail(bus_closed());
       r.failed = true;
     }
     return r;
   }
 
+  // After an append error the sequencer waits 1 ms, doubling up to 64 ms,
+  // before it tries again; close() tries close_retries times before it gives
+  // up (about 0.2 s).
+  static constexpr int first_retry_ms = 1;
+  static constexpr int last_retry_ms = 64;
+  static constexpr int close_retries = 8;
+  static int next_retry_ms(int ms) noexcept { return ms == 0 ? first_retry_ms : std::min(2 * ms, last_retry_ms); }
+
   // Thread mode: the sequencer thread's body.
   void run(std::stop_token stop) noexcept {
     Waiter waiter(options_.idle_wait);
+    int retry_ms = 0;
     for (;;) {
       // Read before the round: a stop requested after every sender went quiet
       // (close(): K5, then request_stop) sees the round drain all they sent.
       const bool stopping = stop.stop_requested();
       const Round r = round(SIZE_MAX);
       if (r.failed) return;
+      if (RINGBUS_UNLIKELY(r.error)) {
+        if (stopping) return; // close() retries what is left
+        // The records stay pending; try again later (a full disk may clear).
+        retry_ms = next_retry_ms(retry_ms);
+        for (int ms = 0; ms < retry_ms && !stop.stop_requested(); ++ms) thread_sleep_ns(1'000'000);
+        continue;
+      }
+      retry_ms = 0;
       if (r.moved != 0) {
         waiter.reset();
         continue;
@@ -552,9 +593,14 @@ class SharedCore {
     // (P1) acquire: takes the sequencer state from the last pumping thread (P2).
     if (pumping_.exchange(1, std::memory_order_acquire) != 0) return Status(Errc::would_block);
     const Round r = round(max);
+    Result<std::size_t> out = r.moved;
+    if (r.failed) {
+      out = closed_error("pump");
+    } else if (RINGBUS_UNLIKELY(r.error)) {
+      out = append_error("pump", "they stay queued and the next pump() retries them"); // reads last_error_: before (P2)
+    }
     pumping_.store(0, std::memory_order_release); // (P2)
-    if (r.failed) return closed_error("pump");
-    return r.moved;
+    return out;
   }
 
   Status close() noexcept {
@@ -570,24 +616,13 @@ class SharedCore {
     }
     if (options_.sequencer == SequencerMode::thread) {
       thread_.request_stop();
-      thread_.join();
+      thread_.join(); // the sequencer's state is this thread's now
     } else {
       Waiter waiter(WaitStrategy::backoff);
       while (pumping_.exchange(1, std::memory_order_acquire) != 0) waiter.idle(); // (P1); never released
-      waiter.reset();
-      for (;;) {
-        const Round r = round(SIZE_MAX);
-        if (r.failed) break;
-        if (r.moved != 0) {
-          waiter.reset();
-        } else if (!r.blocked) {
-          break; // everything accepted is in the log
-        } else {
-          waiter.idle(); // the log is full: wait for consumers, as append does
-        }
-      }
     }
-    Status st = failed_.load(std::memory_order_acquire) ? closed_error("close") : Status();
+    Status st = finish();
+    stop_sequencing();
     (void)producer_.close();
     return st;
   }
@@ -599,9 +634,103 @@ class SharedCore {
     std::size_t end;
   };
 
-  void fail() noexcept {
-    failed_.store(true, std::memory_order_release);  // pairs with closed_error's acquire
+  // --- when appends fail (cold) ----------------------------------------------------------
+
+  Status bus_closed() const {
+    return Status(Errc::closed, "the bus was closed under the shared producer of topic '" + std::string(topic()) + "'");
+  }
+
+  // The sequencer stops for good: `why` is what every later send, pump,
+  // close and unresolved ticket reports.
+  void fail(Status why) noexcept {
+    failure_ = std::move(why);
+    failed_.store(true, std::memory_order_release);  // pairs with closed_error's and never_appended's acquire
     closing_.store(true, std::memory_order_seq_cst); // senders now refuse (K2)
+    stop_sequencing();
+  }
+
+  // Nothing more will be sequenced: a ticket without an offset now never gets one.
+  void stop_sequencing() noexcept {
+    stopped_.store(true, std::memory_order_release); // (T3) after the last (T1); pairs with stopped()
+  }
+
+  // An append failed with err (not would_block; last_error_ says why). A
+  // closed bus, or a persistent topic whose store failed and takes no more
+  // appends, stops the sequencer (fail(); true). Anything else (a full disk
+  // at a roll: the next append retries it, as with a plain Producer) keeps
+  // the records pending (false).
+  RINGBUS_NOINLINE bool stops_for_good(Errc err) noexcept {
+    if (err == Errc::closed || log_->closed()) {
+      fail(bus_closed());
+      return true;
+    }
+    if (log_->store() != nullptr && log_->store()->failed()) {
+      const Status cause = log_->store()->failure(); // "topic 'x' failed and takes no more appends: ..."
+      const Status& why = cause.ok() ? last_error_ : cause;
+      fail(Status(why.code(), "the shared producer of topic '" + std::string(topic()) +
+                                  "' stopped: " + std::string(why.message())));
+      return true;
+    }
+    return false;
+  }
+
+  // pump()/close(): last_error_, naming the topic and the pending records' fate.
+  Status append_error(std::string_view what, std::string_view then) const {
+    return Status(last_error_.code(), std::string(what) + ": appending to topic '" + std::string(topic()) +
+                                          "' failed: " + std::string(last_error_.message()) +
+                                          "; the records not appended were kept: " + std::string(then));
+  }
+
+  // close(): appends everything still queued (waiting for room under block,
+  // as append does; retrying an append error close_retries times). What is
+  // left after a failure or the last retry is dropped and counted.
+  Status finish() noexcept {
+    Waiter waiter(WaitStrategy::backoff);
+    int retries = 0;
+    int retry_ms = 0;
+    for (;;) {
+      const Round r = round(SIZE_MAX);
+      if (r.failed) break;
+      if (r.error) {
+        if (retries++ == close_retries) break;
+        retry_ms = next_retry_ms(retry_ms);
+        thread_sleep_ns(std::int64_t{retry_ms} * 1'000'000);
+        continue;
+      }
+      retries = 0;
+      retry_ms = 0;
+      if (r.moved != 0) {
+        waiter.reset();
+      } else if (!r.blocked) {
+        break; // everything accepted is in the log
+      } else {
+        waiter.idle(); // the log is full: wait for consumers, as append does
+      }
+    }
+    const std::uint64_t lost = discard_pending();
+    const bool failed = failed_.load(std::memory_order_relaxed); // relaxed: this thread is the sequencer
+    if (lost == 0) return failed ? closed_error("close") : Status();
+    const std::string count = std::to_string(lost) + " accepted records were not appended";
+    if (failed) {
+      return Status(failure_.code(), "close: " + std::string(failure_.message()) + "; " + count);
+    }
+    close_error_ = Status(last_error_.code(), "close of the shared producer of topic '" + std::string(topic()) +
+                                                  "' gave up after " + std::to_string(close_retries) +
+                                                  " retries: " + count + ": " + std::string(last_error_.message()));
+    close_error_set_.store(true, std::memory_order_release); // pairs with never_appended's acquire
+    return close_error_;
+  }
+
+  // Drops every record not yet appended (pending and still queued: sends
+  // have stopped, K5); returns how many there were.
+  std::uint64_t discard_pending() noexcept {
+    std::uint64_t lost = 0;
+    for (;;) {
+      for (std::size_t i = next_; i < count_; ++i) lost += packed_[i] != 0 ? packed_[i] : 1;
+      next_ = count_;
+      gather();
+      if (count_ == 0) return lost;
+    }
   }
 
   // Takes cells from every slot and decodes them into messages_: first a
@@ -720,6 +849,8 @@ class SharedCore {
   Errc append_pending(std::size_t max, std::size_t& moved) noexcept {
     const std::size_t limit = producer_.batch_limit_bytes();
     while (next_ < count_ && moved < max) {
+      // The sequencer is the topic's writer: its own state, read inline.
+      const std::uint64_t before = log_->writer().next_offset;
       std::size_t end = next_;
       std::size_t records = 0;
       Result<std::uint64_t> first = std::uint64_t{0};
@@ -744,12 +875,30 @@ class SharedCore {
                     : producer_.try_append_batch(std::span<const Message>(messages_.data() + next_, end - next_));
         records = end - next_;
       }
-      if (!first.ok()) return first.code();
+      if (RINGBUS_UNLIKELY(!first.ok())) return append_failed(std::move(first).status(), before, end, records, moved);
       publish_offsets(next_, end, *first);
       moved += records;
       next_ = end;
     }
     return Errc::ok;
+  }
+
+  // An append of messages [next_, end) (records in all) failed. Under
+  // Durability::sync the producer publishes, then syncs: a failed sync
+  // reports its error with the records in the log, where readers see them.
+  // If the log moved, they keep their offsets and count as moved. The error
+  // goes to last_error_ (would_block carries none).
+  RINGBUS_NOINLINE Errc append_failed(Status st, std::uint64_t before, std::size_t end, std::size_t records,
+                                      std::size_t& moved) noexcept {
+    const std::uint64_t after = log_->writer().next_offset;
+    if (after != before) { // all of it: an append is all or nothing up to its publication
+      publish_offsets(next_, end, before);
+      moved += records;
+      next_ = end;
+    }
+    const Errc err = st.code();
+    if (err != Errc::would_block) last_error_ = std::move(st);
+    return err;
   }
 
   // (T1): the offsets of the slot's records in [lo, hi), which one append
@@ -823,7 +972,12 @@ class SharedCore {
   alignas(cache_line) std::atomic<std::uint32_t> slots_used_{0};
   std::atomic<std::uint32_t> pumping_{0};
   std::atomic<bool> closed_{false};
-  std::atomic<bool> failed_{false};
+  std::atomic<bool> failed_{false};  // failure_ is set (release by fail())
+  std::atomic<bool> stopped_{false}; // (T3) nothing more will be sequenced
+  std::atomic<bool> close_error_set_{false};
+  Status failure_;     // why the sequencer stopped for good; set once, before failed_
+  Status close_error_; // what close() gave up on; set once, before close_error_set_
+  Status last_error_;  // sequencer-private: the last append error other than would_block
   std::atomic<std::uint64_t> sequenced_total_{0};
   std::jthread thread_; // last: stopped and joined before anything else goes
 };
@@ -1137,8 +1291,14 @@ Result<std::uint64_t> SharedProducer::Sender::offset_of(Ticket ticket) const noe
   }
   // (T2) acquire, sequenced then the run count: pairs with (T1); every
   // offset run of a record below `sequenced` is then visible, and n counts them.
-  const std::uint64_t sequenced = s->sequenced.load(std::memory_order_acquire);
-  if (t >= sequenced) return Status(Errc::would_block);
+  std::uint64_t sequenced = s->sequenced.load(std::memory_order_acquire);
+  if (t >= sequenced) {
+    if (RINGBUS_LIKELY(!s->core->stopped())) return Status(Errc::would_block);
+    // (T3) seen: the sequencer's last (T1) is visible, so this reread is
+    // final. Still not sequenced: the record never got in, and never will.
+    sequenced = s->sequenced.load(std::memory_order_acquire); // (T2) again
+    if (t >= sequenced) return s->core->never_appended(t);
+  }
   const std::uint64_t n = s->offset_run_count.load(std::memory_order_acquire);
   // Which entries hold still. `sequenced` was loaded before the run count,
   // and the sequencer stores the count before `sequenced`, so every run at

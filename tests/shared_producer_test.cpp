@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -14,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "persist_support.hpp"
+#include "platform/files.hpp"
 #include "ringbus/ringbus.hpp"
 #include "stress_support.hpp"
 #include "test_support.hpp"
@@ -34,6 +37,7 @@ using ringbus::Result;
 using ringbus::SequencerMode;
 using ringbus::SharedProducer;
 using ringbus::SharedProducerOptions;
+using ringbus::Status;
 using ringbus::Ticket;
 using ringbus::TopicOptions;
 using ringbus::test::contains;
@@ -656,6 +660,232 @@ TEST_SUITE("shared_producer") {
     SharedProducer::Sender s = other.sender().value();
     REQUIRE(s.send("x").ok());
     CHECK(pump_all(other) == 1);
+  }
+}
+
+// --- append errors: a full disk, a failed sync ---------------------------------------------------
+//
+// Only a closed bus is reported as one. Another append error keeps the
+// records queued and is retried; a topic whose store failed for good stops
+// the sequencer, and every accepted record that did not get in is counted by
+// close() and has a ticket that says so instead of waiting.
+
+namespace {
+
+using ringbus::Storage;
+using ringbus::test::drain;
+using ringbus::test::even_value_bytes;
+using ringbus::test::no_flusher;
+using ringbus::test::open_bus;
+using ringbus::test::small_ring;
+using ringbus::test::TempBusDir;
+using ringbus::test::value_for;
+namespace faults = ringbus::platform::testing;
+
+// Disarms an injected fault when the test leaves, however it leaves.
+struct FaultsOff {
+  FaultsOff() = default;
+  FaultsOff(const FaultsOff&) = delete;
+  FaultsOff& operator=(const FaultsOff&) = delete;
+  ~FaultsOff() {
+    faults::fail_next_preallocations(0);
+    faults::fail_next_syncs(0);
+  }
+};
+
+// A persistent topic of 8 small segments and a shared producer on it whose
+// records may be 256 bytes.
+struct PersistentFixture {
+  PersistentFixture(const std::string& topic, SequencerMode mode, ringbus::Durability durability) {
+    TopicOptions o = small_ring(8);
+    o.storage = Storage::persistent;
+    o.durability = durability;
+    REQUIRE(bus.create_topic(topic, o).ok());
+    SharedProducerOptions so;
+    so.sequencer = mode;
+    so.max_record_bytes = 256;
+    Result<SharedProducer> made = bus.shared_producer(topic, so);
+    REQUIRE_MESSAGE(made.ok(), made.message());
+    shared = std::move(*made);
+    sender = shared.sender().value();
+    consumer = bus.consumer(topic).value();
+  }
+  TempBusDir dir;
+  Bus bus = open_bus(dir.path(), no_flusher());
+  SharedProducer shared;
+  SharedProducer::Sender sender;
+  Consumer consumer;
+};
+
+// Sends value_for(i) for i in [from, to) as one batch; returns its first ticket.
+Ticket send_numbered(SharedProducer::Sender& sender, std::uint64_t from, std::uint64_t to) {
+  std::vector<std::string> values;
+  for (std::uint64_t i = from; i < to; ++i) values.push_back(value_for(i, even_value_bytes));
+  std::vector<Message> batch;
+  for (const std::string& v : values) batch.push_back(msg(ByteView(), ByteView(v)));
+  Result<Ticket> t = sender.send_batch(batch);
+  REQUIRE_MESSAGE(t.ok(), t.message());
+  return *t;
+}
+
+// The log holds value_for(i) at offset i for every i < count, and nothing more.
+void check_numbered(Consumer& consumer, std::uint64_t count) {
+  const std::vector<OwnedRecord> got = drain(consumer);
+  CHECK(got.size() == count);
+  for (std::uint64_t i = 0; i < got.size(); ++i) {
+    CAPTURE(i);
+    CHECK(got[i].offset == i);
+    CHECK(got[i].value == value_for(i, even_value_bytes));
+  }
+}
+
+} // namespace
+
+TEST_SUITE("shared_producer") {
+  TEST_CASE("a_full_disk_at_a_roll_is_not_reported_as_a_closed_bus_and_loses_no_accepted_record") {
+    for (const SequencerMode mode : {SequencerMode::caller, SequencerMode::thread}) {
+      CAPTURE(ringbus::to_string(mode));
+      FaultsOff faults_off;
+      PersistentFixture f("f", mode, ringbus::Durability::none);
+      CHECK(send_numbered(f.sender, 0, 10) == Ticket{0});
+      if (mode == SequencerMode::caller) REQUIRE(f.shared.pump().value() == 10);
+      REQUIRE(f.sender.wait_offset(Ticket{9}, 10s).value() == 9);
+
+      // The next segment cannot be made once: the batch that needs it fails whole.
+      faults::fail_next_preallocations(1);
+      CHECK(send_numbered(f.sender, 10, 210) == Ticket{10});
+      std::uint64_t accepted = 210;
+      if (mode == SequencerMode::caller) {
+        const Status failure = f.shared.pump().status();
+        CHECK(failure.code() == Errc::no_space);
+        CHECK(contains(failure.message(), "topic 'f'"));
+        CHECK_FALSE(contains(failure.message(), "bus was closed"));
+        // Kept, not given up: the ticket waits for the next pump.
+        CHECK(f.sender.offset_of(Ticket{10}).code() == Errc::would_block);
+        CHECK(f.shared.sequenced() == 10);
+      } else {
+        // The sequencer retries on its own; the producer stays open to sends.
+        REQUIRE(f.sender.wait_offset(Ticket{209}, 10s).value() == 209);
+        Result<Ticket> late = f.sender.send(value_for(210, even_value_bytes));
+        REQUIRE_MESSAGE(late.ok(), late.message());
+        CHECK(*late == Ticket{210});
+        accepted = 211;
+      }
+      REQUIRE(f.bus.is_open());
+      const Status closed = f.shared.close();
+      CHECK_MESSAGE(closed.ok(), closed.message());
+      CHECK(f.shared.sequenced() == accepted);
+      check_numbered(f.consumer, accepted);
+      CHECK(f.sender.offset_of(Ticket{accepted - 1}).value() == accepted - 1);
+    }
+  }
+
+  TEST_CASE("a_full_disk_that_lasts_through_close_is_reported_with_the_records_not_appended") {
+    for (const SequencerMode mode : {SequencerMode::caller, SequencerMode::thread}) {
+      CAPTURE(ringbus::to_string(mode));
+      FaultsOff faults_off;
+      PersistentFixture f("f", mode, ringbus::Durability::none);
+      send_numbered(f.sender, 0, 10);
+      if (mode == SequencerMode::caller) REQUIRE(f.shared.pump().value() == 10);
+      REQUIRE(f.sender.wait_offset(Ticket{9}, 10s).value() == 9);
+      faults::fail_next_preallocations(1 << 20); // every roll, until the test ends
+      send_numbered(f.sender, 10, 210);
+      if (mode == SequencerMode::caller) CHECK(f.shared.pump().code() == Errc::no_space);
+      const Status closed = f.shared.close();
+      CHECK(closed.code() == Errc::no_space);
+      CHECK(contains(closed.message(), "topic 'f'"));
+      const std::uint64_t in_log = f.bus.describe("f").value().end_offset;
+      CHECK(in_log < 210);
+      CHECK(f.shared.sequenced() == in_log);
+      CHECK(contains(closed.message(), std::to_string(210 - in_log) + " accepted records were not appended"));
+      check_numbered(f.consumer, in_log);
+      // A ticket whose record never got in says so at once; it never gets an offset.
+      const Result<std::uint64_t> lost = f.sender.wait_offset(Ticket{209}, 10s);
+      CHECK(lost.code() == Errc::no_space);
+      CHECK(contains(lost.message(), "ticket 209"));
+      CHECK(f.sender.send("late").code() == Errc::closed);
+    }
+  }
+
+  TEST_CASE("a_failed_sync_names_the_io_error_and_the_record_it_left_in_the_log_keeps_its_offset") {
+    FaultsOff faults_off;
+    PersistentFixture f("s", SequencerMode::caller, ringbus::Durability::sync);
+    const Ticket first = f.sender.send(value_for(0, even_value_bytes)).value();
+    REQUIRE(f.shared.pump().value() == 1);
+    const Ticket second = f.sender.send(value_for(1, even_value_bytes)).value();
+    faults::fail_next_syncs(1, EIO);
+    const Result<std::size_t> pumped = f.shared.pump();
+    faults::fail_next_syncs(0);
+    CHECK(pumped.code() == Errc::system_error);
+    CHECK(contains(pumped.message(), "topic 's'"));
+    CHECK_FALSE(contains(pumped.message(), "bus was closed"));
+    check_numbered(f.consumer, 2); // published before the sync failed: readers have it
+    CHECK(f.sender.offset_of(first).value() == 0);
+    const Result<std::uint64_t> off = f.sender.wait_offset(second, 10s);
+    REQUIRE_MESSAGE(off.ok(), off.message());
+    CHECK(*off == 1);
+    CHECK(f.shared.sequenced() == 2);
+  }
+
+  TEST_CASE("a_topic_failed_by_a_sync_stops_the_sequencer_and_close_counts_what_did_not_get_in") {
+    for (const SequencerMode mode : {SequencerMode::caller, SequencerMode::thread}) {
+      CAPTURE(ringbus::to_string(mode));
+      FaultsOff faults_off;
+      PersistentFixture f("s", mode, ringbus::Durability::sync);
+      send_numbered(f.sender, 0, 1);
+      if (mode == SequencerMode::caller) REQUIRE(f.shared.pump().value() == 1);
+      REQUIRE(f.sender.wait_offset(Ticket{0}, 10s).value() == 0);
+      faults::fail_next_syncs(1, EIO); // the topic's store fails for good
+      std::uint64_t accepted = 0;
+      Status refused;
+      if (mode == SequencerMode::caller) {
+        send_numbered(f.sender, 1, 4);
+        const Result<std::size_t> pumped = f.shared.pump(1); // record 1 gets in, then the sync fails
+        CHECK(pumped.code() == Errc::system_error);
+        CHECK(contains(pumped.message(), "topic 's' failed and takes no more appends"));
+        CHECK(f.shared.pump().code() == Errc::system_error); // stopped: no retry
+        accepted = 4;
+        refused = f.sender.send("late").status();
+      } else {
+        // Record 1 gets in, then its sync fails and stops the sequencer
+        // (its offset is published first). What is sent after that never
+        // gets in; sends are refused once the sequencer has stopped.
+        send_numbered(f.sender, 1, 2);
+        REQUIRE(f.sender.wait_offset(Ticket{1}, 10s).value() == 1);
+        accepted = 2;
+        for (int i = 0; i < 100000; ++i) {
+          Result<Ticket> t = f.sender.send(value_for(accepted, even_value_bytes));
+          if (!t.ok()) {
+            refused = std::move(t).status();
+            break;
+          }
+          ++accepted;
+          std::this_thread::sleep_for(100us);
+        }
+      }
+      CHECK(refused.code() == Errc::system_error);
+      CHECK(contains(refused.message(), "topic 's' failed and takes no more appends"));
+      REQUIRE(f.bus.is_open());
+      const std::uint64_t in_log = f.bus.describe("s").value().end_offset;
+      CHECK(in_log == 2);
+      REQUIRE(accepted >= in_log);
+      const Result<std::uint64_t> last_in = f.sender.wait_offset(Ticket{1}, 10s);
+      REQUIRE_MESSAGE(last_in.ok(), last_in.message());
+      CHECK(*last_in == 1);
+      if (accepted > in_log) {
+        const Result<std::uint64_t> lost = f.sender.wait_offset(Ticket{accepted - 1}, 10s);
+        CHECK(lost.code() == Errc::system_error);
+        CHECK(contains(lost.message(), "was not appended"));
+      }
+      const Status closed = f.shared.close();
+      CHECK(closed.code() == Errc::system_error);
+      CHECK(contains(closed.message(), "topic 's'"));
+      CHECK(contains(closed.message(), "topic 's' failed and takes no more appends"));
+      if (accepted > in_log) { // caller mode always; thread mode when a send got in before the sequencer stopped
+        CHECK(contains(closed.message(), std::to_string(accepted - in_log) + " accepted records were not appended"));
+      }
+      check_numbered(f.consumer, in_log);
+    }
   }
 }
 

@@ -28,6 +28,19 @@
 //     (unless the bus is closed first, which drops whatever is not yet there).
 //     A send after close() began fails with Errc::closed; a send racing with
 //     close() either fails or is flushed, never lost silently.
+//   - Append errors. Only a closed bus is reported as one (Errc::closed,
+//     "the bus was closed"). Another error (a full disk at a segment roll:
+//     Errc::no_space) keeps the records queued, in order: pump() returns it,
+//     naming the topic, and the next pump retries; the sequencer thread backs
+//     off (1 ms doubling to 64 ms) and retries; close() retries 8 times
+//     (about 0.2 s) before it gives up. A persistent topic whose store failed
+//     (a failed sync: it "failed and takes no more appends") stops the
+//     sequencer for good: sends, pumps and close report that error, not
+//     Errc::closed. A record a sync failure left in the log keeps its offset.
+//     Whatever close() could not append it counts in its error ("N accepted
+//     records were not appended"), and the ticket of a record that never got
+//     in never resolves: offset_of says why (with the failure's code) as soon
+//     as the sequencer has given up, instead of would_block.
 //   - Per Sender, offsets increase with the tickets (its order is kept).
 //   - Back-pressure, not unbounded memory: each Sender slot may have at most
 //     `sender_queue_slots` queue slots outstanding (sent, not yet drained).
@@ -97,6 +110,9 @@
 //        the runs (relaxed): pairs with T1         sequenced.store(release), after each
 //        (the runs searched are not reused         appended chunk
 //        during the call: offset_of says why)
+//   (T3) not sequenced yet: stopped.load     (T3) stopped.store(release) once nothing more
+//        (acquire), then sequenced again:          will be sequenced (a failure, or the end
+//        pairs with T3; still not: never           of close()), after the last (T1)
 //   (S1) state CAS free->open (acquire) on   sender(): slots_used CAS (release) (U1);
 //        sender(); state.store(free, release)     gather: slots_used.load(acquire) (U2)
 //        on close: hands the slot's counters
@@ -220,10 +236,14 @@ class SharedProducer {
 
     // The offset the ticket's record got: Errc::would_block while it is not
     // in the log yet; Errc::invalid_argument for a ticket this Sender's slot
-    // never issued or one older than offset_window() records.
+    // never issued or one older than offset_window() records. Once the
+    // sequencer has stopped (closed, or given up on an error) a record not in
+    // the log never gets there: the error says why (Errc::closed for a closed
+    // bus or producer, else the failure's code).
     [[nodiscard]] Result<std::uint64_t> offset_of(Ticket ticket) const noexcept;
     // offset_of, waiting (backoff) up to timeout for the sequencer
-    // (nanoseconds::max(): for good); Errc::timed_out when it did not come.
+    // (nanoseconds::max(): for good); Errc::timed_out when it did not come;
+    // at once offset_of's error when the sequencer gave the record up.
     [[nodiscard]] Result<std::uint64_t> wait_offset(Ticket ticket, std::chrono::nanoseconds timeout) const noexcept;
     // How many of its newest tickets a Sender can still resolve.
     [[nodiscard]] std::uint64_t offset_window() const noexcept;
@@ -260,14 +280,20 @@ class SharedProducer {
   // when nothing was queued, or the log is full under block). One thread at a
   // time: a concurrent pump() gets Errc::would_block. Errc::invalid_argument in
   // thread mode; Errc::closed after close or when the bus was closed (records
-  // not yet in the log are then dropped).
+  // not yet in the log are then dropped). Another append error (e.g.
+  // Errc::no_space at a roll) is returned naming the topic; the records not
+  // appended stay queued and the next pump retries them (those it did append
+  // keep their offsets). A topic whose store failed for good: its error, and
+  // nothing more is appended.
   Result<std::size_t> pump(std::size_t max_records = SIZE_MAX) noexcept;
 
   // Refuses further sends, flushes every accepted record into the log
   // (waiting for room under block, like Producer::append: consumers must make
   // progress), stops the sequencer thread and releases the topic's producer.
   // Errc::closed if the bus was closed first (what was not in the log is lost)
-  // or this was already closed.
+  // or this was already closed. An append error it still meets after 8
+  // retries (about 0.2 s), or a topic whose store failed for good: that
+  // error, saying how many accepted records were not appended (dropped).
   Status close() noexcept;
   [[nodiscard]] bool is_open() const noexcept;
   [[nodiscard]] std::string_view topic() const noexcept;
