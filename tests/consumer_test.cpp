@@ -39,6 +39,7 @@ using ringbus::test::drain;
 using ringbus::test::even_value_bytes;
 using ringbus::test::msg;
 using ringbus::test::OwnedRecord;
+using ringbus::test::packed_frame_bytes;
 using ringbus::test::poll_once;
 using ringbus::test::records_per_small_segment;
 using ringbus::test::small_ring;
@@ -804,6 +805,29 @@ TEST_SUITE("consumer") {
     }
     check_run(got, 192, 128);
     CHECK(c.position("t").value() == 320);
+  }
+
+  // A record that leaves 8, 16 or 24 bytes at a segment's end is followed by
+  // a pad frame shorter than a frame header. At the ring's end a guard page
+  // follows it: poll_one must know it is a pad from its first word, and read
+  // nothing of a header there (it used to, a read past the ring).
+  TEST_CASE("poll_one_crosses_pad_frames_shorter_than_a_header_at_the_rings_end") {
+    for (std::size_t value_bytes = 1; value_bytes <= 64; ++value_bytes) {
+      CAPTURE(value_bytes);
+      Bus bus;
+      REQUIRE(bus.create_topic("t", small_ring(2)).ok());
+      auto p = bus.producer("t").value();
+      auto c = bus.consumer("t").value();
+      const std::uint64_t laps = 3 * 2 * ringbus::test::small_segment_bytes / packed_frame_bytes(value_bytes);
+      for (std::uint64_t i = 0; i < laps; ++i) {
+        REQUIRE(p.append(value_for(i, value_bytes)).value() == i);
+        const std::optional<OwnedRecord> r = poll_one_owned(c);
+        REQUIRE(r.has_value());
+        REQUIRE(r->offset == i);
+        REQUIRE(r->value == value_for(i, value_bytes));
+      }
+      CHECK_FALSE(poll_one_owned(c).has_value());
+    }
   }
 
   TEST_CASE("poll_one_on_a_closed_consumer_or_bus_or_without_subscriptions_says_why") {

@@ -231,10 +231,16 @@ Status TopicStore::open_directory_and_ring(const platform::FileDescriptor& topic
     if (Status st = platform::rename_at(dir_, meta_temp_file, meta_file); !st.ok()) return st;
     if (Status st = platform::sync_directory(dir_); !st.ok()) return st;
   }
-  Result<void*> ring = platform::reserve_readable_zeros(capacity_);
+  // The ring and a guard page after it, as for an in-memory topic.
+  const std::size_t guard = page_size_;
+  Result<void*> ring = platform::reserve_readable_zeros(capacity_ + guard);
   if (!ring.ok()) return ring.status();
   ring_base_ = static_cast<std::byte*>(*ring);
-  ring_ = RingMapping::adopt(ring_base_, capacity_);
+  ring_ = RingMapping::adopt(ring_base_, capacity_, guard);
+  if (!platform::protect_none(ring_base_ + capacity_, guard)) {
+    return Status(Errc::system_error, "topic '" + name_ + "': could not protect the guard page after its " +
+                                          std::to_string(capacity_) + "-byte ring (mprotect)");
+  }
   return {};
 }
 

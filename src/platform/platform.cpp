@@ -27,6 +27,8 @@ Result<void*> map_anonymous(std::size_t bytes) {
 
 void unmap(void* address, std::size_t bytes) noexcept { ::munmap(address, bytes); }
 
+bool protect_none(void* address, std::size_t bytes) noexcept { return ::mprotect(address, bytes, PROT_NONE) == 0; }
+
 bool advise_huge_pages(void* address, std::size_t bytes) noexcept {
 #ifdef MADV_HUGEPAGE
   return ::madvise(address, bytes, MADV_HUGEPAGE) == 0;

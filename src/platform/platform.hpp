@@ -14,6 +14,9 @@ namespace ringbus::platform {
 Result<void*> map_anonymous(std::size_t bytes);
 // Unmaps what map_anonymous returned; never fails for a valid mapping.
 void unmap(void* address, std::size_t bytes) noexcept;
+// Makes [address, address+bytes) (whole pages) fault on any access: a guard
+// after a ring, so a read past its end is a crash at once, not a neighbour's bytes.
+bool protect_none(void* address, std::size_t bytes) noexcept;
 // Asks for transparent huge pages on [address, address+bytes); false if refused.
 bool advise_huge_pages(void* address, std::size_t bytes) noexcept;
 // Populates (writes into) every page of [address, address+bytes) now; false if the kernel refused.

@@ -148,14 +148,17 @@ RINGBUS_ALWAYS_INLINE bool take_one_in_place(Cursor& c, Record& out) noexcept {
     const Log& log = *c.log;
     std::uint64_t word0;
     if (!log.published_word0(c.pos, word0)) return false; // (C): as the walk's first look
-    const std::byte* const f = log.ring_at(c.pos);
-    const std::uint64_t base = header_base_offset(f);
-    if (RINGBUS_LIKELY(word0_type(word0) == frame_type::data && (word0_flags(word0) & frame_flags::packed) != 0 &&
-                       header_record_count(f) == 1 && base >= c.skip_until)) {
-      read_packed(log, f, base, 0, packed_value_bytes(word0_length(word0), 1), out);
-      c.pos = frame_end(c.pos, word0);
-      c.offset = base + 1;
-      return true;
+    // The type first: a pad frame at the ring's end may be shorter than a
+    // header, so its count and base are not there to read.
+    if (RINGBUS_LIKELY(word0_type(word0) == frame_type::data && (word0_flags(word0) & frame_flags::packed) != 0)) {
+      const std::byte* const f = log.ring_at(c.pos);
+      const std::uint64_t base = header_base_offset(f);
+      if (RINGBUS_LIKELY(header_record_count(f) == 1 && base >= c.skip_until)) {
+        read_packed(log, f, base, 0, packed_value_bytes(word0_length(word0), 1), out);
+        c.pos = frame_end(c.pos, word0);
+        c.offset = base + 1;
+        return true;
+      }
     }
   }
   Chunk chunk;
