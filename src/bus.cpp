@@ -150,8 +150,10 @@ Log* BusCore::discover_locked(std::string_view name, Status& why) {
   if (!there) return nullptr;
   // topic_not_found: the writer is creating it (TopicStore::open); a later
   // call looks again. Anything else is reported as Bus::open reports it.
+  // The boot check again, not Bus::open's: the writer may have recorded
+  // this boot since (or the directory was replaced by a copy).
   Result<std::unique_ptr<TopicStore>> store =
-      TopicStore::open(disk->topics, std::string(name), true, disk->check_every_segment);
+      TopicStore::open(disk->topics, std::string(name), true, !detail::same_boot_as_last_writer(disk->dir));
   if (store.code() == Errc::topic_not_found) return nullptr;
   if (!store.ok()) {
     why = in_directory(disk->path, store.status());
@@ -192,7 +194,9 @@ Result<Bus> Bus::open(std::string_view directory, const BusOptions& options) {
     }
     disk->lock = std::move(*lock);
   }
-  disk->check_every_segment = !detail::same_boot_as_last_writer(disk->dir);
+  // No record that the directory's last writer ran in this boot
+  // (writer_boot.hpp): recovery checks every segment, checksums included.
+  const bool check_every_segment = !detail::same_boot_as_last_writer(disk->dir);
   Result<platform::FileDescriptor> topics = sub_directory(disk->dir, "topics", options.read_only);
   if (!topics.ok()) return in_directory(disk->path, topics.status());
   disk->topics = std::move(*topics);
@@ -209,7 +213,7 @@ Result<Bus> Bus::open(std::string_view directory, const BusOptions& options) {
       if (e.type != platform::EntryType::directory) continue;
       if (!validate_topic_name(e.name).ok()) continue;
       Result<std::unique_ptr<detail::TopicStore>> store =
-          detail::TopicStore::open(disk->topics, e.name, options.read_only, disk->check_every_segment);
+          detail::TopicStore::open(disk->topics, e.name, options.read_only, check_every_segment);
       // topic_not_found: a topic whose creation a crash cut short; not a topic (TopicStore::open).
       if (store.code() == Errc::topic_not_found) continue;
       if (!store.ok()) return in_directory(disk->path, store.status());
@@ -397,6 +401,7 @@ Result<TopicInfo> Bus::describe(std::string_view name) const {
     info.persistent = true;
     info.segment_files = store->segment_count();
     if (store->failed()) info.failure = std::string(store->failure().message());
+    info.recovery = store->recovery().summary();
   }
   return info;
 }

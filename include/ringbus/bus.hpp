@@ -33,6 +33,11 @@ struct TopicInfo {
   bool persistent = false;       // segment files under the bus's directory
   std::size_t segment_files = 0; // persistent: segment files the topic holds now
   std::string failure;           // persistent: why the topic stopped taking appends ("" when healthy)
+  // Persistent: what this bus's open repaired ("" when it found a clean
+  // log): a tail cut at a torn frame, and after a reboot the damage found
+  // below the tail, the segments dropped and the files set aside
+  // (<segment>.damaged, never deleted). README "Recovery".
+  std::string recovery;
 };
 
 class Bus {

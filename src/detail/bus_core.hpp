@@ -37,9 +37,6 @@ struct BusDirectory {
   platform::FileDescriptor groups;    // <dir>/groups: durable positions of consumer groups
   platform::FileLock lock;            // <dir>/LOCK, held by a writable bus
   bool read_only = false;
-  // No record that the directory's last writer ran in this boot
-  // (writer_boot.hpp): recovery checks every segment, checksums included.
-  bool check_every_segment = true;
   std::int64_t stats_interval_ns = 0; // BusOptions::stats_interval; 0: no stats files
 };
 

@@ -401,6 +401,19 @@ Status TopicStore::recover(bool check_every_segment) {
   const auto access = read_only_ ? platform::Access::read_only : platform::Access::read_write;
   std::vector<std::byte> header(segment_header_bytes);
   bool removed_a_file = false; // the directory is synced once at the end
+  // After a reboot, damage where a segment's layout is read (a header that
+  // does not validate, a file cut short, one that does not follow the one
+  // before) is what a power loss leaves, not a foreign file: the log ends
+  // before that file, which is set aside with every file after it. An
+  // oldest file is set aside alone (the head moves past it, as retention
+  // would): the next one starts the log.
+  bool log_ended = false;
+  const auto end_log_at = [&](const std::string& file, std::string_view why) -> Status {
+    if (report_.damage.empty()) report_.damage = file + ": " + std::string(why);
+    if (!segments_.empty()) log_ended = true;
+    removed_a_file = true;
+    return set_aside(file);
+  };
   for (const platform::DirectoryEntry& e : *entries) {
     if (is_prepared_name(e.name) || e.name == meta_temp_file || e.name.ends_with(index_temp_suffix)) {
       // A segment prepared ahead, a meta file or an index never renamed (a
@@ -410,6 +423,10 @@ Status TopicStore::recover(bool check_every_segment) {
     }
     const std::optional<std::uint64_t> base = parse_segment_file_name(e.name);
     if (!base) continue; // .idx files, LOCK, topic.meta, anything else: not a segment
+    if (log_ended) {
+      if (Status st = set_aside(e.name); !st.ok()) return st;
+      continue;
+    }
     Result<platform::FileDescriptor> fd = platform::open_file_at(dir_, e.name, access);
     if (!fd.ok()) {
       // A follower races the writer: the file was deleted or recycled (renamed) since the listing.
@@ -456,6 +473,10 @@ Status TopicStore::recover(bool check_every_segment) {
     SegmentHeaderFields fields;
     if (Status st = validate_segment_header(std::span(header).first(*got), e.name, name_, segment_bytes_, &fields);
         !st.ok()) {
+      if (check_every_segment) {
+        if (Status set = end_log_at(e.name, st.message()); !set.ok()) return set;
+        continue;
+      }
       return in_topic(name_, Status(st.code(), fd->path() + ": " + std::string(st.message())));
     }
     if (fields.ring_capacity != capacity_) {
@@ -470,6 +491,14 @@ Status TopicStore::recover(bool check_every_segment) {
     Result<platform::FileInfo> info = platform::file_info(*fd);
     if (!info.ok()) return in_topic(name_, info.status());
     if (info->size < page_size_ + segment_bytes_) {
+      if (check_every_segment) {
+        if (Status set = end_log_at(e.name, "file is " + std::to_string(info->size) + " bytes, a segment file is " +
+                                                std::to_string(page_size_ + segment_bytes_));
+            !set.ok()) {
+          return set;
+        }
+        continue;
+      }
       return Status(Errc::corrupt_data, fd->path() + ": file is " + std::to_string(info->size) +
                                             " bytes, a segment file is " + std::to_string(page_size_ + segment_bytes_) +
                                             " (truncated?)");
@@ -485,6 +514,14 @@ Status TopicStore::recover(bool check_every_segment) {
     if (!segments_.empty()) {
       const Segment& prev = segments_.back();
       if (s.position != prev.position + segment_bytes_ || s.base_offset <= prev.base_offset) {
+        if (check_every_segment) {
+          if (Status set = end_log_at(e.name, "base_position " + std::to_string(s.position) + " / base_offset " +
+                                                  std::to_string(s.base_offset) + " do not follow the segment before");
+              !set.ok()) {
+            return set;
+          }
+          continue;
+        }
         return Status(Errc::corrupt_data, s.fd.path() + ": base_position " + std::to_string(s.position) +
                                               " / base_offset " + std::to_string(s.base_offset) + " do not follow " +
                                               prev.fd.path() + " (position " + std::to_string(prev.position) +
@@ -493,6 +530,11 @@ Status TopicStore::recover(bool check_every_segment) {
       }
     }
     segments_.push_back(std::move(s));
+  }
+  if (segments_.empty() && !report_.set_aside.empty()) {
+    return Status(Errc::corrupt_data, "topic '" + name_ + "' in " + dir_.path() +
+                                          ": no segment is left after a reboot's check: " + report_.damage +
+                                          " (set aside as " + report_.set_aside.front() + ")");
   }
   if (segments_.empty()) {
     // Read-only: the writer is creating the topic (topic.meta is written
@@ -513,6 +555,7 @@ Status TopicStore::recover(bool check_every_segment) {
     if (Status st = platform::remove_file_at(dir_, segment_file_name(segments_.front().base_offset)); !st.ok()) {
       return in_topic(name_, st);
     }
+    (void)platform::remove_file_at(dir_, segment_index_file_name(segments_.front().base_offset));
     segments_.pop_front();
   }
   if (segments_.back().position - segments_.front().position >= capacity_) {
@@ -537,7 +580,7 @@ Status TopicStore::recover(bool check_every_segment) {
     if (!segments_[i].opened_mid_batch) break;
   }
   while (segments_.size() > keep) {
-    if (Status st = drop_newest_segment(); !st.ok()) return st;
+    if (Status st = drop_newest_segment(false); !st.ok()) return st;
     report_.dropped_unpublished_segment = !read_only_;
   }
   if (report_.dropped_unpublished_segment) {
@@ -557,6 +600,7 @@ Status TopicStore::recover(bool check_every_segment) {
       if (Status st = platform::remove_file_at(dir_, segment_file_name(front.base_offset)); !st.ok()) {
         return in_topic(name_, st);
       }
+      (void)platform::remove_file_at(dir_, segment_index_file_name(front.base_offset));
       removed_a_file = true;
     }
     segments_.pop_front();
@@ -582,6 +626,7 @@ Status TopicStore::recover(bool check_every_segment) {
     const ScanStop stop = index->catch_up(data_of(tail), scan);
     report_.cut_at_position = index->end_position();
     if (stop == ScanStop::invalid_frame) report_.cut_reason = index->problem();
+    if (report_.cut_reason.empty() && report_.dropped_damaged_segments != 0) report_.cut_reason = report_.damage;
     const bool full = stop == ScanStop::segment_full;
     if (!full && !read_only_) {
       const std::uint64_t end = index->end_position();
@@ -608,10 +653,12 @@ Status TopicStore::recover(bool check_every_segment) {
   return {};
 }
 
-Status TopicStore::drop_newest_segment() {
+Status TopicStore::drop_newest_segment(bool damaged) {
   Segment& dropped = segments_.back();
   (void)platform::map_zeros_into(ring_base_ + (dropped.position & (capacity_ - 1)), segment_bytes_);
-  if (!read_only_) {
+  if (damaged) {
+    if (Status st = set_aside(segment_file_name(dropped.base_offset)); !st.ok()) return st;
+  } else if (!read_only_) {
     if (Status st = platform::remove_file_at(dir_, segment_file_name(dropped.base_offset)); !st.ok()) {
       return in_topic(name_, st);
     }
@@ -619,6 +666,71 @@ Status TopicStore::drop_newest_segment() {
   }
   segments_.pop_back();
   return {};
+}
+
+Result<std::string> TopicStore::damaged_name(const std::string& name) const {
+  constexpr std::string_view suffix = ".damaged";
+  std::string to = name + std::string(suffix);
+  for (int n = 1;; ++n) { // an older damage's file of the same name is kept too
+    Result<bool> taken = platform::entry_exists_at(dir_, to);
+    if (!taken.ok()) return in_topic(name_, taken.status());
+    if (!*taken) return to;
+    to = name + std::string(suffix) + "." + std::to_string(n);
+  }
+}
+
+Status TopicStore::set_aside(const std::string& name) {
+  if (read_only_) return {};
+  Result<std::string> to = damaged_name(name);
+  if (!to.ok()) return to.status();
+  if (Status st = platform::rename_at(dir_, name, *to); !st.ok()) return in_topic(name_, st);
+  if (const std::optional<std::uint64_t> base = parse_segment_file_name(name)) {
+    (void)platform::remove_file_at(dir_, segment_index_file_name(*base)); // derived from the data: rebuilt if needed
+  }
+  report_.set_aside.push_back(dir_.path() + "/" + *to);
+  return {};
+}
+
+Status TopicStore::keep_copy(const Segment& s) {
+  if (read_only_) return {};
+  const std::string name = segment_file_name(s.base_offset);
+  Result<std::string> to = damaged_name(name);
+  if (!to.ok()) return to.status();
+  std::vector<std::byte> header(page_size_);
+  Result<std::size_t> got = platform::read_at(s.fd, 0, header);
+  if (!got.ok()) return in_topic(name_, got.status());
+  Result<platform::FileDescriptor> copy = platform::create_file_at(dir_, *to);
+  if (!copy.ok()) return in_topic(name_, copy.status());
+  Status st = platform::write_at(*copy, 0, std::span<const std::byte>(header).first(*got));
+  if (st.ok()) st = platform::write_at(*copy, page_size_, data_of(s));
+  if (st.ok()) st = platform::sync_file_data(*copy);
+  if (!st.ok()) {
+    (void)platform::remove_file_at(dir_, *to);
+    return in_topic(name_, Status(st.code(), "keeping a copy of damaged segment " + s.fd.path() + ": " +
+                                                 std::string(st.message())));
+  }
+  report_.set_aside.push_back(dir_.path() + "/" + *to);
+  return {};
+}
+
+std::string RecoveryReport::summary() const {
+  std::string out;
+  const auto add = [&out](const std::string& part) { out += (out.empty() ? "" : "; ") + part; };
+  if (!damage.empty()) add("the check after a reboot found damage: " + damage);
+  if (dropped_damaged_segments != 0) {
+    add("the log was cut there and the " + std::to_string(dropped_damaged_segments) +
+        " segments after it were dropped with their records");
+  }
+  if (!set_aside.empty()) {
+    std::string files;
+    for (const std::string& f : set_aside) files += (files.empty() ? "" : ", ") + f;
+    add("set aside (not deleted): " + files);
+  }
+  if (!cut_reason.empty() && cut_reason != damage) {
+    add("the tail was cut at byte " + std::to_string(cut_at_position) + " of its segment: " + cut_reason);
+  }
+  if (dropped_unpublished_segment) add("a segment a crash left unpublished (a batch across a roll) was dropped");
+  return out;
 }
 
 // The checks above read the segments' first words, which a crash of the
@@ -645,12 +757,25 @@ Status TopicStore::cut_at_first_damaged_segment() {
     Result<SegmentIndex> index = SegmentIndex::create(s.base_offset, segment_bytes_, index_interval_bytes);
     if (!index.ok()) return in_topic(name_, index.status());
     const ScanStop stop = index->catch_up(data_of(s), scan);
-    if (stop == ScanStop::segment_full && index->next_offset() == segments_[i + 1].base_offset) {
+    const std::uint64_t next_base = segments_[i + 1].base_offset;
+    if (stop == ScanStop::segment_full && index->next_offset() == next_base) {
       if (!s.index) s.index = std::move(*index);
       continue;
     }
+    if (report_.damage.empty()) {
+      const std::string file = segment_file_name(s.base_offset);
+      const std::string at = " at byte " + std::to_string(index->end_position());
+      report_.damage = stop == ScanStop::invalid_frame ? file + ": " + index->problem() + at
+                       : stop == ScanStop::segment_full
+                           ? file + ": its records end at offset " + std::to_string(index->next_offset()) +
+                                 ", the next segment begins at " + std::to_string(next_base)
+                           : file + ": its frames end" + at + ", before the segment's end";
+    }
+    // The damaged segment stays, cut at the damage, and the tail's scan
+    // zeroes what follows it: a copy of it as it was is kept first.
+    if (Status st = keep_copy(s); !st.ok()) return st;
     while (segments_.size() > i + 1) {
-      if (Status st = drop_newest_segment(); !st.ok()) return st;
+      if (Status st = drop_newest_segment(true); !st.ok()) return st;
       ++report_.dropped_damaged_segments;
     }
     // The new tail's frames past the cut go too: an index of them may be on disk.

@@ -34,6 +34,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "platform/files.hpp"
 #include "ringbus/detail/segment.hpp"
@@ -66,6 +67,14 @@ struct RecoveryReport {
   // machine rebooted since the directory's last writer, see recover()).
   bool checked_every_segment = false;
   std::size_t dropped_damaged_segments = 0; // after the first damaged one (the log was cut there)
+  // After a reboot: the first damage found below the tail ("<file>: why"),
+  // "" when none; and the files set aside for it (renamed <name>.damaged,
+  // never deleted: they may hold records a sync acknowledged).
+  std::string damage;
+  std::vector<std::string> set_aside;
+
+  // One sentence for TopicInfo::recovery: "" when the open found nothing to repair.
+  [[nodiscard]] std::string summary() const;
 };
 
 class TopicStore {
@@ -197,8 +206,17 @@ class TopicStore {
   // whole (checksums included) becomes the tail, and the ones after it go.
   Status cut_at_first_damaged_segment();
   // Drops the newest segment (recovery: it and everything after it was never
-  // published, or follows damage): unmapped, and unless read_only its file and index removed.
-  Status drop_newest_segment();
+  // published, or follows damage): unmapped, and unless read_only its index
+  // removed and its file removed, or set aside when `damaged`.
+  Status drop_newest_segment(bool damaged);
+  // Renames segment file `name` to <name>.damaged (.damaged.1, ... when taken)
+  // and removes its index; notes it in report_. Read-only: nothing.
+  Status set_aside(const std::string& name);
+  // A copy of segment s's file as <name>.damaged (before recovery cuts it at
+  // its damage and zeroes the rest); noted in report_. Read-only: nothing.
+  Status keep_copy(const Segment& s);
+  // <name>.damaged, or .damaged.1, ... : the first name not taken.
+  Result<std::string> damaged_name(const std::string& name) const;
   // populate: fault the file's pages into the page cache now (the flusher).
   Result<Prepared*> prepare_segment(bool populate) noexcept;
   // begin_segment's cheap path: recycled_ becomes the segment at start.

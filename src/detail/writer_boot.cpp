@@ -23,11 +23,21 @@ std::string recorded_boot(const platform::FileDescriptor& bus_dir) {
   return std::string(text.data(), *got);
 }
 
+// This boot's id and which directory bus_dir is ("<boot id> <st_dev>:<st_ino>"),
+// or "" when the system gives no boot id or the directory cannot be stat'ed.
+std::string this_boot(const platform::FileDescriptor& bus_dir) {
+  const std::string id = platform::boot_id();
+  if (id.empty()) return {};
+  Result<platform::FileInfo> info = platform::file_info(bus_dir);
+  if (!info.ok()) return {};
+  return id + " " + std::to_string(info->device) + ":" + std::to_string(info->inode);
+}
+
 } // namespace
 
 bool same_boot_as_last_writer(const platform::FileDescriptor& bus_dir) noexcept {
   try {
-    const std::string now = platform::boot_id();
+    const std::string now = this_boot(bus_dir);
     return !now.empty() && recorded_boot(bus_dir) == now;
   } catch (const std::bad_alloc&) {
     return false; // check everything
@@ -35,7 +45,7 @@ bool same_boot_as_last_writer(const platform::FileDescriptor& bus_dir) noexcept 
 }
 
 Status record_writer_boot(const platform::FileDescriptor& bus_dir) {
-  const std::string now = platform::boot_id();
+  const std::string now = this_boot(bus_dir);
   if (now.empty() || recorded_boot(bus_dir) == now) return {};
   (void)platform::remove_file_at(bus_dir, writer_boot_temp_file); // a crash's leftover
   Result<platform::FileDescriptor> f = platform::create_file_at(bus_dir, writer_boot_temp_file);

@@ -10,6 +10,12 @@
 // each segment's first words and of the tail frame by frame finds every cut
 // a crash can leave; another id (or none), and every segment is checked
 // frame by frame with its checksums (TopicStore::recover).
+//
+// The record names the directory too (its st_dev and st_ino): a copy or a
+// restored backup of a bus directory is another directory, whose files may
+// hold what a crash left at any point, so its first open checks everything
+// even in the boot the record was made in. A snapshot rolled back in place
+// (the same device and inode) is not told apart: remove writer.boot after one.
 #pragma once
 
 #include <string_view>
@@ -21,12 +27,13 @@ namespace ringbus::detail {
 
 inline constexpr std::string_view writer_boot_file = "writer.boot";
 
-// True when <dir>/writer.boot holds this boot's id. False when it holds
-// another, is missing or unreadable, or the system gives no boot id: then
+// True when <dir>/writer.boot holds this boot's id and this directory's
+// identity. False when it holds another, is missing or unreadable, or the
+// system gives no boot id: then
 // recovery must not trust that the page cache kept every write.
 bool same_boot_as_last_writer(const platform::FileDescriptor& bus_dir) noexcept;
 
-// Records this boot's id in <dir>/writer.boot (written as writer.boot.tmp,
+// Records this boot's id and the directory's identity in <dir>/writer.boot (written as writer.boot.tmp,
 // synced, renamed in, the directory synced). Called by a writable Bus::open
 // after every topic is recovered, before the first append: a reboot in
 // between leaves the old id, and the next open checks everything again.

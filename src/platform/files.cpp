@@ -248,6 +248,8 @@ Result<FileInfo> file_info(const FileDescriptor& file) {
   info.size = static_cast<std::uint64_t>(st.st_size);
   info.mode = static_cast<std::uint32_t>(st.st_mode & 07777);
   info.allocated = static_cast<std::uint64_t>(st.st_blocks) * 512;
+  info.device = static_cast<std::uint64_t>(st.st_dev);
+  info.inode = static_cast<std::uint64_t>(st.st_ino);
   return info;
 }
 

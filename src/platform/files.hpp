@@ -61,6 +61,8 @@ struct FileInfo {
   std::uint64_t size = 0;
   std::uint32_t mode = 0;      // permission bits only (st_mode & 07777)
   std::uint64_t allocated = 0; // bytes the file system allocated for it (st_blocks * 512)
+  std::uint64_t device = 0;    // st_dev and st_ino: which file it is
+  std::uint64_t inode = 0;
 };
 
 // A name that is one path component: 1..255 bytes, no '/', no NUL, not "." or ".."; else invalid_argument.

@@ -5,6 +5,7 @@
 // record or stopping readers short of the end.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -79,15 +80,55 @@ void check_numbered(const std::vector<OwnedRecord>& records, std::uint64_t first
   }
 }
 
+// The writer.boot a writable open of dir records now: this boot, and which directory it is.
+std::string this_boot_of(const TempBusDir& dir) {
+  const std::string boot = platform::boot_id();
+  Result<platform::FileInfo> info = platform::file_info(open_dir(dir.path()));
+  REQUIRE(info.ok());
+  return boot + " " + std::to_string(info->device) + ":" + std::to_string(info->inode);
+}
+
+// Overwrites `bytes` bytes of a file at `at` with zeros.
+void zero_file_bytes(const std::string& path, std::uint64_t at, std::size_t bytes) {
+  const std::vector<char> zeros(bytes, 0);
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  REQUIRE(f.good());
+  f.seekp(static_cast<std::streamoff>(at));
+  f.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+  REQUIRE(f.good());
+}
+
+// The files recovery set aside in the topic's directory (<segment>.damaged...).
+std::vector<std::string> set_aside_files(const TempBusDir& dir, const std::string& topic) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir.topic_dir(topic))) {
+    if (contains(e.path().filename().string(), ".seg.damaged")) out.push_back(e.path().filename().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// `segments` full segments of numbered records and a tail of `tail` more, on a persistent ring of 8.
+void write_segments(const TempBusDir& dir, std::uint64_t segments, std::uint64_t tail) {
+  Bus bus = open_bus(dir.path(), no_flusher());
+  REQUIRE(bus.create_topic("t", persistent_small_ring(8)).ok());
+  Result<Producer> p = bus.producer("t");
+  REQUIRE(p.ok());
+  append_numbered(*p, records_per_small_segment * segments + tail);
+}
+
 } // namespace
 
 TEST_CASE("a writable open records this boot and a read-only open records nothing") {
   const std::string boot = platform::boot_id();
-  if (boot.empty()) return; // no boot id here: every open checks everything (tested below)
+  if (boot.empty()) {
+    MESSAGE("this system gives no boot id: every open checks everything (the other cases test that)");
+    return;
+  }
   TempBusDir dir;
   const std::string file = dir.path() + "/writer.boot";
   { Bus bus = open_bus(dir.path(), no_flusher()); }
-  CHECK(read_text(file) == boot);
+  CHECK(read_text(file) == this_boot_of(dir));
   CHECK(detail::same_boot_as_last_writer(open_dir(dir.path())));
 
   pretend_reboot(dir);
@@ -95,15 +136,36 @@ TEST_CASE("a writable open records this boot and a read-only open records nothin
   { Bus reader = open_reader(dir.path()); }
   CHECK(read_text(file) == "not-this-boot"); // a follower does not vouch for the writer's pages
   { Bus bus = open_bus(dir.path(), no_flusher()); }
-  CHECK(read_text(file) == boot);
+  CHECK(read_text(file) == this_boot_of(dir));
 
   std::filesystem::remove(file);
   CHECK_FALSE(detail::same_boot_as_last_writer(open_dir(dir.path())));
   std::filesystem::remove(file + ".tmp"); // (none: a crash's leftover would be replaced)
   write_text(file + ".tmp", "half-written");
   { Bus bus = open_bus(dir.path(), no_flusher()); }
-  CHECK(read_text(file) == boot);
+  CHECK(read_text(file) == this_boot_of(dir));
   CHECK_FALSE(std::filesystem::exists(file + ".tmp"));
+}
+
+TEST_CASE("a copy of a bus directory is checked whole in the boot its original was written in") {
+  if (platform::boot_id().empty()) {
+    MESSAGE("this system gives no boot id: every open checks everything");
+    return;
+  }
+  TempBusDir dir;
+  write_segments(dir, 2, 1);
+  CHECK(detail::same_boot_as_last_writer(open_dir(dir.path())));
+  // A restored backup or a copy: what a crash left at any point, not this page cache's.
+  TempBusDir copy;
+  std::filesystem::copy(dir.path(), copy.path(),
+                        std::filesystem::copy_options::recursive | std::filesystem::copy_options::overwrite_existing);
+  CHECK(read_text(copy.path() + "/writer.boot") == read_text(dir.path() + "/writer.boot"));
+  CHECK_FALSE(detail::same_boot_as_last_writer(open_dir(copy.path())));
+  const std::unique_ptr<detail::TopicStore> store = recover_after_reboot(copy, "t", true);
+  CHECK(store->recovery().checked_every_segment);
+  CHECK(store->restored().next_offset == records_per_small_segment * 2 + 1);
+  { Bus bus = open_bus(copy.path(), no_flusher()); } // and its first writer vouches for it from here
+  CHECK(detail::same_boot_as_last_writer(open_dir(copy.path())));
 }
 
 TEST_CASE("after a reboot a whole log is kept whole, recycled segments included") {
@@ -165,10 +227,20 @@ TEST_CASE("after a reboot a page lost inside a sealed segment's record cuts the 
     }
     {
       Bus bus = open_bus(dir.path(), no_flusher());
-      CHECK(dir.segments("t").size() == 1); // the segments after the cut are gone from the disk
+      CHECK(dir.segments("t").size() == 1); // the segments after the cut left the log
+      // ... but nothing is deleted: the later segments were renamed aside,
+      // and the damaged one was copied before its tail was cut and zeroed.
+      const std::vector<std::string> aside = set_aside_files(dir, "t");
+      REQUIRE(aside.size() == 3);
+      CHECK(aside[0] == std::filesystem::path(segments[0]).filename().string() + ".damaged");
+      CHECK(aside[2] == std::filesystem::path(segments[2]).filename().string() + ".damaged");
+      CHECK(std::filesystem::file_size(dir.topic_dir("t") + "/" + aside[0]) == std::filesystem::file_size(segments[0]));
       Result<TopicInfo> info = bus.describe("t");
       REQUIRE(info.ok());
       CHECK(info->end_offset == 1);
+      CHECK(contains(info->recovery, "checksum"));
+      CHECK(contains(info->recovery, "2 segments after it were dropped"));
+      CHECK(contains(info->recovery, aside[1]));
       check_numbered(read_topic(bus, "t"), 0, 1, value_bytes);
       // The log goes on from the cut, and a reopen (this boot now) keeps it.
       Result<Producer> p = bus.producer("t");
@@ -177,6 +249,7 @@ TEST_CASE("after a reboot a page lost inside a sealed segment's record cuts the 
     }
     Bus again = open_bus(dir.path(), no_flusher());
     check_numbered(read_topic(again, "t"), 0, 6, value_bytes);
+    CHECK(again.describe("t").value().recovery.empty()); // a clean open repaired nothing
   }
 }
 
@@ -195,8 +268,10 @@ TEST_CASE("after a reboot a page lost in a middle segment ends the log there ins
   pretend_reboot(dir);
   Bus bus = open_bus(dir.path(), no_flusher());
   CHECK(dir.segments("t").size() == 2);
+  CHECK(set_aside_files(dir, "t").size() == 4); // a copy of segment 1, and segments 2-4
   Result<TopicInfo> info = bus.describe("t");
   REQUIRE(info.ok());
+  CHECK(contains(info->recovery, "its frames end at byte 0"));
   CHECK(info->oldest_offset == 0);
   CHECK(info->end_offset == records_per_small_segment);
   Result<Consumer> c = bus.consumer("t");
@@ -207,8 +282,98 @@ TEST_CASE("after a reboot a page lost in a middle segment ends the log there ins
   CHECK(*lost == 0);
 }
 
+TEST_CASE("after a reboot a segment whose header was lost ends the log before it and an oldest one moves the head") {
+  for (const std::size_t lost : {std::size_t{2}, std::size_t{0}}) {
+    CAPTURE(lost);
+    TempBusDir dir;
+    write_segments(dir, 4, 3); // segments 0-3 full, a tail of 3
+    const std::vector<std::string> segments = dir.segments("t");
+    REQUIRE(segments.size() == 5);
+    zero_file_bytes(segments[lost], 0, 64); // the header page never written back
+    // In the same boot a header cannot be torn: it is a foreign or broken file, named.
+    {
+      Result<Bus> refused = Bus::open(dir.path(), no_flusher());
+      if (!platform::boot_id().empty()) {
+        REQUIRE_FALSE(refused.ok());
+        CHECK(refused.code() == Errc::corrupt_data);
+        CHECK(contains(refused.message(), std::filesystem::path(segments[lost]).filename().string()));
+      }
+    }
+    pretend_reboot(dir);
+    Bus bus = open_bus(dir.path(), no_flusher());
+    Result<TopicInfo> info = bus.describe("t");
+    REQUIRE(info.ok());
+    CHECK(contains(info->recovery, std::filesystem::path(segments[lost]).filename().string()));
+    if (lost == 2) { // the log ends with segment 1; segments 2-4 are set aside
+      CHECK(set_aside_files(dir, "t").size() == 3);
+      CHECK(info->oldest_offset == 0);
+      CHECK(info->end_offset == 2 * records_per_small_segment);
+      check_numbered(read_topic(bus, "t"), 0, 2 * records_per_small_segment, even_value_bytes);
+    } else { // the oldest alone goes, as retention would take it
+      CHECK(set_aside_files(dir, "t").size() == 1);
+      CHECK(info->oldest_offset == records_per_small_segment);
+      CHECK(info->end_offset == 4 * records_per_small_segment + 3);
+      check_numbered(read_topic(bus, "t"), records_per_small_segment, 4 * records_per_small_segment + 3,
+                     even_value_bytes);
+    }
+    // Appends go on from the end, and the set-aside files stay out of the log.
+    Result<Producer> p = bus.producer("t");
+    REQUIRE(p.ok());
+    const std::uint64_t end = info->end_offset;
+    append_numbered(*p, records_per_small_segment + 1);
+    CHECK(p->next_offset() == end + records_per_small_segment + 1);
+  }
+}
+
+TEST_CASE("after a reboot a log whose only segment lost its header is refused naming the file") {
+  TempBusDir dir;
+  write_segments(dir, 0, 3);
+  const std::vector<std::string> segments = dir.segments("t");
+  REQUIRE(segments.size() == 1);
+  zero_file_bytes(segments[0], 0, 64);
+  pretend_reboot(dir);
+  Result<Bus> refused = Bus::open(dir.path(), no_flusher());
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.code() == Errc::corrupt_data);
+  CHECK(contains(refused.message(), "no segment is left"));
+  CHECK(contains(refused.message(), std::filesystem::path(segments[0]).filename().string() + ".damaged"));
+}
+
+TEST_CASE("after a reboot pad-sealed segments and a batch across rolls are kept whole") {
+  // 40-byte values: 72-byte frames, 56 in a 4 KiB segment and a 64-byte pad.
+  constexpr std::size_t value_bytes = 40;
+  TempBusDir dir;
+  std::uint64_t end = 0;
+  {
+    Bus bus = open_bus(dir.path(), no_flusher());
+    REQUIRE(bus.create_topic("t", persistent_small_ring(8)).ok());
+    Result<Producer> p = bus.producer("t");
+    REQUIRE(p.ok());
+    append_numbered(*p, 100, value_bytes);
+    std::vector<std::string> values;
+    std::vector<Message> batch;
+    for (std::uint64_t i = 0; i < 150; ++i) values.push_back(value_for(100 + i, value_bytes)); // crosses 2 rolls
+    for (const std::string& v : values) batch.push_back(msg("", v));
+    REQUIRE(p->append_batch(batch).value() == 100);
+    append_numbered(*p, 7, value_bytes);
+    end = p->next_offset();
+  }
+  REQUIRE(dir.segments("t").size() >= 4);
+  pretend_reboot(dir);
+  Bus bus = open_bus(dir.path(), no_flusher());
+  Result<TopicInfo> info = bus.describe("t");
+  REQUIRE(info.ok());
+  CHECK(info->recovery.empty());
+  CHECK(info->end_offset == end);
+  CHECK(set_aside_files(dir, "t").empty());
+  check_numbered(read_topic(bus, "t"), 0, end, value_bytes);
+}
+
 TEST_CASE("in the same boot recovery trusts the page cache and checks the tail alone") {
-  if (platform::boot_id().empty()) return; // every open checks everything here
+  if (platform::boot_id().empty()) {
+    MESSAGE("this system gives no boot id: every open checks everything");
+    return;
+  }
   TempBusDir dir;
   {
     Bus bus = open_bus(dir.path(), no_flusher());
