@@ -319,7 +319,8 @@ Result<Claim> Producer::claim_frame(std::size_t value_bytes, std::size_t key_byt
   }
   const std::size_t length = detail::frame_header_bytes + body;
   if (length > log->segment_bytes() || body > SIZE_MAX / 4) {
-    const std::string size = body == too_large ? "more than " + std::to_string(SIZE_MAX / 4) : std::to_string(length);
+    // A body past SIZE_MAX / 4 (the packed product too) may have wrapped `length`: never print that.
+    const std::string size = body > SIZE_MAX / 4 ? "more than " + std::to_string(SIZE_MAX / 4) : std::to_string(length);
     return Status(Errc::record_too_large,
                   "claim of " + size + " bytes (" + std::to_string(count) + " x " + std::to_string(value_bytes) +
                       " B values, key " + std::to_string(key_bytes) + " B) does not fit a segment of topic '" +

@@ -1037,6 +1037,14 @@ TEST_SUITE("producer") {
       CHECK(contains(c.message(), "does not fit a segment"));
       CHECK(contains(c.message(), "4096"));
     }
+    // A packed claim (no key) whose header + value wraps: the size it names is "more than", not the wrapped sum.
+    for (const std::size_t value_bytes : {SIZE_MAX - 8, SIZE_MAX - 31, SIZE_MAX / 2}) {
+      CAPTURE(value_bytes);
+      Result<Claim> c = f.producer.claim(value_bytes);
+      CHECK(c.code() == Errc::record_too_large);
+      CHECK(contains(c.message(), "claim of more than " + std::to_string(SIZE_MAX / 4) + " bytes"));
+      CHECK(contains(c.message(), std::to_string(value_bytes) + " B values"));
+    }
     CHECK(f.producer.next_offset() == 1);
     Result<Claim> fits = f.producer.claim(2, 1);
     REQUIRE(fits.ok());
