@@ -24,6 +24,14 @@ constexpr std::string_view meta_temp_file = "topic.meta.tmp";
 constexpr std::string_view prepared_prefix = "next-";
 constexpr std::string_view temp_suffix = ".tmp";
 constexpr std::string_view index_temp_suffix = ".idx.tmp"; // maintain writes an index here, then renames it
+// Recovery after a reboot sets damaged segment files aside as <name>.damaged
+// (.damaged.1, ...), writing a copy as <name>.copy.tmp before its rename.
+constexpr std::string_view damaged_suffix = ".damaged";
+constexpr std::string_view damaged_copy_temp_suffix = ".copy.tmp";
+
+bool any_nonzero(std::span<const std::byte> bytes) noexcept {
+  return std::any_of(bytes.begin(), bytes.end(), [](std::byte b) { return b != std::byte{0}; });
+}
 constexpr std::size_t max_meta_bytes = 4096;
 constexpr std::uint32_t index_interval_bytes = 4096;
 
@@ -411,10 +419,16 @@ Status TopicStore::recover(bool check_every_segment) {
   const auto end_log_at = [&](const std::string& file, std::string_view why) -> Status {
     if (report_.damage.empty()) report_.damage = file + ": " + std::string(why);
     if (!segments_.empty()) log_ended = true;
-    removed_a_file = true;
+    removed_a_file = !read_only_;
     return set_aside(file);
   };
+  bool holds_set_aside_files = false; // an earlier recovery's <segment>.damaged files
   for (const platform::DirectoryEntry& e : *entries) {
+    if (e.name.ends_with(damaged_copy_temp_suffix) && !read_only_) {
+      (void)platform::remove_file_at(dir_, e.name); // a copy a crash cut short: keep_copy renames it in when whole
+      continue;
+    }
+    if (e.name.find(damaged_suffix) != std::string::npos) holds_set_aside_files = true;
     if (is_prepared_name(e.name) || e.name == meta_temp_file || e.name.ends_with(index_temp_suffix)) {
       // A segment prepared ahead, a meta file or an index never renamed (a
       // crash inside maintain): never part of the log, and nothing else removes them.
@@ -536,6 +550,14 @@ Status TopicStore::recover(bool check_every_segment) {
                                           ": no segment is left after a reboot's check: " + report_.damage +
                                           " (set aside as " + report_.set_aside.front() + ")");
   }
+  if (segments_.empty() && holds_set_aside_files) {
+    // Starting over at offset 0 would hand out offsets the set-aside records
+    // had, under consumers' committed positions: an operator decides.
+    return Status(Errc::corrupt_data, "topic '" + name_ + "' in " + dir_.path() +
+                                          " holds no segment, only files an earlier recovery set aside (*" +
+                                          std::string(damaged_suffix) +
+                                          "): move them out of the directory to start the topic over at offset 0");
+  }
   if (segments_.empty()) {
     // Read-only: the writer is creating the topic (topic.meta is written
     // before the first segment): not a topic yet.
@@ -579,8 +601,14 @@ Status TopicStore::recover(bool check_every_segment) {
     if (!sealed(segments_[i - 1])) keep = i;
     if (!segments_[i].opened_mid_batch) break;
   }
+  if (check_every_segment && keep < segments_.size() && report_.damage.empty()) {
+    // After a reboot this is a batch a crash left unpublished, or a lost page
+    // that ends the frames: the later segments are set aside, not deleted.
+    report_.damage = segment_file_name(segments_[keep - 1].base_offset) +
+                     ": not sealed (a batch never published, or a page lost after a reboot)";
+  }
   while (segments_.size() > keep) {
-    if (Status st = drop_newest_segment(false); !st.ok()) return st;
+    if (Status st = drop_newest_segment(check_every_segment); !st.ok()) return st;
     report_.dropped_unpublished_segment = !read_only_;
   }
   if (report_.dropped_unpublished_segment) {
@@ -596,7 +624,12 @@ Status TopicStore::recover(bool check_every_segment) {
   while (segments_.size() > 1 && !sealed(segments_.front())) {
     const Segment& front = segments_.front();
     (void)platform::map_zeros_into(ring_base_ + (front.position & (capacity_ - 1)), segment_bytes_);
-    if (!read_only_) {
+    if (check_every_segment) { // after a reboot: damage, set aside
+      const std::string file = segment_file_name(front.base_offset);
+      if (report_.damage.empty()) report_.damage = file + ": the oldest segment is not sealed";
+      if (Status st = set_aside(file); !st.ok()) return st;
+      removed_a_file = !read_only_;
+    } else if (!read_only_) {
       if (Status st = platform::remove_file_at(dir_, segment_file_name(front.base_offset)); !st.ok()) {
         return in_topic(name_, st);
       }
@@ -630,6 +663,17 @@ Status TopicStore::recover(bool check_every_segment) {
     const bool full = stop == ScanStop::segment_full;
     if (!full && !read_only_) {
       const std::uint64_t end = index->end_position();
+      // After a reboot, bytes past the cut may follow a lost page rather than
+      // be a write the crash cut short: a copy keeps them before they are zeroed.
+      // (cut_at_first_damaged_segment copied a tail it made: dropped_damaged_segments.)
+      if (check_every_segment && report_.dropped_damaged_segments == 0 && any_nonzero(data_of(tail).subspan(end))) {
+        if (report_.damage.empty()) {
+          report_.damage = segment_file_name(tail.base_offset) + ": the tail's frames end at byte " +
+                           std::to_string(end) + " with bytes after it";
+        }
+        if (Status st = keep_copy(tail); !st.ok()) return st;
+        if (Status st = platform::sync_directory(dir_); !st.ok()) return in_topic(name_, st);
+      }
       if (Status st = platform::zero_file_range(tail.fd, page_size_ + end, segment_bytes_ - end); !st.ok()) {
         return in_topic(name_, st);
       }
@@ -669,7 +713,7 @@ Status TopicStore::drop_newest_segment(bool damaged) {
 }
 
 Result<std::string> TopicStore::damaged_name(const std::string& name) const {
-  constexpr std::string_view suffix = ".damaged";
+  constexpr std::string_view suffix = damaged_suffix;
   std::string to = name + std::string(suffix);
   for (int n = 1;; ++n) { // an older damage's file of the same name is kept too
     Result<bool> taken = platform::entry_exists_at(dir_, to);
@@ -699,13 +743,18 @@ Status TopicStore::keep_copy(const Segment& s) {
   std::vector<std::byte> header(page_size_);
   Result<std::size_t> got = platform::read_at(s.fd, 0, header);
   if (!got.ok()) return in_topic(name_, got.status());
-  Result<platform::FileDescriptor> copy = platform::create_file_at(dir_, *to);
+  // Written under a temporary name and renamed in whole: a crash during the
+  // copy leaves only the temporary, which the next recovery removes.
+  const std::string temp = name + std::string(damaged_copy_temp_suffix);
+  (void)platform::remove_file_at(dir_, temp);
+  Result<platform::FileDescriptor> copy = platform::create_file_at(dir_, temp);
   if (!copy.ok()) return in_topic(name_, copy.status());
   Status st = platform::write_at(*copy, 0, std::span<const std::byte>(header).first(*got));
   if (st.ok()) st = platform::write_at(*copy, page_size_, data_of(s));
   if (st.ok()) st = platform::sync_file_data(*copy);
+  if (st.ok()) st = platform::rename_at(dir_, temp, *to);
   if (!st.ok()) {
-    (void)platform::remove_file_at(dir_, *to);
+    (void)platform::remove_file_at(dir_, temp);
     return in_topic(name_, Status(st.code(), "keeping a copy of damaged segment " + s.fd.path() + ": " +
                                                  std::string(st.message())));
   }

@@ -25,6 +25,22 @@ bool all_zero(const std::byte* p, std::size_t n) {
 } // namespace
 
 TEST_SUITE("segment") {
+  TEST_CASE("a_huge_page_ring_starts_on_a_huge_page_boundary_despite_its_guard_page") {
+    // The guard page makes the mapping's length no multiple of 2 MiB, so the
+    // kernel no longer aligns it: RingMapping must, or the ring's first and
+    // last 2 MiB never get a huge page.
+    for (const std::size_t bytes : {std::size_t{2} << 20, std::size_t{8} << 20, std::size_t{4096}}) {
+      CAPTURE(bytes);
+      for (int i = 0; i < 4; ++i) { // several mappings: a lucky placement would not tell
+        auto mapping = RingMapping::anonymous(bytes, true, false);
+        REQUIRE(mapping.ok());
+        CHECK(reinterpret_cast<std::uintptr_t>(mapping->data()) % (std::uintptr_t{2} << 20) == 0);
+        std::memset(mapping->data(), 0x22, bytes); // all of it writable
+        CHECK(mapping->data()[bytes - 1] == std::byte{0x22});
+      }
+    }
+  }
+
   TEST_CASE("anonymous_mapping_is_zeroed_writable_and_page_aligned") {
     for (bool prefault : {true, false}) {
       for (bool huge_pages : {false, true}) {
