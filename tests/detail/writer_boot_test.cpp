@@ -325,20 +325,6 @@ TEST_CASE("after a reboot a segment whose header was lost ends the log before it
   }
 }
 
-TEST_CASE("after a reboot a log whose only segment lost its header is refused naming the file") {
-  TempBusDir dir;
-  write_segments(dir, 0, 3);
-  const std::vector<std::string> segments = dir.segments("t");
-  REQUIRE(segments.size() == 1);
-  zero_file_bytes(segments[0], 0, 64);
-  pretend_reboot(dir);
-  Result<Bus> refused = Bus::open(dir.path(), no_flusher());
-  REQUIRE_FALSE(refused.ok());
-  CHECK(refused.code() == Errc::corrupt_data);
-  CHECK(contains(refused.message(), "no segment is left"));
-  CHECK(contains(refused.message(), std::filesystem::path(segments[0]).filename().string() + ".damaged"));
-}
-
 TEST_CASE("after a reboot pad-sealed segments and a batch across rolls are kept whole") {
   // 40-byte values: 72-byte frames, 56 in a 4 KiB segment and a 64-byte pad.
   constexpr std::size_t value_bytes = 40;
@@ -420,14 +406,20 @@ TEST_CASE("after a reboot a page lost before the tail, in the oldest segment or 
   }
 }
 
-TEST_CASE("a topic whose segments were all set aside stays refused until its files are moved out") {
+TEST_CASE("a topic whose only segment lost its header after a reboot is refused until its files are moved out") {
   TempBusDir dir;
   write_segments(dir, 0, 3);
   const std::vector<std::string> segments = dir.segments("t");
   REQUIRE(segments.size() == 1);
   zero_file_bytes(segments[0], 0, 64);
   pretend_reboot(dir);
-  REQUIRE_FALSE(Bus::open(dir.path(), no_flusher()).ok());
+  {
+    Result<Bus> refused = Bus::open(dir.path(), no_flusher());
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.code() == Errc::corrupt_data);
+    CHECK(contains(refused.message(), "no segment is left"));
+    CHECK(contains(refused.message(), std::filesystem::path(segments[0]).filename().string() + ".damaged"));
+  }
   for (int again = 0; again < 2; ++again) { // a supervisor retrying the open, in this boot and the next
     CAPTURE(again);
     if (again == 1) pretend_reboot(dir);
