@@ -29,12 +29,12 @@ inline constexpr std::string_view writer_boot_file = "writer.boot";
 
 // True when <dir>/writer.boot holds this boot's id and this directory's
 // identity. False when it holds another, is missing or unreadable, or the
-// system gives no boot id: then
-// recovery must not trust that the page cache kept every write.
+// system gives no boot id: then recovery must not trust that the page cache
+// kept every write.
 bool same_boot_as_last_writer(const platform::FileDescriptor& bus_dir) noexcept;
 
-// Records this boot's id and the directory's identity in <dir>/writer.boot (written as writer.boot.tmp,
-// synced, renamed in, the directory synced). Called by a writable Bus::open
+// Records this boot's id and the directory's identity in <dir>/writer.boot
+// (written as writer.boot.tmp, synced, renamed in, the directory synced). Called by a writable Bus::open
 // after every topic is recovered, before the first append: a reboot in
 // between leaves the old id, and the next open checks everything again.
 // Nothing to do when the file already holds this boot's id or the system
