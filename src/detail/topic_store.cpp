@@ -1301,16 +1301,20 @@ bool TopicStore::follow_next(std::uint64_t& position, std::uint64_t& offset, Log
       last_listing_ns_ = now;
       Result<std::vector<platform::DirectoryEntry>> entries = platform::list_directory(dir_);
       if (!entries.ok()) return false;
-      std::optional<std::uint64_t> oldest_newer;
+      // The segment looked for may have appeared since the open above (a
+      // roll between the two): then it is the one, not a lap. Taking the
+      // next one instead jumped the head past a whole segment a reader had
+      // yet to read (a CI run's `ringbus tail -f` under load).
+      std::optional<std::uint64_t> oldest;
       for (const platform::DirectoryEntry& e : *entries) {
         const std::optional<std::uint64_t> base = parse_segment_file_name(e.name);
-        if (base && *base > offset && (!oldest_newer || *base < *oldest_newer)) oldest_newer = base;
+        if (base && *base >= offset && (!oldest || *base < *oldest)) oldest = base;
       }
-      if (!oldest_newer) return false;
-      name = segment_file_name(*oldest_newer);
+      if (!oldest) return false;
+      name = segment_file_name(*oldest);
       fd = platform::open_file_at(dir_, name, platform::Access::read_only);
       if (!fd.ok()) return false; // deleted meanwhile: next time
-      lapped = true;
+      lapped = *oldest != offset;
     }
     // Read-locked before its header is read: from here the writer cannot
     // recycle it (drop_below), so the header read below stays true for as

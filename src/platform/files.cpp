@@ -25,6 +25,7 @@ struct Fault {
 };
 Fault preallocate_fault;
 Fault sync_fault;
+Fault open_fault;
 
 // Returns the injected errno for this call, or 0 when the hook is not armed.
 int take_fault(Fault& fault) noexcept {
@@ -207,6 +208,7 @@ Result<FileDescriptor> create_file_at(const FileDescriptor& dir, std::string_vie
 Result<FileDescriptor> open_file_at(const FileDescriptor& dir, std::string_view name, Access access) {
   if (Status s = check_component(name); !s.ok()) return s;
   const std::string path = join(dir, name);
+  if (const int injected = take_fault(open_fault); injected != 0) return os_error(injected, "stat of", path);
   const std::string component(name);
   // Look before opening: a FIFO or device is refused without being opened at all.
   struct stat before {};
@@ -652,6 +654,7 @@ namespace testing {
 
 void fail_next_preallocations(int count, int error_number) noexcept { arm(preallocate_fault, count, error_number); }
 void fail_next_syncs(int count, int error_number) noexcept { arm(sync_fault, count, error_number); }
+void fail_next_opens(int count, int error_number) noexcept { arm(open_fault, count, error_number); }
 
 void kill_at_call(CrashCall call, int nth, CrashPoint point) noexcept {
   crash_hook.remaining.store(0, std::memory_order_relaxed); // see crash_due

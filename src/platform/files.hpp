@@ -216,6 +216,8 @@ namespace testing {
 void fail_next_preallocations(int count, int error_number = ENOSPC) noexcept;
 // sync_file_data, sync_directory and sync_mapping fail.
 void fail_next_syncs(int count, int error_number = EIO) noexcept;
+// open_file_at fails (before it looks), e.g. fail_next_opens(1) for one ENOENT.
+void fail_next_opens(int count, int error_number = ENOENT) noexcept;
 
 // Crash injection for the recovery tests, armed in a child process made with
 // fork(): the nth next call (1 = the very next) of `call` makes this process

@@ -375,6 +375,31 @@ TEST_SUITE("topic_store") {
     check_numbered(drain(*c), 40, 10);
   }
 
+  // A follower at a segment's end opens the next file by name; when that
+  // fails it lists the directory for a newer one (the writer lapped it). The
+  // file looked for may appear between the two (a roll under load): it is
+  // the next segment, not a lap, and no record is skipped.
+  TEST_CASE("a_follower_whose_open_of_the_next_segment_races_its_creation_takes_it_and_skips_nothing") {
+    TempBusDir dir;
+    Bus writer = open_bus(dir.path(), no_flusher());
+    REQUIRE(writer.create_topic("t", persistent_ring(4)).ok());
+    Result<Producer> p = writer.producer("t");
+    REQUIRE(p.ok());
+    append_timed(*p, 5);
+    Bus reader = open_reader(dir.path());
+    Result<Consumer> c = reader.consumer("t");
+    REQUIRE(c.ok());
+    check_numbered(drain(*c), 0, 5);
+    append_timed(*p, 195); // segments at offsets 64, 128 and 192 now exist too
+    // The follower's open of segment 64 fails as if it ran just before the
+    // writer's rename; its listing then sees 64, 128 and 192.
+    platform::testing::fail_next_opens(1);
+    const std::vector<OwnedRecord> got = drain(*c);
+    platform::testing::fail_next_opens(0);
+    check_numbered(got, 5, 195);
+    CHECK(c->lost("t").value() == 0);
+  }
+
   // A topic the writer creates after the reader opened is found on first
   // use; one whose files do not open is reported with the reason, as
   // Bus::open reports it, not as a missing topic. One still being created
