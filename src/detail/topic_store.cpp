@@ -28,12 +28,12 @@ constexpr std::string_view index_temp_suffix = ".idx.tmp"; // maintain writes an
 // (.damaged.1, ...), writing a copy as <name>.copy.tmp before its rename.
 constexpr std::string_view damaged_suffix = ".damaged";
 constexpr std::string_view damaged_copy_temp_suffix = ".copy.tmp";
+constexpr std::size_t max_meta_bytes = 4096;
+constexpr std::uint32_t index_interval_bytes = 4096;
 
 bool any_nonzero(std::span<const std::byte> bytes) noexcept {
   return std::any_of(bytes.begin(), bytes.end(), [](std::byte b) { return b != std::byte{0}; });
 }
-constexpr std::size_t max_meta_bytes = 4096;
-constexpr std::uint32_t index_interval_bytes = 4096;
 
 Status in_topic(std::string_view topic, const Status& st) {
   return Status(st.code(), "topic '" + std::string(topic) + "': " + std::string(st.message()));
@@ -416,11 +416,11 @@ Status TopicStore::recover(bool check_every_segment) {
   // oldest file is set aside alone (the head moves past it, as retention
   // would): the next one starts the log.
   bool log_ended = false;
-  const auto end_log_at = [&](const std::string& file, std::string_view why) -> Status {
-    if (report_.damage.empty()) report_.damage = file + ": " + std::string(why);
+  const auto end_log_at = [&](std::uint64_t base_offset, std::string_view why) -> Status {
+    if (report_.damage.empty()) report_.damage = segment_file_name(base_offset) + ": " + std::string(why);
     if (!segments_.empty()) log_ended = true;
     removed_a_file = !read_only_;
-    return set_aside(file);
+    return drop_segment_files(base_offset, true);
   };
   bool holds_set_aside_files = false; // an earlier recovery's <segment>.damaged files
   for (const platform::DirectoryEntry& e : *entries) {
@@ -438,7 +438,7 @@ Status TopicStore::recover(bool check_every_segment) {
     const std::optional<std::uint64_t> base = parse_segment_file_name(e.name);
     if (!base) continue; // .idx files, LOCK, topic.meta, anything else: not a segment
     if (log_ended) {
-      if (Status st = set_aside(e.name); !st.ok()) return st;
+      if (Status st = drop_segment_files(*base, true); !st.ok()) return st;
       continue;
     }
     Result<platform::FileDescriptor> fd = platform::open_file_at(dir_, e.name, access);
@@ -488,7 +488,7 @@ Status TopicStore::recover(bool check_every_segment) {
     if (Status st = validate_segment_header(std::span(header).first(*got), e.name, name_, segment_bytes_, &fields);
         !st.ok()) {
       if (check_every_segment) {
-        if (Status set = end_log_at(e.name, st.message()); !set.ok()) return set;
+        if (Status set = end_log_at(*base, st.message()); !set.ok()) return set;
         continue;
       }
       return in_topic(name_, Status(st.code(), fd->path() + ": " + std::string(st.message())));
@@ -506,8 +506,8 @@ Status TopicStore::recover(bool check_every_segment) {
     if (!info.ok()) return in_topic(name_, info.status());
     if (info->size < page_size_ + segment_bytes_) {
       if (check_every_segment) {
-        if (Status set = end_log_at(e.name, "file is " + std::to_string(info->size) + " bytes, a segment file is " +
-                                                std::to_string(page_size_ + segment_bytes_));
+        if (Status set = end_log_at(*base, "file is " + std::to_string(info->size) + " bytes, a segment file is " +
+                                               std::to_string(page_size_ + segment_bytes_));
             !set.ok()) {
           return set;
         }
@@ -529,8 +529,8 @@ Status TopicStore::recover(bool check_every_segment) {
       const Segment& prev = segments_.back();
       if (s.position != prev.position + segment_bytes_ || s.base_offset <= prev.base_offset) {
         if (check_every_segment) {
-          if (Status set = end_log_at(e.name, "base_position " + std::to_string(s.position) + " / base_offset " +
-                                                  std::to_string(s.base_offset) + " do not follow the segment before");
+          if (Status set = end_log_at(*base, "base_position " + std::to_string(s.position) + " / base_offset " +
+                                                 std::to_string(s.base_offset) + " do not follow the segment before");
               !set.ok()) {
             return set;
           }
@@ -574,10 +574,7 @@ Status TopicStore::recover(bool check_every_segment) {
   // power loss (Durability::none does not sync the directory). They are
   // behind the head by definition: delete them again.
   while (!read_only_ && segments_.back().position - segments_.front().position >= capacity_) {
-    if (Status st = platform::remove_file_at(dir_, segment_file_name(segments_.front().base_offset)); !st.ok()) {
-      return in_topic(name_, st);
-    }
-    (void)platform::remove_file_at(dir_, segment_index_file_name(segments_.front().base_offset));
+    if (Status st = drop_segment_files(segments_.front().base_offset, false); !st.ok()) return st;
     segments_.pop_front();
   }
   if (segments_.back().position - segments_.front().position >= capacity_) {
@@ -624,18 +621,11 @@ Status TopicStore::recover(bool check_every_segment) {
   while (segments_.size() > 1 && !sealed(segments_.front())) {
     const Segment& front = segments_.front();
     (void)platform::map_zeros_into(ring_base_ + (front.position & (capacity_ - 1)), segment_bytes_);
-    if (check_every_segment) { // after a reboot: damage, set aside
-      const std::string file = segment_file_name(front.base_offset);
-      if (report_.damage.empty()) report_.damage = file + ": the oldest segment is not sealed";
-      if (Status st = set_aside(file); !st.ok()) return st;
-      removed_a_file = !read_only_;
-    } else if (!read_only_) {
-      if (Status st = platform::remove_file_at(dir_, segment_file_name(front.base_offset)); !st.ok()) {
-        return in_topic(name_, st);
-      }
-      (void)platform::remove_file_at(dir_, segment_index_file_name(front.base_offset));
-      removed_a_file = true;
+    if (check_every_segment && report_.damage.empty()) { // after a reboot: damage, set aside
+      report_.damage = segment_file_name(front.base_offset) + ": the oldest segment is not sealed";
     }
+    if (Status st = drop_segment_files(front.base_offset, check_every_segment); !st.ok()) return st;
+    removed_a_file = !read_only_;
     segments_.pop_front();
   }
   if (removed_a_file) {
@@ -700,38 +690,34 @@ Status TopicStore::recover(bool check_every_segment) {
 Status TopicStore::drop_newest_segment(bool damaged) {
   Segment& dropped = segments_.back();
   (void)platform::map_zeros_into(ring_base_ + (dropped.position & (capacity_ - 1)), segment_bytes_);
-  if (damaged) {
-    if (Status st = set_aside(segment_file_name(dropped.base_offset)); !st.ok()) return st;
-  } else if (!read_only_) {
-    if (Status st = platform::remove_file_at(dir_, segment_file_name(dropped.base_offset)); !st.ok()) {
-      return in_topic(name_, st);
-    }
-    if (dropped.may_have_index_file) (void)platform::remove_file_at(dir_, segment_index_file_name(dropped.base_offset));
-  }
+  if (Status st = drop_segment_files(dropped.base_offset, damaged); !st.ok()) return st;
   segments_.pop_back();
   return {};
 }
 
 Result<std::string> TopicStore::damaged_name(const std::string& name) const {
-  constexpr std::string_view suffix = damaged_suffix;
-  std::string to = name + std::string(suffix);
+  std::string to = name + std::string(damaged_suffix);
   for (int n = 1;; ++n) { // an older damage's file of the same name is kept too
     Result<bool> taken = platform::entry_exists_at(dir_, to);
     if (!taken.ok()) return in_topic(name_, taken.status());
     if (!*taken) return to;
-    to = name + std::string(suffix) + "." + std::to_string(n);
+    to = name + std::string(damaged_suffix) + "." + std::to_string(n);
   }
 }
 
-Status TopicStore::set_aside(const std::string& name) {
+Status TopicStore::drop_segment_files(std::uint64_t base_offset, bool damaged) {
   if (read_only_) return {};
-  Result<std::string> to = damaged_name(name);
-  if (!to.ok()) return to.status();
-  if (Status st = platform::rename_at(dir_, name, *to); !st.ok()) return in_topic(name_, st);
-  if (const std::optional<std::uint64_t> base = parse_segment_file_name(name)) {
-    (void)platform::remove_file_at(dir_, segment_index_file_name(*base)); // derived from the data: rebuilt if needed
+  const std::string name = segment_file_name(base_offset);
+  if (damaged) {
+    Result<std::string> to = damaged_name(name);
+    if (!to.ok()) return to.status();
+    if (Status st = platform::rename_at(dir_, name, *to); !st.ok()) return in_topic(name_, st);
+    report_.set_aside.push_back(dir_.path() + "/" + *to);
+  } else if (Status st = platform::remove_file_at(dir_, name); !st.ok()) {
+    return in_topic(name_, st);
   }
-  report_.set_aside.push_back(dir_.path() + "/" + *to);
+  // An index is derived from the data (rebuilt if needed); most segments have none.
+  (void)platform::remove_file_at(dir_, segment_index_file_name(base_offset));
   return {};
 }
 

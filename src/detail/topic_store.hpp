@@ -209,9 +209,10 @@ class TopicStore {
   // published, or follows damage): unmapped, and unless read_only its index
   // removed and its file removed, or set aside when `damaged`.
   Status drop_newest_segment(bool damaged);
-  // Renames segment file `name` to <name>.damaged (.damaged.1, ... when taken)
-  // and removes its index; notes it in report_. Read-only: nothing.
-  Status set_aside(const std::string& name);
+  // Removes the segment file of base_offset, or when `damaged` renames it to
+  // <name>.damaged (.damaged.1, ... when taken) and notes it in report_; its
+  // index goes either way. Read-only: nothing.
+  Status drop_segment_files(std::uint64_t base_offset, bool damaged);
   // A copy of segment s's file as <name>.damaged (before recovery cuts it at
   // its damage and zeroes the rest); noted in report_. Read-only: nothing.
   Status keep_copy(const Segment& s);
