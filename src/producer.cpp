@@ -204,16 +204,17 @@ Result<std::uint64_t> Producer::append_many(std::span<const Message> messages, b
       fits(room);
     }
     const std::size_t length = detail::frame_header_bytes + body;
-    const std::size_t frame_bytes = detail::align_up(length, detail::frame_alignment);
+    std::size_t frame_bytes = 0;
     Errc err = Errc::ok;
-    std::byte* const p = log->reserve(frame_bytes, wait, err); // fits: never rolls here
+    std::byte* const p = log->reserve_batch(length, wait, err, frame_bytes); // fits: never rolls here
     if (p == nullptr) {
       log->rollback(saved);
       return failure(err);
     }
-    const std::uint64_t word0 =
-        detail::write_header(p, static_cast<std::uint32_t>(length), shape.packed ? detail::frame_flags::packed : 0,
-                             static_cast<std::uint32_t>(k), w.next_offset, base_ts);
+    const auto flags =
+        static_cast<std::uint8_t>((shape.packed ? detail::frame_flags::packed : 0) | log->batch_flags(length));
+    const std::uint64_t word0 = detail::write_header(p, static_cast<std::uint32_t>(length), flags,
+                                                     static_cast<std::uint32_t>(k), w.next_offset, base_ts);
     std::byte* out = p + detail::frame_header_bytes;
     for (std::size_t j = 0; j < k; ++j) {
       const Message& m = messages[i + j];
@@ -268,14 +269,15 @@ Result<std::uint64_t> Producer::append_packed(const void* data, std::size_t valu
     if (fit == 0) fit = per_segment; // reserve below rolls to a fresh segment
     const std::size_t k = std::min<std::size_t>({left, fit, std::size_t{UINT32_MAX}});
     const std::size_t length = detail::frame_header_bytes + k * value_bytes;
-    const std::size_t frame_bytes = detail::align_up(length, detail::frame_alignment);
+    std::size_t frame_bytes = 0;
     Errc err = Errc::ok;
-    std::byte* const p = log->reserve(frame_bytes, wait, err);
+    std::byte* const p = log->reserve_batch(length, wait, err, frame_bytes);
     if (p == nullptr) {
       log->rollback(saved);
       return failure(err);
     }
-    const std::uint64_t word0 = detail::write_header(p, static_cast<std::uint32_t>(length), detail::frame_flags::packed,
+    const auto flags = static_cast<std::uint8_t>(detail::frame_flags::packed | log->batch_flags(length));
+    const std::uint64_t word0 = detail::write_header(p, static_cast<std::uint32_t>(length), flags,
                                                      static_cast<std::uint32_t>(k), w.next_offset, ts);
     if (k * value_bytes != 0) std::memcpy(p + detail::frame_header_bytes, src, k * value_bytes);
     detail::zero_padding(p, length);
@@ -290,8 +292,8 @@ Result<std::uint64_t> Producer::append_packed(const void* data, std::size_t valu
   return first;
 }
 
-Result<Claim> Producer::claim_frame(std::size_t value_bytes, std::size_t key_bytes, std::size_t count,
-                                    bool wait) noexcept {
+Result<Claim> Producer::claim_frame(std::size_t value_bytes, std::size_t key_bytes, std::size_t count, bool wait,
+                                    bool batch) noexcept {
   detail::Log* const log = log_;
   if (log == nullptr || log->writer().open_claim != nullptr || log->refusing()) return refusal();
   if (count == 0 || count > UINT32_MAX) {
@@ -326,9 +328,10 @@ Result<Claim> Producer::claim_frame(std::size_t value_bytes, std::size_t key_byt
                       " B values, key " + std::to_string(key_bytes) + " B) does not fit a segment of topic '" +
                       std::string(log->name()) + "' (" + std::to_string(log->segment_bytes()) + " bytes)");
   }
-  const std::size_t frame_bytes = detail::align_up(length, detail::frame_alignment);
+  std::size_t frame_bytes = detail::align_up(length, detail::frame_alignment);
   Errc err = Errc::ok;
-  std::byte* const p = log->reserve(frame_bytes, wait, err);
+  std::byte* const p =
+      batch ? log->reserve_batch(length, wait, err, frame_bytes) : log->reserve(frame_bytes, wait, err);
   if (p == nullptr) return failure(err);
   if (!packed) {
     std::byte* q = p + detail::frame_header_bytes;
@@ -352,7 +355,8 @@ Result<Claim> Producer::claim_frame(std::size_t value_bytes, std::size_t key_byt
   c.frame_ = p;
   c.length_ = static_cast<std::uint32_t>(length);
   c.count_ = static_cast<std::uint32_t>(count);
-  c.flags_ = packed ? detail::frame_flags::packed : 0;
+  c.flags_ =
+      static_cast<std::uint8_t>((packed ? detail::frame_flags::packed : 0) | (batch ? log->batch_flags(length) : 0));
   c.key_ = std::span<std::byte>(p + key_at, packed ? 0 : key_bytes);
   c.value_ = std::span<std::byte>(p + value_at, packed ? body : value_bytes);
   return c;

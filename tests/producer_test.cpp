@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "persist_support.hpp"
 #include "ringbus/detail/clock.hpp"
 #include "ringbus/detail/frame.hpp"
 #include "ringbus/producer.hpp"
@@ -1344,6 +1345,122 @@ TEST_SUITE("producer") {
     REQUIRE(from_time.size() == 1);
     CHECK(from_time[0].offset <= middle.offset);
     CHECK(from_time[0].timestamp_ns >= middle.timestamp_ns);
+  }
+
+  // In-memory block-policy topics: a batch frame (append_values, claim_values,
+  // append_batch) of 1 KiB or more runs to the next 128-byte boundary, so the
+  // frame after it starts a line pair; a shorter one keeps the 8-byte layout,
+  // as a per-record append does (40 bytes for an 8 B value). Batches of each
+  // kind on both sides of 1 KiB, each followed by two appends, over many laps
+  // of a small ring: every record arrives intact and in order, and the frames
+  // lie where the layout says.
+  TEST_CASE("batch_frames_of_1_KiB_or_more_end_on_a_128_byte_boundary") {
+    Fixture f(small_ring(4)); // batches up to 6 KiB
+    // A packed record's value is right after its frame's 32-byte header; the
+    // ring is page-aligned, so an address's offset in a 4 KiB segment is its position's.
+    const auto frame_at = [](const Record& r) { return reinterpret_cast<std::uintptr_t>(r.value.data()) - 32; };
+    constexpr std::size_t counts[] = {1, 3, 9, 123, 124, 125, 140, 200};
+    std::uint64_t next = 0;
+    std::uint64_t paired = 0;
+    std::uint64_t dense_batches = 0;
+    std::uint64_t dense = 0;
+    const int rounds = 1200;
+    for (int round = 0; round < rounds; ++round) {
+      const std::uint64_t first = next;
+      const std::size_t n = counts[static_cast<std::size_t>(round / 3) % std::size(counts)];
+      const bool keyed = round % 3 == 2;
+      std::vector<std::uint64_t> values(n);
+      for (std::size_t i = 0; i < n; ++i) values[i] = (first + i) * 0x9e3779b97f4a7c15ULL;
+      std::vector<std::string> keys;
+      std::vector<std::string> payloads;
+      std::vector<Message> messages;
+      if (round % 3 == 0) {
+        REQUIRE(f.producer.append_values(std::span<const std::uint64_t>(values)).value() == first);
+      } else if (round % 3 == 1) {
+        Result<Claim> claim = f.producer.claim_values(8, n);
+        REQUIRE(claim.ok());
+        std::memcpy(claim->value().data(), values.data(), n * 8);
+        REQUIRE(claim->commit().value() == first);
+      } else { // keyed: the general form
+        for (std::size_t i = 0; i < n; ++i) {
+          keys.push_back(key_for(first + i));
+          payloads.emplace_back(reinterpret_cast<const char*>(&values[i]), 8);
+        }
+        for (std::size_t i = 0; i < n; ++i) messages.push_back(msg(keys[i], payloads[i]));
+        REQUIRE(f.producer.append_batch(messages).value() == first);
+      }
+      const std::uint64_t marks[2] = {first + n, ~(first + n)};
+      REQUIRE(f.producer.append(ringbus::bytes_of(marks[0])).value() == first + n);
+      REQUIRE(f.producer.append(ringbus::bytes_of(marks[1])).value() == first + n + 1);
+      next = first + n + 2;
+
+      Result<Records> polled = f.consumer.poll();
+      REQUIRE(polled.ok());
+      REQUIRE(polled->size() == n + 2);
+      std::uintptr_t batch_frame = 0;
+      std::size_t batch_length = 0;
+      std::uintptr_t after_batch = 0;
+      std::uintptr_t after_append = 0;
+      std::size_t i = 0;
+      for (const Record& r : *polled) {
+        CHECK(r.offset == first + i);
+        if (i < n) {
+          CHECK(str(r.key) == (keyed ? key_for(first + i) : std::string()));
+          CHECK(str(r.value) == std::string(reinterpret_cast<const char*>(&values[i]), 8));
+          if (i == 0 && !keyed) batch_frame = frame_at(r);
+          if (i == 0) batch_length = keyed ? 0 : 32 + 8 * n;
+        } else {
+          CHECK(str(r.value) == std::string(reinterpret_cast<const char*>(&marks[i - n]), 8));
+          (i == n ? after_batch : after_append) = frame_at(r);
+        }
+        ++i;
+      }
+      // Where the batch went into one frame (append_values and append_batch
+      // split a batch at a segment's end), the frame after it: at a 128-byte
+      // boundary after one of 1 KiB or more (a keyed record of 8 B takes more
+      // than 8 bytes: past 1 KiB from 124 records on too), else right after it.
+      const bool one_frame = polled->batches().begin()->size() == n;
+      if (one_frame && n >= 124) {
+        CHECK(after_batch % 128 == 0);
+        ++paired;
+      } else if (one_frame && !keyed && after_batch % ringbus::test::small_segment_bytes != 0) {
+        CHECK(after_batch - batch_frame == batch_length); // 8-aligned already
+        ++dense_batches;
+      }
+      // 40 bytes on, unless the second append rolled to the next segment.
+      if (after_append % ringbus::test::small_segment_bytes != 0) {
+        CHECK(after_append - after_batch == 40);
+        ++dense;
+      }
+    }
+    // Most rounds were checked (the rest split or rolled at a segment's end).
+    INFO("paired ", paired, ", dense batches ", dense_batches, ", dense appends ", dense);
+    CHECK(paired > rounds / 4);
+    CHECK(dense_batches > rounds / 4);
+    CHECK(dense > rounds * 9 / 10);
+  }
+
+  // Overwrite topics (readers validate copies) and segment files (recovery
+  // reads the 8-byte layout) keep batch frames 8-byte aligned.
+  TEST_CASE("batch_frames_keep_the_8_byte_layout_in_segment_files") {
+    ringbus::test::TempBusDir dir;
+    Result<Bus> bus = Bus::open(dir.path(), ringbus::test::no_flusher());
+    REQUIRE(bus.ok());
+    REQUIRE(bus->create_topic("t", ringbus::test::persistent_small_ring(2)).ok());
+    Consumer consumer = bus->consumer("t").value();
+    Producer producer = bus->producer("t").value();
+    const std::uint64_t values[3] = {1, 2, 3};
+    REQUIRE(producer.append_values(std::span<const std::uint64_t>(values)).value() == 0); // [0, 56)
+    const std::uint64_t mark = 4;
+    REQUIRE(producer.append(ringbus::bytes_of(mark)).value() == 3);
+    Result<Records> polled = consumer.poll();
+    REQUIRE(polled.ok());
+    REQUIRE(polled->size() == 4);
+    Records::iterator it = polled->begin();
+    const auto batch_frame = reinterpret_cast<std::uintptr_t>(it->value.data()) - 32;
+    for (int i = 0; i < 3; ++i) ++it;
+    const auto append_frame = reinterpret_cast<std::uintptr_t>(it->value.data()) - 32;
+    CHECK(append_frame - batch_frame == 56);
   }
 
   // A line-aligned append zeroes the word the next one-line frame would end

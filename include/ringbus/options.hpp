@@ -92,8 +92,11 @@ struct TopicOptions {
   // frame to the end of a 64-byte cache line, so the next record's frame
   // starts on a line of its own and a reader takes a small record with one
   // line transfer instead of two whenever a frame would straddle a line. An
-  // 8 B value then takes 64 B of ring instead of 40 B; batches and claims
-  // keep the 8-byte layout. In-memory topics with the block policy only.
+  // 8 B value then takes 64 B of ring instead of 40 B. In-memory topics with
+  // the block policy only. Claims and batches are not per-record appends:
+  // they keep the 8-byte layout, except that in every in-memory block-policy
+  // topic, with or without this option, a batch frame (append_values,
+  // append_batch, claim_values) of 1 KiB or more ends on a 128-byte boundary.
   bool line_aligned_appends = false;
 
   // --- persistence (a topic of a bus opened on a directory; README "Persistence") ---

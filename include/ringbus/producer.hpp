@@ -124,18 +124,18 @@ class Producer {
   // Zero copy: room for one record with key_bytes of key and value_bytes of
   // value, inside the ring (block policy) to fill before commit().
   Result<Claim> claim(std::size_t value_bytes, std::size_t key_bytes = 0) noexcept {
-    return claim_frame(value_bytes, key_bytes, 1, true);
+    return claim_frame(value_bytes, key_bytes, 1, true, false);
   }
   Result<Claim> try_claim(std::size_t value_bytes, std::size_t key_bytes = 0) noexcept {
-    return claim_frame(value_bytes, key_bytes, 1, false);
+    return claim_frame(value_bytes, key_bytes, 1, false, false);
   }
   // Zero copy batch: room for count values of value_bytes each (packed form),
   // published by one commit(). count * value_bytes must fit one segment.
   Result<Claim> claim_values(std::size_t value_bytes, std::size_t count) noexcept {
-    return claim_frame(value_bytes, 0, count, true);
+    return claim_frame(value_bytes, 0, count, true, true);
   }
   Result<Claim> try_claim_values(std::size_t value_bytes, std::size_t count) noexcept {
-    return claim_frame(value_bytes, 0, count, false);
+    return claim_frame(value_bytes, 0, count, false, true);
   }
 
   // Releases the single-writer token; another producer may then open.
@@ -208,7 +208,9 @@ class Producer {
   Result<std::uint64_t> append_many(std::span<const Message> messages, bool wait) noexcept;
   Result<std::uint64_t> append_packed(const void* data, std::size_t value_bytes, std::size_t count,
                                       std::int64_t timestamp_ns, bool wait) noexcept;
-  Result<Claim> claim_frame(std::size_t value_bytes, std::size_t key_bytes, std::size_t count, bool wait) noexcept;
+  // batch: claim_values, a batch frame (Log::reserve_batch); else claim, the 8-byte layout.
+  Result<Claim> claim_frame(std::size_t value_bytes, std::size_t key_bytes, std::size_t count, bool wait,
+                            bool batch) noexcept;
 
   // Cold error builders (out of line so the hot path stays small).
   RINGBUS_NOINLINE Status refusal() const noexcept;

@@ -24,6 +24,7 @@ Log::Log(std::string_view name, const TopicOptions& options, RingMapping mapping
       overwrite_(options.overflow == OverflowPolicy::overwrite),
       blocking_(options.wait == WaitStrategy::blocking),
       line_appends_(options.line_aligned_appends && options.overflow == OverflowPolicy::block),
+      pair_batches_(options.overflow == OverflowPolicy::block),
       slots_(nullptr),
       slot_count_(options.max_consumers),
       hold_word0_(options.overflow != OverflowPolicy::overwrite) {
@@ -40,6 +41,7 @@ Log::Log(std::string_view name, std::unique_ptr<TopicStore> store) : Log(name, s
   sync_durability_ = options_.durability == Durability::sync && !store_->read_only();
   follower_ = store_->read_only();
   hold_word0_ = true;
+  pair_batches_ = false; // segment files keep the 8-byte layout recovery reads
   if (follower_) {
     overwrite_ = true;                                // readers copy and validate: see follower()
     refusing_.store(true, std::memory_order_relaxed); // no producer here; not shared yet

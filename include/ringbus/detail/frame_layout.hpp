@@ -16,7 +16,8 @@
 //
 //   length       header + body bytes, without the padding. The frame occupies
 //                align_up(length, 8) bytes of the segment (with
-//                frame_flags::line_end: up to the next 64-byte line); its
+//                frame_flags::line_end: up to the next 64-byte line; with
+//                frame_flags::pair_end: up to the next 128-byte boundary); its
 //                end is frame_end(position, word0).
 //   type         frame_type::data or frame_type::pad (none: nothing published here)
 //   lap          (position / ring capacity) mod 2^16. The first 8 bytes are the
@@ -28,6 +29,11 @@
 //                (TopicOptions::line_aligned_appends; in-memory topics only,
 //                recovery refuses the bit). Readers find a frame's end with
 //                frame_end(). The padding past length is never read.
+//                frame_flags::pair_end: the same to the next 128-byte
+//                boundary, the pair of lines a core's adjacent-line
+//                prefetcher fetches together (batch frames of at least
+//                batch_pair_min_bytes in in-memory block-policy topics: see
+//                Log::reserve_batch; recovery refuses the bit too).
 //                frame_flags::packed: the body is record_count values of
 //                (length - 32) / record_count bytes each; no keys, no headers,
 //                every timestamp equals base_timestamp. The compact form for
@@ -65,10 +71,17 @@ enum class frame_type : std::uint8_t { none = 0, data = 1, pad = 2 };
 namespace frame_flags {
 inline constexpr std::uint8_t packed = 0x01;
 inline constexpr std::uint8_t line_end = 0x02;
+inline constexpr std::uint8_t pair_end = 0x04;
 } // namespace frame_flags
 
 // The line a frame with frame_flags::line_end runs to the end of.
 inline constexpr std::uint64_t frame_line_bytes = 64;
+// The line pair a frame with frame_flags::pair_end runs to the end of.
+inline constexpr std::uint64_t frame_pair_bytes = 128;
+// Batch frames this long or longer take frame_flags::pair_end (in-memory
+// block-policy topics): the padding, under 128 bytes, is then at most 1/8 of
+// the frame.
+inline constexpr std::uint64_t batch_pair_min_bytes = 1024;
 
 struct FrameHeader {
   std::uint32_t length;
@@ -125,12 +138,14 @@ constexpr std::uint64_t word0_lap_bits(std::uint64_t w) noexcept { return w & (s
 
 // Where the data frame at ring position p, whose publication word is word0,
 // ends: the next frame's position. Positions and addresses of a ring agree
-// modulo 64 (rings are mapped page-aligned), so it takes either. Not so in an
+// modulo 128 (rings are mapped page-aligned), so it takes either. Not so in an
 // overwrite reader's staging copy (it starts at any 8-aligned position), but
-// no line_end frame gets there: overwrite topics refuse line-aligned appends.
+// no line_end or pair_end frame gets there: overwrite topics write none.
 constexpr std::uint64_t frame_end(std::uint64_t p, std::uint64_t word0) noexcept {
-  const std::uint64_t mask =
-      (word0_flags(word0) & frame_flags::line_end) != 0 ? frame_line_bytes - 1 : frame_alignment - 1;
+  const std::uint8_t flags = word0_flags(word0);
+  const std::uint64_t mask = (flags & frame_flags::pair_end) != 0   ? frame_pair_bytes - 1
+                             : (flags & frame_flags::line_end) != 0 ? frame_line_bytes - 1
+                                                                    : frame_alignment - 1;
   return (p + word0_length(word0) + mask) & ~mask;
 }
 inline const std::byte* frame_end(const std::byte* f, std::uint64_t word0) noexcept {

@@ -276,6 +276,25 @@ class Log {
   // The flag a per-record append's word carries.
   [[nodiscard]] std::uint8_t append_flags() const noexcept { return line_appends_ ? frame_flags::line_end : 0; }
 
+  // Batch frames (append_values, append_batch, claim_values): reserve() for a
+  // frame of `length` bytes; frame_bytes: what it takes where it landed. In
+  // an in-memory block-policy topic a frame of batch_pair_min_bytes or more
+  // runs to the next 128-byte boundary (frame_flags::pair_end, batch_flags),
+  // so the next batch starts a line pair of its own: while the writer fills
+  // it, readers of this one's last line, and the adjacent-line prefetch that
+  // read brings along, touch none of its lines. Shorter frames, and segment
+  // files and overwrite topics, keep the 8-byte layout.
+  RINGBUS_ALWAYS_INLINE std::byte* reserve_batch(std::size_t length, bool wait, Errc& err,
+                                                 std::size_t& frame_bytes) noexcept {
+    std::byte* const p = reserve(batch_frame_bytes(length), wait, err);
+    frame_bytes = batch_frame_bytes(length);
+    return p;
+  }
+  // The flag a batch frame of `length` bytes carries.
+  [[nodiscard]] std::uint8_t batch_flags(std::size_t length) const noexcept {
+    return pair_batches_ && length >= batch_pair_min_bytes ? frame_flags::pair_end : 0;
+  }
+
   // The lap tag of a position, as it stands in a publication word.
   [[nodiscard]] std::uint64_t lap_bits(std::uint64_t pos) const noexcept {
     return ((pos >> capacity_shift_) & 0xffff) << 48;
@@ -588,6 +607,11 @@ class Log {
     if (!line_appends_) return align_up(length, frame_alignment);
     return align_up(writer_.pos + length, frame_line_bytes) - writer_.pos;
   }
+  // Likewise for a batch frame (reserve_batch).
+  [[nodiscard]] std::size_t batch_frame_bytes(std::size_t length) const noexcept {
+    if (batch_flags(length) == 0) return align_up(length, frame_alignment);
+    return align_up(writer_.pos + length, frame_pair_bytes) - writer_.pos;
+  }
   bool roll(bool wait, Errc& err) noexcept;
   bool roll_files(std::uint64_t next_start, Errc& err) noexcept;
   void abandon_segments_from(std::uint64_t start) noexcept;
@@ -611,6 +635,7 @@ class Log {
   bool overwrite_;
   bool blocking_;
   bool line_appends_; // TopicOptions::line_aligned_appends (in-memory block topics)
+  bool pair_batches_; // long batch frames end on a line pair: in-memory block topics (see reserve_batch)
   ReaderSlot* slots_;
   std::size_t slot_count_;
 
