@@ -441,7 +441,9 @@ std::string setup_section(const SummaryInput& in, int repetitions) {
       << " × payload bytes (512 KiB for 8 B, 4 MiB for 64 B) in " << ringbus_segment_count
       << " segments: the same payload bytes, i.e. 65536 payloads in its packed form less one 32 B frame header "
          "per batch, each batch's frame padded to the next 128 B boundary (8 B: 30 batches of 256 in a segment, 61,440 "
-         "payloads in the ring; 64 B: 31, 63,488); an appended 8 B record takes a whole line-aligned 64 B frame (8,192 "
+         "payloads in the ring; 64 B: append_values splits a batch at a segment's end, so each segment takes 31 "
+         "whole batches and 193 values, 65,032 payloads in the ring); an appended 8 B record takes a whole "
+         "line-aligned 64 B frame (8,192 "
          "fit; 13,107 of 40 B "
          "without line_aligned_appends), an appended 64 B record a 96 B frame. All memory is touched before timing.\n"
       << "- Payloads: spsc_8B a uint64_t, spsc_64B 8 × uint64_t, rtt a uint64_t. The consumer checks every item's "

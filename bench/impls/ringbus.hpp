@@ -31,7 +31,9 @@ enum class RingbusWrite {
 // against 11.5-13.9. The 64 B rows (96-byte frames, 128 with it) keep the
 // 8-byte layout: there it made no clear difference (ringbus_append 19.3-22.9
 // against 15.6-20.6 M/s, ringbus_append_nots 39.7-49.4 against 42.2-53.4).
-// Batches keep the 8-byte layout either way.
+// Batches are not appends: the option leaves them alone. Their frames of
+// 256 values (1 KiB or more) end on a 128-byte boundary in every in-memory
+// block-policy topic (README, "Batch frames on line pairs").
 inline TopicOptions ringbus_topic_options(std::size_t ring_bytes, TimestampSource timestamps,
                                           bool line_aligned_appends = false) {
   TopicOptions options;
