@@ -8,6 +8,7 @@
 #include <atomic>
 #include <bit>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <stop_token>
 #include <string>
@@ -458,6 +459,22 @@ class SharedCore {
     return sequenced_total_.load(std::memory_order_relaxed); // a statistic; no data is read on its strength
   }
 
+  // The append error the sequencer keeps its records for and retries (ok
+  // when its last round appended without one). Cold: read by a send that
+  // finds no room, by wait_offset's timeout and by append_error().
+  bool retrying() const noexcept { return retrying_.load(std::memory_order_acquire); } // pairs with note_round
+  Status retry_error() const {
+    std::lock_guard lock(retry_mutex_);
+    return retry_error_;
+  }
+  // A send that found this sender's queue slots full while the sequencer retries.
+  Status no_room_error(std::string_view what) const {
+    const Status why = retry_error();
+    if (why.ok()) return Status(Errc::would_block); // cleared meanwhile: room is coming
+    return Status(why.code(), std::string(what) + ": this sender's queue slots are full while the sequencer of " +
+                                  "the shared producer retries an append: " + std::string(why.message()));
+  }
+
   Result<SenderSlot*> take_slot() {
     if (closing()) return closed_error("cannot open a sender");
     for (std::size_t i = 0; i < slots_.size(); ++i) {
@@ -545,7 +562,24 @@ class SharedCore {
       fail(bus_closed());
       r.failed = true;
     }
+    note_round(r);
     return r;
+  }
+
+  // Keeps retry_error_ current: set by a round that met an append error,
+  // cleared by the next one that appends without one. The relaxed load:
+  // only the sequencer stores the flag.
+  void note_round(const Round& r) noexcept {
+    if (RINGBUS_UNLIKELY(r.error)) {
+      Status why = append_error("", "the sequencer retries them", r.moved);
+      std::lock_guard lock(retry_mutex_);
+      retry_error_ = std::move(why);
+      retrying_.store(true, std::memory_order_release); // pairs with retrying()
+    } else if (RINGBUS_UNLIKELY(r.moved != 0 && retrying_.load(std::memory_order_relaxed))) {
+      std::lock_guard lock(retry_mutex_);
+      retry_error_ = Status();
+      retrying_.store(false, std::memory_order_release); // pairs with retrying()
+    }
   }
 
   // After an append error the sequencer waits 1 ms, doubling up to 64 ms,
@@ -597,7 +631,8 @@ class SharedCore {
     if (r.failed) {
       out = closed_error("pump");
     } else if (RINGBUS_UNLIKELY(r.error)) {
-      out = append_error("pump", "they stay queued and the next pump() retries them"); // reads last_error_: before (P2)
+      // Reads last_error_: before (P2).
+      out = append_error("pump", "they stay queued and the next pump() retries them", r.moved);
     }
     pumping_.store(0, std::memory_order_release); // (P2)
     return out;
@@ -674,11 +709,15 @@ class SharedCore {
     return false;
   }
 
-  // pump()/close(): last_error_, naming the topic and the pending records' fate.
-  Status append_error(std::string_view what, std::string_view then) const {
-    return Status(last_error_.code(), std::string(what) + ": appending to topic '" + std::string(topic()) +
-                                          "' failed: " + std::string(last_error_.message()) +
-                                          "; the records not appended were kept: " + std::string(then));
+  // pump() and the retry state: last_error_, naming the topic, the records
+  // the round appended before it (`moved`) and the fate of those it did not.
+  Status append_error(std::string_view what, std::string_view then, std::size_t moved) const {
+    std::string m(what);
+    if (!m.empty()) m += ": ";
+    m += "appending to topic '" + std::string(topic()) + "' failed";
+    if (moved != 0) m += " after " + std::to_string(moved) + " records were appended";
+    m += ": " + std::string(last_error_.message()) + "; the records not appended were kept: " + std::string(then);
+    return Status(last_error_.code(), std::move(m));
   }
 
   // close(): appends everything still queued (waiting for room under block,
@@ -975,9 +1014,12 @@ class SharedCore {
   std::atomic<bool> failed_{false};  // failure_ is set (release by fail())
   std::atomic<bool> stopped_{false}; // (T3) nothing more will be sequenced
   std::atomic<bool> close_error_set_{false};
-  Status failure_;     // why the sequencer stopped for good; set once, before failed_
-  Status close_error_; // what close() gave up on; set once, before close_error_set_
-  Status last_error_;  // sequencer-private: the last append error other than would_block
+  Status failure_;                    // why the sequencer stopped for good; set once, before failed_
+  Status close_error_;                // what close() gave up on; set once, before close_error_set_
+  Status last_error_;                 // sequencer-private: the last append error other than would_block
+  std::atomic<bool> retrying_{false}; // retry_error_ is set (note_round)
+  mutable std::mutex retry_mutex_;    // guards retry_error_ (cold: set and read on errors only)
+  Status retry_error_;
   std::atomic<std::uint64_t> sequenced_total_{0};
   std::jthread thread_; // last: stopped and joined before anything else goes
 };
@@ -1089,6 +1131,7 @@ const SharedProducerOptions& SharedProducer::options() const noexcept {
   return core_ ? core_->options() : defaults;
 }
 std::uint64_t SharedProducer::sequenced() const noexcept { return core_ ? core_->sequenced_total() : 0; }
+Status SharedProducer::append_error() const { return core_ ? core_->retry_error() : Status(); }
 
 // GCC 12 reports a bogus -Wstringop-overflow inside the queue's header once
 // try_enqueue_bulk is inlined here (as in bench/impls/moodycamel_cq.hpp).
@@ -1163,6 +1206,9 @@ Result<Ticket> send_cells(SenderSlot& s, std::size_t cells, std::size_t records,
       }
     } else if (RINGBUS_UNLIKELY(core.closing())) {
       return core.closed_error("send");
+    } else if (RINGBUS_UNLIKELY(core.retrying())) {
+      // No room, and none comes while the error lasts: say it, not wait.
+      return core.no_room_error("send");
     }
     if (!wait) return Status(Errc::would_block);
     if (core.log()->closed()) return core.closed_error("send");
@@ -1341,8 +1387,13 @@ Result<std::uint64_t> SharedProducer::Sender::wait_offset(Ticket ticket,
     Result<std::uint64_t> r = offset_of(ticket);
     if (r.code() != Errc::would_block) return r;
     if (platform::monotonic_ns() >= deadline) {
-      return Status(Errc::timed_out, "ticket " + std::to_string(ticket.sequence) + " got no offset within " +
-                                         std::to_string(timeout.count()) + " ns");
+      std::string m = "ticket " + std::to_string(ticket.sequence) + " got no offset within " +
+                      std::to_string(timeout.count()) + " ns";
+      if (slot_->core->retrying()) {
+        const Status why = slot_->core->retry_error();
+        if (!why.ok()) m += "; the sequencer is retrying an append: " + std::string(why.message());
+      }
+      return Status(Errc::timed_out, std::move(m));
     }
     waiter.idle();
   }

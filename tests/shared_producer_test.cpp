@@ -696,7 +696,8 @@ struct FaultsOff {
 // A persistent topic of 8 small segments and a shared producer on it whose
 // records may be 256 bytes.
 struct PersistentFixture {
-  PersistentFixture(const std::string& topic, SequencerMode mode, ringbus::Durability durability) {
+  PersistentFixture(const std::string& topic, SequencerMode mode, ringbus::Durability durability,
+                    std::size_t sender_queue_slots = SharedProducerOptions().sender_queue_slots) {
     TopicOptions o = small_ring(8);
     o.storage = Storage::persistent;
     o.durability = durability;
@@ -704,6 +705,7 @@ struct PersistentFixture {
     SharedProducerOptions so;
     so.sequencer = mode;
     so.max_record_bytes = 256;
+    so.sender_queue_slots = sender_queue_slots;
     Result<SharedProducer> made = bus.shared_producer(topic, so);
     REQUIRE_MESSAGE(made.ok(), made.message());
     shared = std::move(*made);
@@ -804,6 +806,112 @@ TEST_SUITE("shared_producer") {
       CHECK(lost.code() == Errc::no_space);
       CHECK(contains(lost.message(), "ticket 209"));
       CHECK(f.sender.send("late").code() == Errc::closed);
+    }
+  }
+
+  TEST_CASE("a_full_disk_the_sequencer_retries_is_told_to_senders_before_close_and_clears_when_the_disk_does") {
+    for (const SequencerMode mode : {SequencerMode::caller, SequencerMode::thread}) {
+      CAPTURE(ringbus::to_string(mode));
+      FaultsOff faults_off;
+      // 256 queue slots: what the sender and the sequencer hold fits the
+      // ring, which no one reads before the end.
+      PersistentFixture f("f", mode, ringbus::Durability::none, 256);
+      send_numbered(f.sender, 0, 10);
+      if (mode == SequencerMode::caller) REQUIRE(f.shared.pump().value() == 10);
+      REQUIRE(f.sender.wait_offset(Ticket{9}, 10s).value() == 9);
+      CHECK(f.shared.append_error().ok());
+
+      // Every roll fails from here. Send until a send is refused: the
+      // sequencer keeps what it could not append and this sender's queue
+      // slots fill up behind it.
+      faults::fail_next_preallocations(1 << 20);
+      std::uint64_t accepted = 10;
+      Status refused;
+      Status pumped;
+      for (int idle = 0; idle < 10000;) {
+        Result<Ticket> t = f.sender.try_send(value_for(accepted, even_value_bytes));
+        if (t.ok()) {
+          CHECK(*t == Ticket{accepted});
+          ++accepted;
+          continue;
+        }
+        if (t.code() != Errc::would_block) {
+          refused = std::move(t).status();
+          break;
+        }
+        ++idle;
+        if (mode == SequencerMode::caller) {
+          Result<std::size_t> p = f.shared.pump();
+          if (!p.ok()) pumped = std::move(p).status();
+        } else {
+          std::this_thread::sleep_for(100us);
+        }
+      }
+      REQUIRE_MESSAGE(refused.code() == Errc::no_space, refused.message());
+      CHECK(contains(refused.message(), "topic 'f'"));
+      CHECK(contains(refused.message(), "queue slots are full"));
+      if (mode == SequencerMode::caller) CHECK(pumped.code() == Errc::no_space);
+      const Status retried = f.shared.append_error();
+      CHECK(retried.code() == Errc::no_space);
+      CHECK(contains(retried.message(), "topic 'f'"));
+      CHECK(contains(retried.message(), "the sequencer retries them"));
+      // A waiting send says it at once too, and a wait for a ticket names it.
+      CHECK(f.sender.send(value_for(accepted, even_value_bytes)).code() == Errc::no_space);
+      const Result<std::uint64_t> waited = f.sender.wait_offset(Ticket{accepted - 1}, 20ms);
+      CHECK(waited.code() == Errc::timed_out);
+      CHECK(contains(waited.message(), "the sequencer is retrying an append"));
+      CHECK(f.shared.sequenced() < accepted);
+
+      // The disk clears: every accepted record gets in, in send order, and
+      // the error is gone.
+      faults::fail_next_preallocations(0);
+      for (int i = 0; i < 10000 && f.shared.sequenced() < accepted; ++i) {
+        if (mode == SequencerMode::caller) {
+          (void)f.shared.pump();
+        } else {
+          std::this_thread::sleep_for(1ms);
+        }
+      }
+      REQUIRE(f.sender.wait_offset(Ticket{accepted - 1}, 10s).value() == accepted - 1);
+      for (int i = 0; i < 10000 && !f.shared.append_error().ok(); ++i) std::this_thread::sleep_for(1ms);
+      CHECK_MESSAGE(f.shared.append_error().ok(), f.shared.append_error().message());
+      const Status closed = f.shared.close();
+      CHECK_MESSAGE(closed.ok(), closed.message());
+      check_numbered(f.consumer, accepted);
+    }
+  }
+
+  TEST_CASE("a_pump_that_appends_some_records_before_an_error_says_how_many_it_appended") {
+    FaultsOff faults_off;
+    PersistentFixture f("f", SequencerMode::caller, ringbus::Durability::none);
+    faults::fail_next_preallocations(1 << 20); // the first roll fails
+    // Two appends in one pump: a packed run of 64 values that fits the first
+    // segment, then 200 records that need the next one.
+    std::vector<std::uint64_t> values(64);
+    for (std::uint64_t i = 0; i < values.size(); ++i) values[i] = i;
+    REQUIRE(f.sender.send_values(std::span<const std::uint64_t>(values)).value() == Ticket{0});
+    send_numbered(f.sender, 64, 264);
+    const Status failed = f.shared.pump().status();
+    REQUIRE(failed.code() == Errc::no_space);
+    CHECK(f.shared.sequenced() == 64);
+    CHECK_MESSAGE(contains(failed.message(), "after 64 records were appended"), failed.message());
+    CHECK(f.shared.append_error().code() == Errc::no_space);
+    faults::fail_next_preallocations(0);
+    CHECK(f.shared.pump().value() == 200);
+    CHECK(f.shared.append_error().ok());
+    const std::vector<OwnedRecord> got = drain(f.consumer);
+    REQUIRE(got.size() == 264);
+    for (std::uint64_t i = 0; i < got.size(); ++i) {
+      CAPTURE(i);
+      CHECK(got[i].offset == i);
+      if (i < 64) {
+        std::uint64_t v = 0;
+        REQUIRE(got[i].value.size() == sizeof v);
+        std::memcpy(&v, got[i].value.data(), sizeof v);
+        CHECK(v == i);
+      } else {
+        CHECK(got[i].value == value_for(i, even_value_bytes));
+      }
     }
   }
 

@@ -31,12 +31,15 @@
 //   - Append errors. Only a closed bus is reported as one (Errc::closed,
 //     "the bus was closed"). Another error (a full disk at a segment roll:
 //     Errc::no_space) keeps the records queued, in order: pump() returns it,
-//     naming the topic, and the next pump retries; the sequencer thread backs
-//     off (1 ms doubling to 64 ms) and retries; close() retries 8 times
-//     (about 0.2 s) before it gives up. A persistent topic whose store failed
-//     (a failed sync: it "failed and takes no more appends") stops the
-//     sequencer for good: sends, pumps and close report that error, not
-//     Errc::closed. A record a sync failure left in the log keeps its offset.
+//     naming the topic (and how many records it appended before it), and the
+//     next pump retries; the sequencer thread backs off (1 ms doubling to
+//     64 ms) and retries. While it lasts, append_error() returns it, a send
+//     that finds its Sender's queue slots full returns it at once instead of
+//     waiting (or saying would_block), and wait_offset's timeout names it.
+//     close() retries 8 times (about 0.2 s) before it gives up. A persistent
+//     topic whose store failed (a failed sync: it "failed and takes no more
+//     appends") stops the sequencer for good: sends, pumps and close report
+//     that error, not Errc::closed. A record a sync failure left in the log keeps its offset.
 //     Whatever close() could not append it counts in its error ("N accepted
 //     records were not appended"), and the ticket of a record that never got
 //     in never resolves: offset_of says why (with the failure's code) as soon
@@ -204,13 +207,15 @@ class SharedProducer {
 
     // Accepts one record; waits (by send_wait) while this Sender's queue
     // slots are full. Errc::closed after the SharedProducer closed,
-    // Errc::record_too_large over max_record_bytes.
+    // Errc::record_too_large over max_record_bytes; the sequencer's append
+    // error (append_error()) when the slots are full while it retries one.
     Result<Ticket> send(ByteView value) noexcept { return send_one(Message{{}, value, timestamp_now, {}}, true); }
     Result<Ticket> send(ByteView key, ByteView value) noexcept {
       return send_one(Message{key, value, timestamp_now, {}}, true);
     }
     Result<Ticket> send(const Message& m) noexcept { return send_one(m, true); }
-    // Never waits: Errc::would_block when this Sender's queue slots are full.
+    // Never waits: Errc::would_block when this Sender's queue slots are
+    // full (the sequencer's append error if it is retrying one).
     Result<Ticket> try_send(ByteView value) noexcept { return send_one(Message{{}, value, timestamp_now, {}}, false); }
     Result<Ticket> try_send(ByteView key, ByteView value) noexcept {
       return send_one(Message{key, value, timestamp_now, {}}, false);
@@ -281,9 +286,10 @@ class SharedProducer {
   // time: a concurrent pump() gets Errc::would_block. Errc::invalid_argument in
   // thread mode; Errc::closed after close or when the bus was closed (records
   // not yet in the log are then dropped). Another append error (e.g.
-  // Errc::no_space at a roll) is returned naming the topic; the records not
-  // appended stay queued and the next pump retries them (those it did append
-  // keep their offsets). A topic whose store failed for good: its error, and
+  // Errc::no_space at a roll) is returned naming the topic and how many
+  // records this pump appended before it; the records not appended stay
+  // queued and the next pump retries them (those it did append keep their
+  // offsets). A topic whose store failed for good: its error, and
   // nothing more is appended.
   Result<std::size_t> pump(std::size_t max_records = SIZE_MAX) noexcept;
 
@@ -300,6 +306,12 @@ class SharedProducer {
   [[nodiscard]] const SharedProducerOptions& options() const noexcept;
   // Records the sequencer has put in the log so far.
   [[nodiscard]] std::uint64_t sequenced() const noexcept;
+  // The append error the sequencer is retrying (a full disk at a segment
+  // roll: Errc::no_space, naming the topic), or ok when its last round
+  // appended without one. In thread mode this is how the error is seen
+  // before close(); caller mode gets it from pump() as well. Cold: takes a
+  // lock and copies the message.
+  [[nodiscard]] Status append_error() const;
 
  private:
   friend class Bus;
