@@ -1,6 +1,7 @@
 #include "ringbus/consumer.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -67,6 +68,37 @@ void follow_writers(ConsumerState& s) noexcept {
   for (Cursor& c : s.cursors) {
     if (c.log->follower()) c.log->follow();
   }
+}
+
+std::string_view damage_reason(detail::Log::Damage d) noexcept {
+  switch (d) {
+    case detail::Log::Damage::bad_type: return "its type is neither data nor padding";
+    case detail::Log::Damage::bad_length: return "its length runs outside its segment";
+    case detail::Log::Damage::bad_header: return "its header is short or counts no records";
+    case detail::Log::Damage::offset_gap: return "its first offset does not follow the frame before";
+    case detail::Log::Damage::none: break;
+  }
+  return "none";
+}
+
+// Nothing to read, and a followed topic's reader has reached a frame
+// follow() cannot pass: the error that names it, instead of an empty poll
+// that would repeat for good. ok when there is none.
+RINGBUS_NOINLINE Status follow_damage_error(const ConsumerState& s) {
+  for (const Cursor& c : s.cursors) {
+    if (!c.log->follower()) continue;
+    const detail::Log::FollowDamage d = c.log->follow_damage();
+    if (d.reason == detail::Log::Damage::none || c.pos < d.position) continue;
+    char word[19];
+    std::snprintf(word, sizeof word, "0x%016llx", static_cast<unsigned long long>(d.word));
+    return Status(Errc::corrupt_data,
+                  "topic '" + std::string(c.log->name()) + "': the frame at byte " + std::to_string(d.position) +
+                      " of its log, where offset " + std::to_string(d.offset) +
+                      " should be, is damaged: " + std::string(damage_reason(d.reason)) + " (publication word " + word +
+                      "). Its writer published it whole, so the file was changed afterwards; reading stops "
+                      "there (`ringbus verify` names the file)");
+  }
+  return {};
 }
 
 // One pass over the subscriptions, fair: each poll starts at the next topic and
@@ -484,6 +516,9 @@ RINGBUS_NOINLINE Result<Records> Consumer::poll_general(detail::ConsumerState* s
   }
   if (RINGBUS_UNLIKELY(s->followers)) follow_writers(*s);
   std::uint64_t total = fill(*s, max_records);
+  if (RINGBUS_UNLIKELY(s->followers) && total == 0 && s->gap_count == 0) {
+    if (Status st = follow_damage_error(*s); !st.ok()) return st;
+  }
   if (total == 0 && timeout.count() > 0 && max_records != 0) {
     const std::int64_t deadline = platform::deadline_after(timeout.count());
     // spun: pauses already made by the short way's spin (spin_lone); the
@@ -500,6 +535,9 @@ RINGBUS_NOINLINE Result<Records> Consumer::poll_general(detail::ConsumerState* s
       if (RINGBUS_UNLIKELY(s->followers)) follow_writers(*s);
       total = fill(*s, max_records);
       if (total != 0 || s->gap_count != 0) break;
+      if (RINGBUS_UNLIKELY(s->followers)) {
+        if (Status st = follow_damage_error(*s); !st.ok()) return st;
+      }
       // The clock is read every round except when spinning (every 64th).
       if ((s->wait != WaitStrategy::busy_spin || (round & 63) == 0) && platform::monotonic_ns() >= deadline) break;
       if (Status st = check_open(s); !st.ok()) return st;

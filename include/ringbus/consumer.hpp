@@ -41,6 +41,10 @@ class Consumer {
   // Records from the previous poll become invalid (so do they on
   // subscribe/unsubscribe). From an overwrite topic a poll returns at most
   // one segment's worth of records (what it copied and validated at once).
+  // Errc::corrupt_data when nothing else is there and a topic of a read-only
+  // bus has been read up to a frame changed in its file after the writer
+  // published it (the error names the topic, byte and offset; at once, also
+  // from inside a wait; reading goes on once the bytes are put right).
   Result<Records> poll(std::size_t max_records = SIZE_MAX,
                        std::chrono::nanoseconds timeout = std::chrono::nanoseconds::zero()) noexcept;
 
@@ -53,7 +57,7 @@ class Consumer {
   //                call's views before it looks: keep nothing across calls)
   //   would_block  no record there, and timeout is zero
   //   timed_out    none arrived within timeout
-  //   closed, not_subscribed: as poll says them
+  //   closed, not_subscribed, corrupt_data: as poll says them
   // `out` is only written when the result is ok, so
   //   while (consumer.poll_one(record).ok()) handle(record);
   // drains what is there. Records lost to lapping (overwrite topics) are

@@ -55,6 +55,12 @@ void Log::follow() noexcept {
   WriterState& w = writer_;
   std::uint64_t p = w.pos;
   std::uint64_t next = w.next_offset;
+  Damage damage = Damage::none;
+  std::uint64_t damaged_word = 0;
+  const auto damaged = [&](Damage why, std::uint64_t word) {
+    damage = why;
+    damaged_word = word;
+  };
   for (;;) {
     if (p == w.segment_end) {
       // The writer's next segment file, once it exists: first make its ring
@@ -64,9 +70,20 @@ void Log::follow() noexcept {
     }
     const std::byte* f = ring_at(p);
     const std::uint64_t word = load_word_acquire(f); // (C) pairs with the writer's (B)
+    // Not published yet: the writer zeroes the word past its last frame
+    // before it publishes that frame, and a segment start holds last lap's.
     if (word0_type(word) == frame_type::none || word0_lap_bits(word) != lap_bits(p)) break;
+    // Published, so whole (the word is stored last): anything wrong from
+    // here on was done to the file, and no later call gets past it.
     const std::uint32_t length = word0_length(word);
-    if (length < pad_frame_min_bytes || length > w.segment_end - p) break; // not a frame: stop here
+    if (word0_type(word) != frame_type::data && word0_type(word) != frame_type::pad) {
+      damaged(Damage::bad_type, word);
+      break;
+    }
+    if (length < pad_frame_min_bytes || length > w.segment_end - p) {
+      damaged(Damage::bad_length, word);
+      break;
+    }
     if (word0_type(word) == frame_type::pad) {
       p += length;
       continue;
@@ -74,7 +91,14 @@ void Log::follow() noexcept {
     const std::uint64_t counts = load_word_acquire(f + 8);
     const std::uint64_t base = load_word_acquire(f + offsetof(FrameHeader, base_offset));
     const auto records = static_cast<std::uint32_t>(counts);
-    if (length < frame_header_bytes || base != next || records == 0) break;
+    if (length < frame_header_bytes || records == 0) {
+      damaged(Damage::bad_header, word);
+      break;
+    }
+    if (base != next) {
+      damaged(Damage::offset_gap, word);
+      break;
+    }
     p = frame_end(p, word);
     next = base + records;
   }
@@ -84,7 +108,21 @@ void Log::follow() noexcept {
     published_.end_offset.store(next, std::memory_order_release); // pairs with end_offset()
     published_.tail.store(p, std::memory_order_release);          // (B) pairs with (C) in refill
   }
+  if (damage != Damage::none || damage_.load(std::memory_order_relaxed) != Damage::none) { // relaxed: follow() alone
+    damage_word_.store(damaged_word, std::memory_order_relaxed); // published by the release below
+    damage_.store(damage, std::memory_order_release);            // pairs with follow_damage()
+  }
   following_.store(false, std::memory_order_release); // pairs with the exchange above
+}
+
+Log::FollowDamage Log::follow_damage() const noexcept {
+  FollowDamage d;
+  d.reason = damage_.load(std::memory_order_acquire); // pairs with the release in follow()
+  if (d.reason == Damage::none) return d;
+  d.word = damage_word_.load(std::memory_order_relaxed);            // ordered by the acquire above
+  d.position = published_.tail.load(std::memory_order_acquire);     // pairs with follow()'s (B)
+  d.offset = published_.end_offset.load(std::memory_order_acquire); // pairs with follow()'s release
+  return d;
 }
 
 void Log::make_room(std::uint64_t segment) noexcept {

@@ -30,6 +30,7 @@
 
 using namespace ringbus;
 using namespace ringbus::test;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -112,6 +113,60 @@ std::vector<std::byte> file_bytes(const std::string& path) {
   std::vector<std::byte> out(chars.size());
   std::memcpy(out.data(), chars.data(), chars.size());
   return out;
+}
+
+// A persistent topic with 20 records (append_timed), and a consumer of a
+// read-only bus on its directory that has read them.
+struct FollowedTopic {
+  FollowedTopic() {
+    REQUIRE(writer.create_topic("t", persistent_ring()).ok());
+    producer = writer.producer("t").value();
+    append_timed(producer, 20);
+    reader = open_reader(dir.path());
+    consumer = reader.consumer("t").value();
+    check_numbered(drain(consumer), 0, 20);
+    segment = dir.segments("t").front();
+  }
+  TempBusDir dir;
+  Bus writer = open_bus(dir.path(), no_flusher());
+  Producer producer;
+  Bus reader;
+  Consumer consumer;
+  std::string segment; // its first segment file
+};
+
+// The byte of a segment file where its frame number `index` starts (0: the
+// first), walking the frames before it.
+std::size_t frame_in_file(const std::string& segment, int index) {
+  const std::vector<std::byte> bytes = file_bytes(segment);
+  std::uint32_t page = 0;
+  std::memcpy(&page, bytes.data() + offsetof(detail::SegmentHeader, page_size), sizeof page);
+  std::size_t at = page;
+  for (int i = 0; i < index; ++i) {
+    std::uint64_t word0 = 0;
+    std::memcpy(&word0, bytes.data() + at, sizeof word0);
+    at += detail::align_up(detail::word0_length(word0), detail::frame_alignment);
+  }
+  return at;
+}
+
+std::uint64_t word_in_file(const std::string& path, std::size_t at) {
+  std::uint64_t word = 0;
+  std::memcpy(&word, file_bytes(path).data() + at, sizeof word);
+  return word;
+}
+
+// Writes through the file, under the writer's and the follower's mappings.
+void put_word_in_file(const std::string& path, std::size_t at, std::uint64_t word) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(at));
+  f.write(reinterpret_cast<const char*>(&word), sizeof word);
+}
+
+// `word` with the lap tag of the publication word `lap_word`.
+std::uint64_t with_lap_of(std::uint64_t lap_word, std::uint64_t word) {
+  const std::uint64_t lap = detail::word0_lap_bits(~std::uint64_t{0});
+  return (word & ~lap) | (lap_word & lap);
 }
 
 } // namespace
@@ -398,6 +453,81 @@ TEST_SUITE("topic_store") {
     platform::testing::fail_next_opens(0);
     check_numbered(got, 5, 195);
     CHECK(c->lost("t").value() == 0);
+  }
+
+  // A frame the writer published whole and something else then changed in
+  // the file: the follower stops before it, and a reader that has caught up
+  // gets an error naming it (not empty polls for good). Put right (as
+  // recovery would), reading goes on.
+  TEST_CASE("a_follower_reports_a_frame_damaged_in_the_file_and_goes_on_once_it_is_repaired") {
+    struct Damage {
+      const char* name;
+      std::size_t at;      // byte of the frame changed
+      std::uint64_t value; // the 8 bytes written there
+      const char* reason;  // in the error
+    };
+    const Damage damages[] = {
+        {"base offset", offsetof(detail::FrameHeader, base_offset), 999, "does not follow the frame before"},
+        {"length", 0, (std::uint64_t{1} << 32) | 0xfffff, "runs outside its segment"},
+        {"type", 0, (std::uint64_t{7} << 32) | 64, "neither data nor padding"},
+        {"record count", 8, 0, "counts no records"},
+    };
+    for (const Damage& damage : damages) {
+      CAPTURE(damage.name);
+      FollowedTopic f;
+      const std::string& segment = f.segment;
+      const std::size_t at = frame_in_file(segment, 20); // where record 20's frame will start
+      append_timed(f.producer, 10);
+      const std::uint64_t original = word_in_file(segment, at + damage.at);
+      const auto write_word = [&](std::uint64_t word) {
+        // In the publication word the lap tag stays the writer's.
+        put_word_in_file(segment, at + damage.at, damage.at == 0 ? with_lap_of(original, word) : word);
+      };
+      write_word(damage.value);
+
+      Result<Records> polled = f.consumer.poll(SIZE_MAX, 0ms);
+      REQUIRE(polled.code() == Errc::corrupt_data);
+      CHECK(contains(polled.message(), "topic 't'"));
+      CHECK(contains(polled.message(), "offset 20 should be"));
+      CHECK(contains(polled.message(), damage.reason));
+      // A waiting poll says so at once too, and so does poll_one.
+      const auto start = std::chrono::steady_clock::now();
+      CHECK(f.consumer.poll(SIZE_MAX, 10s).code() == Errc::corrupt_data);
+      CHECK(std::chrono::steady_clock::now() - start < 5s);
+      Record one;
+      CHECK(f.consumer.poll_one(one, 0ms).code() == Errc::corrupt_data);
+      CHECK(f.consumer.position("t").value() == 20);
+
+      write_word(original); // repaired
+      check_numbered(drain(f.consumer), 20, 10);
+      append_timed(f.producer, 5);
+      check_numbered(drain(f.consumer), 30, 5);
+    }
+  }
+
+  // The damage appears while a reader waits in poll: the wait ends with the
+  // error, long before its timeout.
+  TEST_CASE("a_follower_waiting_in_poll_is_told_of_damage_that_appears_meanwhile") {
+    FollowedTopic f;
+    const std::string& segment = f.segment;
+    const std::size_t at = frame_in_file(segment, 20);
+    const std::uint64_t lap_word = word_in_file(segment, frame_in_file(segment, 19));
+    REQUIRE(word_in_file(segment, at) == 0); // the writer cleared it: nothing published there
+    // A word of this lap with a type that is no frame's, written at the tail.
+    std::jthread damager([&] {
+      std::this_thread::sleep_for(100ms);
+      put_word_in_file(segment, at, with_lap_of(lap_word, (std::uint64_t{7} << 32) | 64));
+    });
+    const auto start = std::chrono::steady_clock::now();
+    Result<Records> polled = f.consumer.poll(SIZE_MAX, 20s);
+    CHECK(std::chrono::steady_clock::now() - start < 10s);
+    damager.join();
+    REQUIRE(polled.code() == Errc::corrupt_data);
+    CHECK(contains(polled.message(), "offset 20 should be"));
+    put_word_in_file(segment, at, 0); // repaired: nothing published there again
+    CHECK(f.consumer.poll(SIZE_MAX, 0ms)->empty());
+    append_timed(f.producer, 10);
+    check_numbered(drain(f.consumer), 20, 10);
   }
 
   // A topic the writer creates after the reader opened is found on first
@@ -787,7 +917,6 @@ TEST_SUITE("topic_store") {
     // the producer maps the next file there. The producer waits at each
     // segment end until both readers spin there. Under ThreadSanitizer a read
     // of the slot that is not ordered after the mapping is reported.
-    using namespace std::chrono_literals;
     TempBusDir dir;
     Bus bus = open_bus(dir.path(), no_flusher());
     REQUIRE(bus.create_topic("edge", persistent_small_ring(4)).ok());

@@ -235,6 +235,20 @@ class Log {
   void make_room(std::uint64_t segment) noexcept;
   // Followers lapped by the writer: the head jumps to a newer segment.
   void jump_head(std::uint64_t segment, std::uint64_t first_offset) noexcept { store_head(segment, first_offset); }
+  // Followers: why follow() cannot pass the frame at the tail, when its
+  // publication word carries this lap's tag (the writer published it) but
+  // is no valid frame: the file was changed under the writer (another
+  // program, a disk fault). Readers caught up with the tail say so rather
+  // than wait for records that never come. Once the bytes there are put
+  // right, follow() goes on and clears it.
+  enum class Damage : std::uint8_t { none, bad_type, bad_length, bad_header, offset_gap };
+  struct FollowDamage {
+    Damage reason = Damage::none;
+    std::uint64_t position = 0; // where the frame starts (the tail)
+    std::uint64_t offset = 0;   // the offset it should start with (end_offset)
+    std::uint64_t word = 0;     // its publication word
+  };
+  [[nodiscard]] FollowDamage follow_damage() const noexcept;
 
   // --- statistics (Bus::stats, the stats file) ------------------------------------
   LogCounters& counters() noexcept { return counters_; }
@@ -661,7 +675,11 @@ class Log {
   // disk). In-memory overwrite topics write it with the frame (their readers
   // go by the tail).
   bool hold_word0_ = true;
-  std::atomic<bool> following_{false};    // a consumer is inside follow()
+  std::atomic<bool> following_{false}; // a consumer is inside follow()
+  // Followers: follow()'s finding (FollowDamage). The reason is stored
+  // last with release and read first with acquire; follow() alone writes.
+  std::atomic<Damage> damage_{Damage::none};
+  std::atomic<std::uint64_t> damage_word_{0};
   std::uint64_t synced_ = 0;              // Durability::sync: published bytes below this were msync'ed (writer only)
   std::uint64_t stats_base_offset_ = 0;   // set before the log is shared (restore)
   std::uint64_t stats_base_position_ = 0; // likewise
