@@ -745,6 +745,44 @@ TEST_SUITE("cli") {
     }
   }
 
+  // A frame changed in the file after the live writer published it: tail -f
+  // prints what comes before it, then stops with the error naming it (it
+  // waited silently for good before).
+  TEST_CASE("tail_follow_stops_with_an_error_at_a_frame_changed_in_the_file_after_the_writer_published_it") {
+    TempBusDir dir;
+    Bus bus = open_bus(dir.path(), no_flusher()); // this process is the live writer
+    bus.create_topic("live", persistent_small_ring(4)).check();
+    append_even(bus, "live", 5);
+    Tool tail({"tail", dir.path(), "live", "-f", "-n", "5", "--format", "json"});
+    const auto deadline = std::chrono::steady_clock::now() + process_deadline;
+    REQUIRE_MESSAGE(tail.read_until([](const std::string& out) { return count_lines(out) >= 5; }, deadline),
+                    tail.err_text);
+    // Record 5's frame (the sixth of segment 0), published whole, then its
+    // base offset overwritten in the file; records 6 and 7 follow it.
+    std::uint64_t word0 = 0;
+    {
+      bus.producer("live").value().append(msg(ByteView(), value_for(5, even_value_bytes), base_time)).value();
+      const std::string segment = dir.segments("live").front();
+      std::fstream f(segment, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekg(4096 + 5 * 64);
+      f.read(reinterpret_cast<char*>(&word0), sizeof word0);
+      const std::uint64_t wrong = 999;
+      f.seekp(4096 + 5 * 64 + 16);
+      f.write(reinterpret_cast<const char*>(&wrong), sizeof wrong);
+      REQUIRE(f.good());
+    }
+    REQUIRE(word0 != 0); // the frame was there, published
+    append_even(bus, "live", 2);
+    const int code = tail.finish(); // fails the test if it does not exit in time
+    CHECK_MESSAGE(code == 2, tail.err_text);
+    CHECK(count_lines(tail.out_text) == 5);
+    CHECK(contains(tail.err_text, "topic 'live': the frame at byte 320 of its log, where offset 5 should be"));
+    CHECK(contains(tail.err_text, "does not follow the frame before"));
+    const Run verify = run({"verify", dir.path(), "live"});
+    CHECK(verify.code == 1);
+    CHECK(contains(verify.out, "offset 5"));
+  }
+
   TEST_CASE("verify_names_the_file_and_position_of_a_flipped_byte_and_repair_cuts_the_tail_there") {
     TempBusDir dir;
     {
