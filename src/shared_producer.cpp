@@ -459,20 +459,27 @@ class SharedCore {
     return sequenced_total_.load(std::memory_order_relaxed); // a statistic; no data is read on its strength
   }
 
-  // The append error the sequencer keeps its records for and retries (ok
-  // when its last round appended without one). Cold: read by a send that
-  // finds no room, by wait_offset's timeout and by append_error().
-  bool retrying() const noexcept { return retrying_.load(std::memory_order_acquire); } // pairs with note_round
+  // What keeps accepted records out of the log: the append error the
+  // sequencer retries (set by a round that met one, cleared by the next
+  // round that does not), or the failure that stopped it (fail()); ok when
+  // neither. Cold: read by a send that finds no room, by wait_offset's
+  // timeout and by append_error().
+  bool retrying() const noexcept { return retrying_.load(std::memory_order_acquire); } // pairs with set_retry_error
   Status retry_error() const {
     std::lock_guard lock(retry_mutex_);
     return retry_error_;
   }
-  // A send that found this sender's queue slots full while the sequencer retries.
-  Status no_room_error(std::string_view what) const {
-    const Status why = retry_error();
-    if (why.ok()) return Status(Errc::would_block); // cleared meanwhile: room is coming
-    return Status(why.code(), std::string(what) + ": this sender's queue slots are full while the sequencer of " +
-                                  "the shared producer retries an append: " + std::string(why.message()));
+  // A send that found this sender's queue slots full while the sequencer
+  // retries: the error, or ok when it cleared meanwhile (room is coming).
+  Status no_room_error(std::string_view what) const noexcept {
+    try {
+      const Status why = retry_error();
+      if (why.ok()) return why;
+      return Status(why.code(), std::string(what) + ": this record was not accepted: the sender's queue slots are " +
+                                    "full while the sequencer retries an append (" + std::string(why.message()) + ")");
+    } catch (const std::bad_alloc&) {
+      return Status(Errc::out_of_memory);
+    }
   }
 
   Result<SenderSlot*> take_slot() {
@@ -567,19 +574,26 @@ class SharedCore {
   }
 
   // Keeps retry_error_ current: set by a round that met an append error,
-  // cleared by the next one that appends without one. The relaxed load:
-  // only the sequencer stores the flag.
+  // cleared by the next one that meets none (it appended, or found the log
+  // full: the error is gone either way). A failed round leaves fail()'s.
+  // The relaxed load: only the sequencer stores the flag.
   void note_round(const Round& r) noexcept {
     if (RINGBUS_UNLIKELY(r.error)) {
-      Status why = append_error("", "the sequencer retries them", r.moved);
-      std::lock_guard lock(retry_mutex_);
-      retry_error_ = std::move(why);
-      retrying_.store(true, std::memory_order_release); // pairs with retrying()
-    } else if (RINGBUS_UNLIKELY(r.moved != 0 && retrying_.load(std::memory_order_relaxed))) {
-      std::lock_guard lock(retry_mutex_);
-      retry_error_ = Status();
-      retrying_.store(false, std::memory_order_release); // pairs with retrying()
+      Status why(last_error_.code()); // the code alone if the message cannot be had
+      try {
+        why = append_error("", "the sequencer retries them", 0);
+      } catch (const std::bad_alloc&) {
+      }
+      set_retry_error(std::move(why), true);
+    } else if (RINGBUS_UNLIKELY(!r.failed && retrying_.load(std::memory_order_relaxed))) {
+      set_retry_error(Status(), false);
     }
+  }
+
+  void set_retry_error(Status why, bool retrying) noexcept {
+    std::lock_guard lock(retry_mutex_);
+    retry_error_ = std::move(why);
+    retrying_.store(retrying, std::memory_order_release); // pairs with retrying()
   }
 
   // After an append error the sequencer waits 1 ms, doubling up to 64 ms,
@@ -678,6 +692,12 @@ class SharedCore {
   // The sequencer stops for good: `why` is what every later send, pump,
   // close and unresolved ticket reports.
   void fail(Status why) noexcept {
+    Status shown(why.code()); // append_error()'s copy; the code alone if the message cannot be had
+    try {
+      shown = why;
+    } catch (const std::bad_alloc&) {
+    }
+    set_retry_error(std::move(shown), true);
     failure_ = std::move(why);
     failed_.store(true, std::memory_order_release);  // pairs with closed_error's and never_appended's acquire
     closing_.store(true, std::memory_order_seq_cst); // senders now refuse (K2)
@@ -1017,7 +1037,7 @@ class SharedCore {
   Status failure_;                    // why the sequencer stopped for good; set once, before failed_
   Status close_error_;                // what close() gave up on; set once, before close_error_set_
   Status last_error_;                 // sequencer-private: the last append error other than would_block
-  std::atomic<bool> retrying_{false}; // retry_error_ is set (note_round)
+  std::atomic<bool> retrying_{false}; // retry_error_ is set (set_retry_error)
   mutable std::mutex retry_mutex_;    // guards retry_error_ (cold: set and read on errors only)
   Status retry_error_;
   std::atomic<std::uint64_t> sequenced_total_{0};
@@ -1208,7 +1228,7 @@ Result<Ticket> send_cells(SenderSlot& s, std::size_t cells, std::size_t records,
       return core.closed_error("send");
     } else if (RINGBUS_UNLIKELY(core.retrying())) {
       // No room, and none comes while the error lasts: say it, not wait.
-      return core.no_room_error("send");
+      if (Status st = core.no_room_error("send"); !st.ok()) return st;
     }
     if (!wait) return Status(Errc::would_block);
     if (core.log()->closed()) return core.closed_error("send");

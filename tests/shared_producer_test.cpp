@@ -973,6 +973,10 @@ TEST_SUITE("shared_producer") {
       }
       CHECK(refused.code() == Errc::system_error);
       CHECK(contains(refused.message(), "topic 's' failed and takes no more appends"));
+      // append_error() says what stopped the sequencer, in both modes.
+      const Status stopped = f.shared.append_error();
+      CHECK(stopped.code() == Errc::system_error);
+      CHECK(contains(stopped.message(), "topic 's' failed and takes no more appends"));
       REQUIRE(f.bus.is_open());
       const std::uint64_t in_log = f.bus.describe("s").value().end_offset;
       CHECK(in_log == 2);

@@ -306,11 +306,12 @@ class SharedProducer {
   [[nodiscard]] const SharedProducerOptions& options() const noexcept;
   // Records the sequencer has put in the log so far.
   [[nodiscard]] std::uint64_t sequenced() const noexcept;
-  // The append error the sequencer is retrying (a full disk at a segment
-  // roll: Errc::no_space, naming the topic), or ok when its last round
-  // appended without one. In thread mode this is how the error is seen
-  // before close(); caller mode gets it from pump() as well. Cold: takes a
-  // lock and copies the message.
+  // What keeps accepted records out of the log: the append error the
+  // sequencer is retrying (a full disk at a segment roll: Errc::no_space,
+  // naming the topic; its next round without one clears it), or the failure
+  // that stopped it for good; ok when neither. In thread mode this is how
+  // the error is seen before close(); caller mode gets it from pump() as
+  // well. Cold: takes a lock and copies the message.
   [[nodiscard]] Status append_error() const;
 
  private:
