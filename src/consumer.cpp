@@ -83,22 +83,30 @@ std::string_view damage_reason(detail::Log::Damage d) noexcept {
 
 // Nothing to read, and a followed topic's reader has reached a frame
 // follow() cannot pass: the error that names it, instead of an empty poll
-// that would repeat for good. ok when there is none.
-RINGBUS_NOINLINE Status follow_damage_error(const ConsumerState& s) {
+// that would repeat for good. With `every`, only when every subscribed
+// topic is stuck so (nothing can come from any: a wait would be in vain).
+// ok when there is none.
+RINGBUS_NOINLINE Status follow_damage_error(const ConsumerState& s, bool every) {
+  const Cursor* stuck = nullptr;
+  detail::Log::FollowDamage d;
   for (const Cursor& c : s.cursors) {
-    if (!c.log->follower()) continue;
-    const detail::Log::FollowDamage d = c.log->follow_damage();
-    if (d.reason == detail::Log::Damage::none || c.pos < d.position) continue;
-    char word[19];
-    std::snprintf(word, sizeof word, "0x%016llx", static_cast<unsigned long long>(d.word));
-    return Status(Errc::corrupt_data,
-                  "topic '" + std::string(c.log->name()) + "': the frame at byte " + std::to_string(d.position) +
-                      " of its log, where offset " + std::to_string(d.offset) +
-                      " should be, is damaged: " + std::string(damage_reason(d.reason)) + " (publication word " + word +
-                      "). Its writer published it whole, so the file was changed afterwards; reading stops "
-                      "there (`ringbus verify` names the file)");
+    const detail::Log::FollowDamage here = c.log->follower() ? c.log->follow_damage() : detail::Log::FollowDamage{};
+    if (here.reason == detail::Log::Damage::none || c.pos < here.position) {
+      if (every) return {};
+    } else if (stuck == nullptr) {
+      stuck = &c;
+      d = here;
+    }
   }
-  return {};
+  if (stuck == nullptr) return {};
+  char word[19];
+  std::snprintf(word, sizeof word, "0x%016llx", static_cast<unsigned long long>(d.word));
+  return Status(Errc::corrupt_data,
+                "topic '" + std::string(stuck->log->name()) + "': the frame at byte " + std::to_string(d.position) +
+                    " of its log, where offset " + std::to_string(d.offset) +
+                    " should be, is damaged: " + std::string(damage_reason(d.reason)) + " (publication word " + word +
+                    "). Its writer published it whole, so the file was changed afterwards; reading stops there "
+                    "until the bytes are put right (seek cannot pass it; `ringbus verify` names the file)");
 }
 
 // One pass over the subscriptions, fair: each poll starts at the next topic and
@@ -516,10 +524,12 @@ RINGBUS_NOINLINE Result<Records> Consumer::poll_general(detail::ConsumerState* s
   }
   if (RINGBUS_UNLIKELY(s->followers)) follow_writers(*s);
   std::uint64_t total = fill(*s, max_records);
+  const bool waits = total == 0 && timeout.count() > 0 && max_records != 0;
   if (RINGBUS_UNLIKELY(s->followers) && total == 0 && s->gap_count == 0) {
-    if (Status st = follow_damage_error(*s); !st.ok()) return st;
+    // Said at once when no wait can help: no timeout, or every topic stuck.
+    if (Status st = follow_damage_error(*s, waits); !st.ok()) return st;
   }
-  if (total == 0 && timeout.count() > 0 && max_records != 0) {
+  if (waits) {
     const std::int64_t deadline = platform::deadline_after(timeout.count());
     // spun: pauses already made by the short way's spin (spin_lone); the
     // strategy goes on from there.
@@ -536,11 +546,15 @@ RINGBUS_NOINLINE Result<Records> Consumer::poll_general(detail::ConsumerState* s
       total = fill(*s, max_records);
       if (total != 0 || s->gap_count != 0) break;
       if (RINGBUS_UNLIKELY(s->followers)) {
-        if (Status st = follow_damage_error(*s); !st.ok()) return st;
+        if (Status st = follow_damage_error(*s, true); !st.ok()) return st;
       }
       // The clock is read every round except when spinning (every 64th).
       if ((s->wait != WaitStrategy::busy_spin || (round & 63) == 0) && platform::monotonic_ns() >= deadline) break;
       if (Status st = check_open(s); !st.ok()) return st;
+    }
+    // The wait ended empty: a topic stuck at damage says so now.
+    if (RINGBUS_UNLIKELY(s->followers) && total == 0 && s->gap_count == 0) {
+      if (Status st = follow_damage_error(*s, false); !st.ok()) return st;
     }
   }
   return Records(std::span<const detail::Chunk>(s->chunks.data(), s->cursors.size()), total,

@@ -41,10 +41,12 @@ class Consumer {
   // Records from the previous poll become invalid (so do they on
   // subscribe/unsubscribe). From an overwrite topic a poll returns at most
   // one segment's worth of records (what it copied and validated at once).
-  // Errc::corrupt_data when nothing else is there and a topic of a read-only
-  // bus has been read up to a frame changed in its file after the writer
-  // published it (the error names the topic, byte and offset; at once, also
-  // from inside a wait; reading goes on once the bytes are put right).
+  // Errc::corrupt_data instead of an empty result when a topic of a
+  // read-only bus has been read up to a frame changed in its file after the
+  // writer published it (the error names the topic, byte and offset): at
+  // once when no wait can help (no timeout, or every subscribed topic is
+  // stuck so), else when the wait ends empty. Reading that topic goes on
+  // once the bytes are put right; seek cannot pass them.
   Result<Records> poll(std::size_t max_records = SIZE_MAX,
                        std::chrono::nanoseconds timeout = std::chrono::nanoseconds::zero()) noexcept;
 

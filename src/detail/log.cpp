@@ -108,9 +108,12 @@ void Log::follow() noexcept {
     published_.end_offset.store(next, std::memory_order_release); // pairs with end_offset()
     published_.tail.store(p, std::memory_order_release);          // (B) pairs with (C) in refill
   }
-  if (damage != Damage::none || damage_.load(std::memory_order_relaxed) != Damage::none) { // relaxed: follow() alone
-    damage_word_.store(damaged_word, std::memory_order_relaxed); // published by the release below
-    damage_.store(damage, std::memory_order_release);            // pairs with follow_damage()
+  // relaxed: only follow() stores these; the release below publishes them.
+  if (damage != Damage::none || damage_.load(std::memory_order_relaxed) != Damage::none) {
+    damage_word_.store(damaged_word, std::memory_order_relaxed);
+    damage_position_.store(p, std::memory_order_relaxed);
+    damage_offset_.store(next, std::memory_order_relaxed);
+    damage_.store(damage, std::memory_order_release); // pairs with follow_damage()
   }
   following_.store(false, std::memory_order_release); // pairs with the exchange above
 }
@@ -119,9 +122,12 @@ Log::FollowDamage Log::follow_damage() const noexcept {
   FollowDamage d;
   d.reason = damage_.load(std::memory_order_acquire); // pairs with the release in follow()
   if (d.reason == Damage::none) return d;
-  d.word = damage_word_.load(std::memory_order_relaxed);            // ordered by the acquire above
-  d.position = published_.tail.load(std::memory_order_acquire);     // pairs with follow()'s (B)
-  d.offset = published_.end_offset.load(std::memory_order_acquire); // pairs with follow()'s release
+  // relaxed: ordered by the acquire above. A later follow() may store the
+  // next finding meanwhile: then the fields mix two findings, all of them
+  // true a moment apart (the message is the only use).
+  d.word = damage_word_.load(std::memory_order_relaxed);
+  d.position = damage_position_.load(std::memory_order_relaxed);
+  d.offset = damage_offset_.load(std::memory_order_relaxed);
   return d;
 }
 

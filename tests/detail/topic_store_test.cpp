@@ -525,9 +525,43 @@ TEST_SUITE("topic_store") {
     REQUIRE(polled.code() == Errc::corrupt_data);
     CHECK(contains(polled.message(), "offset 20 should be"));
     put_word_in_file(segment, at, 0); // repaired: nothing published there again
-    CHECK(f.consumer.poll(SIZE_MAX, 0ms)->empty());
+    const Result<Records> after = f.consumer.poll(SIZE_MAX, 0ms);
+    REQUIRE_MESSAGE(after.ok(), after.message());
+    CHECK(after->empty());
     append_timed(f.producer, 10);
     check_numbered(drain(f.consumer), 20, 10);
+  }
+
+  // One of two subscribed topics stuck at damage: a waiting poll still gets
+  // what the other one publishes meanwhile; with nothing to deliver the
+  // damage is said at once without a timeout, and when the wait ends empty.
+  TEST_CASE("a_follower_of_two_topics_waits_for_the_healthy_one_and_reports_the_damaged_one_when_nothing_comes") {
+    FollowedTopic f;
+    REQUIRE(f.writer.create_topic("u", persistent_ring()).ok());
+    Producer u = f.writer.producer("u").value();
+    REQUIRE(f.consumer.subscribe("u").ok());
+    const std::size_t at = frame_in_file(f.segment, 20);
+    const std::uint64_t lap_word = word_in_file(f.segment, frame_in_file(f.segment, 19));
+    put_word_in_file(f.segment, at, with_lap_of(lap_word, (std::uint64_t{7} << 32) | 64));
+
+    CHECK(f.consumer.poll(SIZE_MAX, 0ms).code() == Errc::corrupt_data);
+    const Result<Records> waited = f.consumer.poll(SIZE_MAX, 20ms);
+    CHECK(waited.code() == Errc::corrupt_data);
+    CHECK(contains(waited.message(), "topic 't'"));
+
+    std::jthread appender([&] {
+      std::this_thread::sleep_for(100ms);
+      (void)u.append(msg(key_for(0), value_for(0, even_value_bytes), 1000));
+    });
+    const Result<Records> got = f.consumer.poll(SIZE_MAX, 20s);
+    appender.join();
+    REQUIRE_MESSAGE(got.ok(), got.message());
+    REQUIRE(got->size() == 1);
+    const Record r = *got->begin(); // the iterator hands out values
+    CHECK(r.topic == "u");
+    CHECK(r.offset == 0);
+    CHECK(str(r.value) == value_for(0, even_value_bytes));
+    CHECK(f.consumer.poll(SIZE_MAX, 0ms).code() == Errc::corrupt_data); // "t" is still stuck
   }
 
   // A topic the writer creates after the reader opened is found on first

@@ -244,8 +244,8 @@ class Log {
   enum class Damage : std::uint8_t { none, bad_type, bad_length, bad_header, offset_gap };
   struct FollowDamage {
     Damage reason = Damage::none;
-    std::uint64_t position = 0; // where the frame starts (the tail)
-    std::uint64_t offset = 0;   // the offset it should start with (end_offset)
+    std::uint64_t position = 0; // where the frame starts (the tail follow() left)
+    std::uint64_t offset = 0;   // the offset it should start with (its end_offset)
     std::uint64_t word = 0;     // its publication word
   };
   [[nodiscard]] FollowDamage follow_damage() const noexcept;
@@ -680,6 +680,8 @@ class Log {
   // last with release and read first with acquire; follow() alone writes.
   std::atomic<Damage> damage_{Damage::none};
   std::atomic<std::uint64_t> damage_word_{0};
+  std::atomic<std::uint64_t> damage_position_{0};
+  std::atomic<std::uint64_t> damage_offset_{0};
   std::uint64_t synced_ = 0;              // Durability::sync: published bytes below this were msync'ed (writer only)
   std::uint64_t stats_base_offset_ = 0;   // set before the log is shared (restore)
   std::uint64_t stats_base_position_ = 0; // likewise
