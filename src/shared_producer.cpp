@@ -575,7 +575,8 @@ class SharedCore {
 
   // Keeps retry_error_ current: set by a round that met an append error,
   // cleared by the next one that meets none (it appended, or found the log
-  // full: the error is gone either way). A failed round leaves fail()'s.
+  // full, which is then what holds the records back). A failed round leaves
+  // fail()'s.
   // The relaxed load: only the sequencer stores the flag.
   void note_round(const Round& r) noexcept {
     if (RINGBUS_UNLIKELY(r.error)) {

@@ -39,11 +39,12 @@
 //     close() retries 8 times (about 0.2 s) before it gives up. A persistent
 //     topic whose store failed (a failed sync: it "failed and takes no more
 //     appends") stops the sequencer for good: sends, pumps and close report
-//     that error, not Errc::closed. A record a sync failure left in the log keeps its offset.
-//     Whatever close() could not append it counts in its error ("N accepted
-//     records were not appended"), and the ticket of a record that never got
-//     in never resolves: offset_of says why (with the failure's code) as soon
-//     as the sequencer has given up, instead of would_block.
+//     that error, not Errc::closed. A record a sync failure left in the log
+//     keeps its offset. Whatever close() could not append it counts in its
+//     error ("N accepted records were not appended"), and the ticket of a
+//     record that never got in never resolves: offset_of says why (with the
+//     failure's code) as soon as the sequencer has given up, instead of
+//     would_block.
 //   - Per Sender, offsets increase with the tickets (its order is kept).
 //   - Back-pressure, not unbounded memory: each Sender slot may have at most
 //     `sender_queue_slots` queue slots outstanding (sent, not yet drained).
