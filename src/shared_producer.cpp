@@ -459,13 +459,14 @@ class SharedCore {
     return sequenced_total_.load(std::memory_order_relaxed); // a statistic; no data is read on its strength
   }
 
-  // What keeps accepted records out of the log: the append error the
-  // sequencer retries (set by a round that met one, cleared by the next
-  // round that does not), or the failure that stopped it (fail()); ok when
+  // What keeps accepted records out of the log: the failure that stopped
+  // the sequencer (fail()), else the append error it retries (set by a
+  // round that met one, cleared by the next round that does not); ok when
   // neither. Cold: read by a send that finds no room, by wait_offset's
   // timeout and by append_error().
   bool retrying() const noexcept { return retrying_.load(std::memory_order_acquire); } // pairs with set_retry_error
   Status retry_error() const {
+    if (failed_.load(std::memory_order_acquire)) return failure_; // pairs with fail(): failure_ is set
     std::lock_guard lock(retry_mutex_);
     return retry_error_;
   }
@@ -575,9 +576,9 @@ class SharedCore {
 
   // Keeps retry_error_ current: set by a round that met an append error,
   // cleared by the next one that meets none (it appended, or found the log
-  // full, which is then what holds the records back). A failed round leaves
-  // fail()'s.
-  // The relaxed load: only the sequencer stores the flag.
+  // full, which is then what holds the records back). After a failure
+  // retry_error() reads failure_ instead. The relaxed load: only the
+  // sequencer stores the flag.
   void note_round(const Round& r) noexcept {
     if (RINGBUS_UNLIKELY(r.error)) {
       Status why(last_error_.code()); // the code alone if the message cannot be had
@@ -693,12 +694,6 @@ class SharedCore {
   // The sequencer stops for good: `why` is what every later send, pump,
   // close and unresolved ticket reports.
   void fail(Status why) noexcept {
-    Status shown(why.code()); // append_error()'s copy; the code alone if the message cannot be had
-    try {
-      shown = why;
-    } catch (const std::bad_alloc&) {
-    }
-    set_retry_error(std::move(shown), true);
     failure_ = std::move(why);
     failed_.store(true, std::memory_order_release);  // pairs with closed_error's and never_appended's acquire
     closing_.store(true, std::memory_order_seq_cst); // senders now refuse (K2)
