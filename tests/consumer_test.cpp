@@ -1113,6 +1113,36 @@ TEST_SUITE("consumer") {
     CHECK(c.lost("t").value() == 0);
   }
 
+  // An overwrite consumer copies a segment's published frames at a time; a
+  // frame that did not fit the rest of a segment leaves a pad frame alone
+  // there. The poll that reaches it reads on into the next segment: a poll
+  // (and a poll_one) with no timeout never comes back empty while a record
+  // is published. 1,500-byte records: two per 4 KiB segment, then 1 KiB of
+  // padding; over three laps of the ring.
+  TEST_CASE("an_overwrite_consumer_reads_past_a_segments_padding_in_the_same_poll") {
+    Bus bus;
+    REQUIRE(bus.create_topic("t", small_ring(2, OverflowPolicy::overwrite)).ok());
+    Producer p = bus.producer("t").value();
+    Consumer c = bus.consumer("t").value();
+    for (std::uint64_t i = 0; i < 12; ++i) {
+      CAPTURE(i);
+      const std::string value(1500, static_cast<char>('a' + i));
+      REQUIRE(p.append(value).value() == i);
+      if (i % 2 == 0) {
+        const std::vector<OwnedRecord> got = poll_once(c);
+        REQUIRE(got.size() == 1);
+        CHECK(got[0].offset == i);
+        CHECK(got[0].value == value);
+      } else {
+        const std::optional<OwnedRecord> got = poll_one_owned(c);
+        REQUIRE(got.has_value());
+        CHECK(got->offset == i);
+        CHECK(got->value == value);
+      }
+    }
+    CHECK(c.lost("t").value() == 0);
+  }
+
   TEST_CASE("lapped_consumer_never_gets_a_corrupted_record") {
     Bus bus;
     TopicOptions o = small_ring(4, OverflowPolicy::overwrite);

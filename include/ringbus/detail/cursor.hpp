@@ -202,22 +202,31 @@ RINGBUS_ALWAYS_INLINE bool take_one_in_place(Cursor& c, Record& out) noexcept {
 // validates it (see refill in cursor.cpp); may report a gap.
 bool refill(Cursor& c, Gap& gap) noexcept;
 
+// A staged run ends at a segment's end, so a run can be a pad frame alone
+// (a frame that did not fit the rest of the segment went to the next one):
+// then the next run is staged at once, and a poll with records published
+// past the pad does not come back empty.
 RINGBUS_ALWAYS_INLINE std::uint64_t take_copied(Cursor& c, std::uint64_t budget, Chunk& chunk, bool may_refill,
                                                 Gap& gap, std::uint64_t limit = UINT64_MAX) noexcept {
-  if (c.pos >= limit) return 0;
-  if (c.pos >= c.stage_end) {
-    if (!may_refill || !refill(c, gap)) return 0;
+  for (;;) {
+    if (c.pos >= limit) return 0;
+    if (c.pos >= c.stage_end) {
+      if (!may_refill || !refill(c, gap)) return 0;
+    }
+    chunk.wrap_begin = c.staging;
+    chunk.wrap_end = nullptr; // a staged run never wraps
+    const std::byte* base = c.staging;
+    const std::uint64_t begin = c.stage_begin;
+    const std::uint64_t taken = walk_frames(
+        c, std::min(c.stage_end, limit), budget, chunk, [base, begin](std::uint64_t p) { return base + (p - begin); },
+        [](std::uint64_t, const std::byte* f, std::uint64_t& word0) {
+          std::memcpy(&word0, f, sizeof word0); // a validated private copy
+          return true;
+        });
+    // Nothing taken and the run passed: padding only. No view points into
+    // the staging yet (the chunk is empty), so it may be refilled.
+    if (taken != 0 || chunk.count != 0 || c.pos < c.stage_end || !may_refill) return taken;
   }
-  chunk.wrap_begin = c.staging;
-  chunk.wrap_end = nullptr; // a staged run never wraps
-  const std::byte* base = c.staging;
-  const std::uint64_t begin = c.stage_begin;
-  return walk_frames(
-      c, std::min(c.stage_end, limit), budget, chunk, [base, begin](std::uint64_t p) { return base + (p - begin); },
-      [](std::uint64_t, const std::byte* f, std::uint64_t& word0) {
-        std::memcpy(&word0, f, sizeof word0); // a validated private copy
-        return true;
-      });
 }
 
 } // namespace ringbus::detail
