@@ -292,6 +292,19 @@ Result<std::uint64_t> Producer::append_packed(const void* data, std::size_t valu
   return first;
 }
 
+Result<Claim> Producer::claim_values_up_to(std::size_t value_bytes, std::size_t max_count, bool wait) noexcept {
+  detail::Log* const log = log_;
+  if (log == nullptr || log->writer().open_claim != nullptr || log->refusing()) return refusal();
+  if (max_count == 0) return Status(Errc::invalid_argument, "claim_values_up_to max_count must be at least 1, not 0");
+  std::size_t count = std::min<std::size_t>(max_count, UINT32_MAX);
+  if (value_bytes != 0) {
+    const std::size_t fit = (log->segment_bytes() - detail::frame_header_bytes) / value_bytes;
+    // Not one value fits: claim_frame refuses a single one, naming both sizes.
+    count = fit == 0 ? 1 : log->pair_filling_count(value_bytes, std::min(count, fit));
+  }
+  return claim_frame(value_bytes, 0, count, wait, true);
+}
+
 Result<Claim> Producer::claim_frame(std::size_t value_bytes, std::size_t key_bytes, std::size_t count, bool wait,
                                     bool batch) noexcept {
   detail::Log* const log = log_;

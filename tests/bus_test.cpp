@@ -318,6 +318,8 @@ TEST_SUITE("bus") {
     CHECK(p.try_claim(8, 2).code() == Errc::closed);
     CHECK(p.claim_values(8, 4).code() == Errc::closed);
     CHECK(p.try_claim_values(8, 4).code() == Errc::closed);
+    CHECK(p.claim_values_up_to(8, 4).code() == Errc::closed);
+    CHECK(p.try_claim_values_up_to(8, 4).code() == Errc::closed);
     CHECK(contains(p.append("x").message(), "closed"));
     CHECK(p.next_offset() == 1);
   }

@@ -56,6 +56,11 @@ struct Fixture {
   Producer producer;
 };
 
+// Where a packed record's frame starts: its value follows the frame's
+// 32-byte header. (Rings are page-aligned, so an address's offset in a small
+// segment is its position's.)
+std::uintptr_t frame_at(const Record& r) { return reinterpret_cast<std::uintptr_t>(r.value.data()) - 32; }
+
 TopicOptions untimed(TopicOptions o) {
   o.timestamps = TimestampSource::none;
   return o;
@@ -994,6 +999,7 @@ TEST_SUITE("producer") {
     CHECK(f.producer.append_values(std::span<const std::uint64_t>(values)).code() == Errc::no_claim);
     CHECK(f.producer.claim(8).code() == Errc::no_claim);
     CHECK(f.producer.claim_values(8, 2).code() == Errc::no_claim);
+    CHECK(f.producer.claim_values_up_to(8, 2).code() == Errc::no_claim);
     std::memset(claim->value().data(), 'c', 8);
     CHECK(claim->commit().value() == 0); // the open claim is unharmed by the refusals
     CHECK(f.producer.append("x").value() == 1);
@@ -1170,6 +1176,7 @@ TEST_SUITE("producer") {
     CHECK(f.producer.try_claim(8).code() == Errc::would_block);
     CHECK(f.producer.try_claim(8, 2).code() == Errc::would_block);
     CHECK(f.producer.try_claim_values(8, 2).code() == Errc::would_block);
+    CHECK(f.producer.try_claim_values_up_to(8, 2).code() == Errc::would_block);
     CHECK(f.producer.try_append("still refused, not no_claim").code() == Errc::would_block);
     drain(f.consumer);
     auto claim = f.producer.try_claim_values(8, 2);
@@ -1227,6 +1234,7 @@ TEST_SUITE("producer") {
       CHECK(p->append_values(std::span<const std::uint64_t>(values)).code() == Errc::closed);
       CHECK(p->claim(1).code() == Errc::closed);
       CHECK(p->claim_values(8, 1).code() == Errc::closed);
+      CHECK(p->claim_values_up_to(8, 1).code() == Errc::closed);
       auto again = p->close();
       CHECK(again.code() == Errc::closed);
       CHECK(contains(again.message(), "closed"));
@@ -1356,9 +1364,6 @@ TEST_SUITE("producer") {
   // lie where the layout says.
   TEST_CASE("batch_frames_of_1_KiB_or_more_end_on_a_128_byte_boundary") {
     Fixture f(small_ring(4)); // batches up to 6 KiB
-    // A packed record's value is right after its frame's 32-byte header; the
-    // ring is page-aligned, so an address's offset in a 4 KiB segment is its position's.
-    const auto frame_at = [](const Record& r) { return reinterpret_cast<std::uintptr_t>(r.value.data()) - 32; };
     constexpr std::size_t counts[] = {1, 3, 9, 123, 124, 125, 140, 200};
     std::uint64_t next = 0;
     std::uint64_t paired = 0;
@@ -1470,7 +1475,7 @@ TEST_SUITE("producer") {
       REQUIRE(polled->size() == 401);
       std::uintptr_t frames[3] = {};
       for (const Record& r : *polled) {
-        if (r.offset % 200 == 0) frames[r.offset / 200] = reinterpret_cast<std::uintptr_t>(r.value.data()) - 32;
+        if (r.offset % 200 == 0) frames[r.offset / 200] = frame_at(r);
       }
       CHECK(frames[1] - frames[0] == 1632);
       CHECK(frames[2] - frames[1] == 1632);
@@ -1482,6 +1487,147 @@ TEST_SUITE("producer") {
     REQUIRE(got.size() == 401);
     for (std::size_t i = 0; i < 400; ++i) CHECK(got[i].value == value_of(values[i % 200]));
     CHECK(got[400].value == value_of(mark));
+  }
+
+  // claim_values_up_to in an in-memory block-policy topic: the frame ends on
+  // a 128-byte boundary with no padding, dropping the fewest values that
+  // does (fewer than a pair's worth), wherever the writer stands: per-record
+  // appends before it (40 bytes each) move the frame's start off the pair. A
+  // frame under 1 KiB keeps every value asked, and so does one that would
+  // fall under 1 KiB (it runs to the pair, padded, as claim_values does).
+  // Over many laps of a small ring, every record arrives intact and in order.
+  TEST_CASE("claim_values_up_to_ends_its_frame_on_a_line_pair_with_no_padding") {
+    Fixture f(small_ring(4));
+    constexpr std::size_t maxima[] = {256, 300, 500, 130, 100, 127};
+    const int rounds = 720;
+    struct {
+      std::uint64_t trimmed = 0, padded = 0, whole = 0; // rounds of each case below
+    } seen;
+    std::uint64_t next = 0;
+    for (int round = 0; round < rounds; ++round) {
+      const std::size_t before = static_cast<std::size_t>(round) % 4;
+      for (std::size_t i = 0; i < before; ++i, ++next) {
+        REQUIRE(f.producer.append(ringbus::bytes_of(next)).value() == next);
+      }
+      const std::size_t most = maxima[static_cast<std::size_t>(round / 4) % std::size(maxima)];
+      Result<Claim> claim = f.producer.claim_values_up_to(8, most);
+      REQUIRE(claim.ok());
+      const std::size_t n = claim->count();
+      REQUIRE(claim->values<std::uint64_t>().size() == n);
+      const std::uint64_t first = next;
+      for (std::size_t i = 0; i < n; ++i) claim->values<std::uint64_t>()[i] = (first + i) * 0x9e3779b97f4a7c15ULL;
+      REQUIRE(claim->commit().value() == first);
+      const std::uint64_t mark = ~first;
+      REQUIRE(f.producer.append(ringbus::bytes_of(mark)).value() == first + n);
+      next = first + n + 1;
+
+      Result<Records> polled = f.consumer.poll();
+      REQUIRE(polled.ok());
+      REQUIRE(polled->size() == before + n + 1);
+      std::uintptr_t batch_frame = 0;
+      std::uintptr_t mark_frame = 0;
+      std::uint64_t offset = first - before;
+      for (const Record& r : *polled) {
+        CAPTURE(offset);
+        REQUIRE(r.offset == offset);
+        std::uint64_t want = offset;
+        if (offset >= first && offset < first + n) want = offset * 0x9e3779b97f4a7c15ULL;
+        if (offset == first + n) want = mark;
+        CHECK(r.value.as<std::uint64_t>() == std::optional<std::uint64_t>(want));
+        if (offset == first) batch_frame = frame_at(r);
+        if (offset == first + n) mark_frame = frame_at(r);
+        ++offset;
+      }
+      REQUIRE(f.consumer.poll()->size() == 0); // lets go of the round: the next never waits for room
+      CAPTURE(most);
+      CAPTURE(n);
+      const std::uintptr_t end = batch_frame + 32 + 8 * n;
+      // Where a frame of every value asked would end on a pair: its last whole one.
+      const std::uintptr_t pair_end = (batch_frame + 32 + 8 * most) & ~std::uintptr_t{127};
+      const bool at_segment_end = end % ringbus::test::small_segment_bytes == 0; // the mark went on to the next
+      if (32 + 8 * most < 1024) {
+        CHECK(n == most); // the 8-byte layout: nothing to gain
+        if (!at_segment_end) CHECK(mark_frame == ((end + 7) & ~std::uintptr_t{7}));
+        ++seen.whole;
+      } else if (pair_end - batch_frame < 1024) {
+        CHECK(n == most); // fewer would be under 1 KiB, in the 8-byte layout: the frame runs to the pair
+        if (!at_segment_end) CHECK(mark_frame == ((end + 127) & ~std::uintptr_t{127}));
+        ++seen.padded;
+      } else {
+        CHECK(end == pair_end);
+        CHECK(n <= most);
+        CHECK(n > most - 128 / 8);
+        if (!at_segment_end) CHECK(mark_frame == end); // no padding
+        ++seen.trimmed;
+      }
+    }
+    INFO("trimmed ", seen.trimmed, ", padded ", seen.padded, ", whole ", seen.whole);
+    CHECK(seen.trimmed > rounds / 2);
+    CHECK(seen.padded > 0);
+    CHECK(seen.whole > rounds / 10);
+  }
+
+  // Where batch frames keep the 8-byte layout (overwrite topics, segment
+  // files) claim_values_up_to gives every value asked that a segment holds.
+  TEST_CASE("claim_values_up_to_gives_every_value_asked_where_frames_do_not_end_on_pairs") {
+    const auto fill_and_read = [](Producer& producer, Consumer& consumer, std::size_t most) {
+      for (int round = 0; round < 3; ++round) {
+        const std::uint64_t first = producer.next_offset();
+        Result<Claim> claim = producer.claim_values_up_to(8, most);
+        REQUIRE(claim.ok());
+        CHECK(claim->count() == most);
+        for (std::size_t i = 0; i < claim->count(); ++i) claim->values<std::uint64_t>()[i] = first + i;
+        REQUIRE(claim->commit().value() == first);
+        const std::vector<OwnedRecord> got = drain(consumer);
+        REQUIRE(got.size() == most);
+        for (std::size_t i = 0; i < most; ++i) {
+          CHECK(got[i].offset == first + i);
+          CHECK(got[i].value == std::string(reinterpret_cast<const char*>(&got[i].offset), 8));
+        }
+      }
+    };
+    SUBCASE("overwrite topic") {
+      Fixture f(small_ring(4, OverflowPolicy::overwrite));
+      fill_and_read(f.producer, f.consumer, 256);
+    }
+    SUBCASE("segment files") {
+      ringbus::test::TempBusDir dir;
+      Result<Bus> bus = Bus::open(dir.path(), ringbus::test::no_flusher());
+      REQUIRE(bus.ok());
+      REQUIRE(bus->create_topic("t", ringbus::test::persistent_small_ring(4)).ok());
+      Consumer consumer = bus->consumer("t").value();
+      Producer producer = bus->producer("t").value();
+      fill_and_read(producer, consumer, 256);
+    }
+  }
+
+  TEST_CASE("claim_values_up_to_takes_what_one_segment_holds_and_refuses_only_a_value_larger_than_a_segment") {
+    Fixture f;
+    REQUIRE(f.producer.append("first").ok());
+    Result<Claim> claim = f.producer.claim_values_up_to(8, 1'000'000);
+    REQUIRE(claim.ok());
+    CHECK(claim->count() == (ringbus::test::small_segment_bytes - 32) / 8); // a whole segment: 508
+    for (std::size_t i = 0; i < claim->count(); ++i) claim->values<std::uint64_t>()[i] = 7 * i;
+    REQUIRE(claim->commit().value() == 1);
+    const std::vector<OwnedRecord> got = drain(f.consumer);
+    REQUIRE(got.size() == 509);
+    for (std::uint64_t i = 1; i < got.size(); ++i) {
+      const std::uint64_t want = 7 * (i - 1);
+      CHECK(got[i].value == std::string(reinterpret_cast<const char*>(&want), 8));
+    }
+
+    Result<Claim> too_big = f.producer.claim_values_up_to(5000, 3);
+    CHECK(too_big.code() == Errc::record_too_large);
+    CHECK(contains(too_big.message(), "5032"));
+    CHECK(contains(too_big.message(), "4096"));
+    CHECK(contains(too_big.message(), "'t'"));
+    CHECK(f.producer.try_claim_values_up_to(5000, 1).code() == Errc::record_too_large);
+
+    Result<Claim> none = f.producer.claim_values_up_to(8, 0);
+    CHECK(none.code() == Errc::invalid_argument);
+    CHECK(contains(none.message(), "claim_values_up_to max_count"));
+    CHECK(f.producer.try_claim_values_up_to(8, 0).code() == Errc::invalid_argument);
+    CHECK(f.producer.append("last").value() == 509); // nothing refused took an offset
   }
 
   // A line-aligned append zeroes the word the next one-line frame would end

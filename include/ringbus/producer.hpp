@@ -137,6 +137,19 @@ class Producer {
   Result<Claim> try_claim_values(std::size_t value_bytes, std::size_t count) noexcept {
     return claim_frame(value_bytes, 0, count, false, true);
   }
+  // The same for at most max_count values: as many as one segment holds and,
+  // where batch frames end on a line pair (in-memory block-policy topics,
+  // frames of 1 KiB or more), fewer by the values that would spill into a
+  // last, partly filled 128-byte pair, so that the frame ends on the pair
+  // with no padding (252 of 256 values of 8 B: 2,048 bytes instead of 2,176).
+  // Claim::count() says how many. The fastest way in for small values. Refused
+  // only when not one value fits a segment (or max_count is 0).
+  Result<Claim> claim_values_up_to(std::size_t value_bytes, std::size_t max_count) noexcept {
+    return claim_values_up_to(value_bytes, max_count, true);
+  }
+  Result<Claim> try_claim_values_up_to(std::size_t value_bytes, std::size_t max_count) noexcept {
+    return claim_values_up_to(value_bytes, max_count, false);
+  }
 
   // Releases the single-writer token; another producer may then open.
   Status close() noexcept;
@@ -208,6 +221,7 @@ class Producer {
   Result<std::uint64_t> append_many(std::span<const Message> messages, bool wait) noexcept;
   Result<std::uint64_t> append_packed(const void* data, std::size_t value_bytes, std::size_t count,
                                       std::int64_t timestamp_ns, bool wait) noexcept;
+  Result<Claim> claim_values_up_to(std::size_t value_bytes, std::size_t max_count, bool wait) noexcept;
   // batch: claim_values, a batch frame (Log::reserve_batch); else claim, the 8-byte layout.
   Result<Claim> claim_frame(std::size_t value_bytes, std::size_t key_bytes, std::size_t count, bool wait,
                             bool batch) noexcept;

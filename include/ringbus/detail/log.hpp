@@ -308,6 +308,23 @@ class Log {
   [[nodiscard]] std::uint8_t batch_flags(std::size_t length) const noexcept {
     return pair_batches_ && length >= batch_pair_min_bytes ? frame_flags::pair_end : 0;
   }
+  // How many of `count` packed values of value_bytes each (a frame that fits
+  // a segment) a batch frame reserved next should carry so that it ends on a
+  // 128-byte boundary with no padding: count less the values that would spill
+  // into a last, partly filled line pair. count itself when the frame would
+  // not end on a pair (batch_flags) or the shorter one would be under
+  // batch_pair_min_bytes. Producer::claim_values_up_to.
+  [[nodiscard]] std::size_t pair_filling_count(std::size_t value_bytes, std::size_t count) const noexcept {
+    const std::size_t length = frame_header_bytes + count * value_bytes;
+    if (value_bytes == 0 || batch_flags(length) == 0) return count;
+    // Where the frame lands: here, or at the next segment's start if it must roll.
+    const std::uint64_t at =
+        writer_.pos + batch_frame_bytes(length) > writer_.segment_end ? writer_.segment_end : writer_.pos;
+    const std::uint64_t end = (at + length) & ~(frame_pair_bytes - 1);
+    if (end < at + batch_pair_min_bytes) return count;
+    const std::size_t fit = static_cast<std::size_t>(end - at - frame_header_bytes) / value_bytes;
+    return frame_header_bytes + fit * value_bytes >= batch_pair_min_bytes ? fit : count;
+  }
 
   // The lap tag of a position, as it stands in a publication word.
   [[nodiscard]] std::uint64_t lap_bits(std::uint64_t pos) const noexcept {
