@@ -440,16 +440,17 @@ std::string setup_section(const SummaryInput& in, int repetitions) {
       << "- Capacity: every peer has " << peer_slots << " slots; ringbus a ring of " << peer_slots
       << " × payload bytes (512 KiB for 8 B, 4 MiB for 64 B) in " << ringbus_segment_count
       << " segments: the same payload bytes, i.e. 65536 payloads in its packed form less one 32 B frame header "
-         "per batch, each batch's frame padded to the next 128 B boundary (8 B: 30 batches of 256 in a segment, 61,440 "
-         "payloads in the ring; 64 B: append_values splits a batch at a segment's end, so each segment takes 31 "
+         "per batch, each batch's frame padded to the next 128 B boundary (8 B: claim_values_up_to takes 252 "
+         "values, whose 2,048 B frames fill whole line pairs: 32 batches in a segment, 64,512 payloads in the ring; "
+         "64 B: append_values splits a batch at a segment's end, so each segment takes 31 "
          "whole batches and 193 values, 65,032 payloads in the ring); an appended 8 B record takes a whole "
          "line-aligned 64 B frame (8,192 fit; 13,107 of 40 B without line_aligned_appends), an appended 64 B "
          "record a 96 B frame. All memory is touched before timing.\n"
       << "- Payloads: spsc_8B a uint64_t, spsc_64B 8 × uint64_t, rtt a uint64_t. The consumer checks every item's "
          "sequence number and adds up every payload word; a run that loses, repeats or reorders an item is "
          "FAILED.\n"
-      << "- APIs: batch of " << batch_values
-      << " for ringbus_batch (8 B: claim_values filled in place + commit; 64 B: append_values from a buffer, as "
+      << "- APIs: batch of " << batch_values << " for ringbus_batch (8 B: claim_values_up_to of " << batch_values
+      << " filled in place + commit, 252 values a frame; 64 B: append_values from a buffer, as "
          "boost_spsc's producer, the faster of the two there), moodycamel_cq (try_enqueue_bulk with a ProducerToken, "
          "try_dequeue_bulk_from_producer, BLOCK_SIZE 1024) and the boost_spsc producer (push(T*, n)); the boost_spsc "
          "consumer reads in place with consume_all, the ringbus consumer calls poll() with its defaults (every "

@@ -102,6 +102,11 @@ class RingbusSpsc {
   //   64 B: claim_values, filled in place    13.4, 13.4 GB/s
   //         append_values from a buffer      16.4, 15.7 GB/s   <- the producer loop of boost_spsc
   // (memcpy writes whole lines into the ring; filling in place stores word by word.)
+  // At 8 B the claim is claim_values_up_to of batch_values: 252 values, whose
+  // frame fills 16 line pairs exactly, where 256 take 17 with padding
+  // (README, "Batch frames on line pairs"). Measured on the AMD host (3
+  // alternating runs of spsc_8B/(ringbus_batch|boost_spsc)): 0.87-0.91x of
+  // boost_spsc with claim_values of 256, 0.98-1.02x with 252.
   static constexpr bool batch_by_copy = sizeof(P) >= 64;
 
   void produce(std::uint64_t first, std::uint64_t count) noexcept {
@@ -117,12 +122,11 @@ class RingbusSpsc {
       }
     } else if constexpr (Write == RingbusWrite::batch) {
       while (count != 0) {
-        const std::uint64_t n = std::min<std::uint64_t>(count, batch_values);
-        Result<Claim> claim = producer.claim_values(sizeof(P), n);
+        Result<Claim> claim = producer.claim_values_up_to(sizeof(P), std::min<std::uint64_t>(count, batch_values));
         if (!claim) fail(name, claim.message());
         for (P& value : claim->values<P>()) make_payload(first++, value);
         if (Result<std::uint64_t> committed = claim->commit(); !committed) fail(name, committed.message());
-        count -= n;
+        count -= claim->count();
       }
     } else {
       for (; count != 0; --count) {
