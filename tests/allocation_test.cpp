@@ -427,22 +427,28 @@ TEST_CASE("steady state: claim and commit allocate nothing") {
   warm_up_and_measure(
       consumer,
       [&](std::uint64_t i) {
-        // Alternate a keyed one-record claim and a packed claim_values.
+        // Alternate a keyed one-record claim, a packed claim_values and a
+        // claim_values_up_to of a batch that ends on a line pair (of 256
+        // asked, 252 or whatever fills the pairs from where the writer stands).
         const bool values = (i & 1) != 0;
+        const bool up_to = (i % 4) == 3;
         const std::size_t n = values ? 1 + (i % 16) : 1;
-        Result<Claim> claim = values ? producer.claim_values(sizeof(std::uint64_t), n) : producer.claim(24, 8);
+        Result<Claim> claim = !values ? producer.claim(24, 8)
+                              : up_to ? producer.claim_values_up_to(sizeof(std::uint64_t), 256)
+                                      : producer.claim_values(sizeof(std::uint64_t), n);
         if (!claim.ok()) {
           ++failed;
           return;
         }
         if (values) {
-          for (std::size_t k = 0; k < n; ++k) claim->values<std::uint64_t>()[k] = next + k;
+          for (std::size_t k = 0; k < claim->count(); ++k) claim->values<std::uint64_t>()[k] = next + k;
         } else {
           std::memcpy(claim->key().data(), &next, 8);
           std::memset(claim->value().data(), 0x42, claim->value().size());
         }
+        const std::size_t claimed = claim->count();
         if (!claim->commit().ok()) ++failed;
-        next += n;
+        next += claimed;
       },
       tally, a);
   check_clean(a, failed, tally, next);
