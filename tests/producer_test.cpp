@@ -1492,16 +1492,18 @@ TEST_SUITE("producer") {
   // claim_values_up_to in an in-memory block-policy topic: the frame ends on
   // a 128-byte boundary with no padding, dropping the fewest values that
   // does (fewer than a pair's worth), wherever the writer stands: per-record
-  // appends before it (40 bytes each) move the frame's start off the pair. A
-  // frame under 1 KiB keeps every value asked, and so does one that would
-  // fall under 1 KiB (it runs to the pair, padded, as claim_values does).
-  // Over many laps of a small ring, every record arrives intact and in order.
+  // appends before it (40 bytes each) move the frame's start off the pair.
+  // Where the whole frame would not fit the rest of a segment, it fills that
+  // rest exactly instead (1 KiB or more of it). A frame under 1 KiB keeps
+  // every value asked, and so does one that no shorter frame of 1 KiB or more
+  // ends on a pair (it runs to the pair, padded, as claim_values does). Over
+  // many laps of a small ring, every record arrives intact and in order.
   TEST_CASE("claim_values_up_to_ends_its_frame_on_a_line_pair_with_no_padding") {
     Fixture f(small_ring(4));
     constexpr std::size_t maxima[] = {256, 300, 500, 130, 100, 127};
     const int rounds = 720;
     struct {
-      std::uint64_t trimmed = 0, padded = 0, whole = 0; // rounds of each case below
+      std::uint64_t trimmed = 0, segment_rest = 0, padded = 0, whole = 0; // rounds of each case below
     } seen;
     std::uint64_t next = 0;
     for (int round = 0; round < rounds; ++round) {
@@ -1541,35 +1543,48 @@ TEST_SUITE("producer") {
       REQUIRE(f.consumer.poll()->size() == 0); // lets go of the round: the next never waits for room
       CAPTURE(most);
       CAPTURE(n);
+      constexpr std::uintptr_t segment = ringbus::test::small_segment_bytes;
       const std::uintptr_t end = batch_frame + 32 + 8 * n;
-      // Where a frame of every value asked would end on a pair: its last whole one.
-      const std::uintptr_t pair_end = (batch_frame + 32 + 8 * most) & ~std::uintptr_t{127};
-      const bool at_segment_end = end % ringbus::test::small_segment_bytes == 0; // the mark went on to the next
+      const std::uintptr_t segment_end = (batch_frame / segment + 1) * segment; // of the frame's segment
+      // Where the mark is, unless it went on to the next segment (or the frame reached the end).
+      const auto mark_is_at = [&](std::uintptr_t where) {
+        if (mark_frame % segment != 0) CHECK(mark_frame == where);
+      };
       if (32 + 8 * most < 1024) {
         CHECK(n == most); // the 8-byte layout: nothing to gain
-        if (!at_segment_end) CHECK(mark_frame == ((end + 7) & ~std::uintptr_t{7}));
+        mark_is_at((end + 7) & ~std::uintptr_t{7});
         ++seen.whole;
-      } else if (pair_end - batch_frame < 1024) {
-        CHECK(n == most); // fewer would be under 1 KiB, in the 8-byte layout: the frame runs to the pair
-        if (!at_segment_end) CHECK(mark_frame == ((end + 127) & ~std::uintptr_t{127}));
+      } else if (n == most) {
+        // Not one value less ends a frame of 1 KiB or more on a pair here:
+        // the frame runs to the pair, padded, as claim_values does.
+        if (end % 128 != 0) CHECK(((batch_frame + 32 + 8 * most) & ~std::uintptr_t{127}) - batch_frame < 1024);
+        mark_is_at((end + 127) & ~std::uintptr_t{127});
         ++seen.padded;
       } else {
-        CHECK(end == pair_end);
-        CHECK(n <= most);
-        CHECK(n > most - 128 / 8);
-        if (!at_segment_end) CHECK(mark_frame == end); // no padding
-        ++seen.trimmed;
+        CHECK(end % 128 == 0);
+        CHECK(32 + 8 * n >= 1024);
+        mark_is_at(end); // no padding
+        if (n > most - 128 / 8) {
+          ++seen.trimmed; // the values that spilled into a last pair left out
+        } else {
+          CHECK(end == segment_end); // the rest of a segment, filled exactly
+          ++seen.segment_rest;
+        }
       }
     }
-    INFO("trimmed ", seen.trimmed, ", padded ", seen.padded, ", whole ", seen.whole);
-    CHECK(seen.trimmed > rounds / 2);
+    INFO("trimmed ", seen.trimmed, ", segment rest ", seen.segment_rest, ", padded ", seen.padded, ", whole ",
+         seen.whole);
+    CHECK(seen.trimmed > rounds / 3);
+    CHECK(seen.segment_rest > 0);
     CHECK(seen.padded > 0);
     CHECK(seen.whole > rounds / 10);
   }
 
   // Where batch frames keep the 8-byte layout (overwrite topics, segment
-  // files) claim_values_up_to gives every value asked that a segment holds.
-  TEST_CASE("claim_values_up_to_gives_every_value_asked_where_frames_do_not_end_on_pairs") {
+  // files), and where no shorter frame would end exactly on a pair (values
+  // whose size does not divide the bytes to it), claim_values_up_to gives
+  // every value asked that a segment holds.
+  TEST_CASE("claim_values_up_to_gives_every_value_asked_where_no_shorter_frame_ends_on_a_pair") {
     const auto fill_and_read = [](Producer& producer, Consumer& consumer, std::size_t most) {
       for (int round = 0; round < 3; ++round) {
         const std::uint64_t first = producer.next_offset();
@@ -1590,6 +1605,32 @@ TEST_SUITE("producer") {
       Fixture f(small_ring(4, OverflowPolicy::overwrite));
       fill_and_read(f.producer, f.consumer, 256);
     }
+    SUBCASE("values that leave no shorter frame exactly on a pair") {
+      // 200 B: 32 + 10 x 200 = 2,032 bytes; to the pair before (1,920) are
+      // 1,888 bytes of values, not a whole number of them: all 10, padded to
+      // 2,048. 96 B at 2,048: 1,952 bytes, 1,888 to the pair again: all 20,
+      // to 4,096. 32 B at 4,096: 1,312 bytes; 1,248 to the pair: 39 of 40.
+      Fixture f(small_ring(4));
+      const std::size_t sizes[] = {200, 96, 32};
+      const std::size_t maxima[] = {10, 20, 40};
+      const std::size_t expected[] = {10, 20, 39};
+      for (std::size_t k = 0; k < 3; ++k) {
+        CAPTURE(sizes[k]);
+        const std::uint64_t first = f.producer.next_offset();
+        Result<Claim> claim = f.producer.claim_values_up_to(sizes[k], maxima[k]);
+        REQUIRE(claim.ok());
+        CHECK(claim->count() == expected[k]);
+        for (std::size_t i = 0; i < claim->count(); ++i) {
+          std::memset(claim->value().data() + i * sizes[k], static_cast<int>(first + i), sizes[k]);
+        }
+        REQUIRE(claim->commit().value() == first);
+        const std::vector<OwnedRecord> got = drain(f.consumer);
+        REQUIRE(got.size() == expected[k]);
+        for (std::size_t i = 0; i < got.size(); ++i) {
+          CHECK(got[i].value == std::string(sizes[k], static_cast<char>(first + i)));
+        }
+      }
+    }
     SUBCASE("segment files") {
       ringbus::test::TempBusDir dir;
       Result<Bus> bus = Bus::open(dir.path(), ringbus::test::no_flusher());
@@ -1601,20 +1642,32 @@ TEST_SUITE("producer") {
     }
   }
 
+  // A whole segment from its start (508 values of 8 B in 4 KiB); from 40
+  // bytes into the next, the rest of it exactly (503), not a pad frame and
+  // a roll.
   TEST_CASE("claim_values_up_to_takes_what_one_segment_holds_and_refuses_only_a_value_larger_than_a_segment") {
-    Fixture f;
-    REQUIRE(f.producer.append("first").ok());
-    Result<Claim> claim = f.producer.claim_values_up_to(8, 1'000'000);
-    REQUIRE(claim.ok());
-    CHECK(claim->count() == (ringbus::test::small_segment_bytes - 32) / 8); // a whole segment: 508
-    for (std::size_t i = 0; i < claim->count(); ++i) claim->values<std::uint64_t>()[i] = 7 * i;
-    REQUIRE(claim->commit().value() == 1);
+    Fixture f(small_ring(4));
+    const std::size_t claimed[] = {(ringbus::test::small_segment_bytes - 32) / 8,
+                                   (ringbus::test::small_segment_bytes - 40 - 32) / 8};
+    std::uint64_t next = 0;
+    for (const std::size_t expected : claimed) {
+      Result<Claim> claim = f.producer.claim_values_up_to(8, 1'000'000);
+      REQUIRE(claim.ok());
+      CHECK(claim->count() == expected);
+      for (std::size_t i = 0; i < claim->count(); ++i) claim->values<std::uint64_t>()[i] = 7 * (next + i);
+      REQUIRE(claim->commit().value() == next);
+      next += claim->count();
+      const std::uint64_t mark = 7 * next;
+      REQUIRE(f.producer.append(ringbus::bytes_of(mark)).value() == next); // into the next segment
+      ++next;
+    }
     const std::vector<OwnedRecord> got = drain(f.consumer);
-    REQUIRE(got.size() == 509);
-    for (std::uint64_t i = 1; i < got.size(); ++i) {
-      const std::uint64_t want = 7 * (i - 1);
+    REQUIRE(got.size() == next);
+    for (std::uint64_t i = 0; i < got.size(); ++i) {
+      const std::uint64_t want = 7 * i;
       CHECK(got[i].value == std::string(reinterpret_cast<const char*>(&want), 8));
     }
+    CHECK(f.consumer.position("t").value() == next);
 
     Result<Claim> too_big = f.producer.claim_values_up_to(5000, 3);
     CHECK(too_big.code() == Errc::record_too_large);
@@ -1627,7 +1680,7 @@ TEST_SUITE("producer") {
     CHECK(none.code() == Errc::invalid_argument);
     CHECK(contains(none.message(), "claim_values_up_to max_count"));
     CHECK(f.producer.try_claim_values_up_to(8, 0).code() == Errc::invalid_argument);
-    CHECK(f.producer.append("last").value() == 509); // nothing refused took an offset
+    CHECK(f.producer.append("last").value() == next); // nothing refused took an offset
   }
 
   // A line-aligned append zeroes the word the next one-line frame would end

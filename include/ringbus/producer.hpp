@@ -139,11 +139,15 @@ class Producer {
   }
   // The same for at most max_count values: as many as one segment holds and,
   // where batch frames end on a line pair (in-memory block-policy topics,
-  // frames of 1 KiB or more), fewer by the values that would spill into a
-  // last, partly filled 128-byte pair, so that the frame ends on the pair
-  // with no padding (252 of 256 values of 8 B: 2,048 bytes instead of 2,176).
-  // Claim::count() says how many. The fastest way in for small values. Refused
-  // only when not one value fits a segment (or max_count is 0).
+  // frames of 1 KiB or more), fewer when that ends the frame exactly on a
+  // 128-byte boundary with no padding: by the values that would spill into a
+  // last, partly filled pair (252 of 256 values of 8 B: 2,048 bytes instead
+  // of 2,176), or, where the whole frame would not fit the rest of the
+  // writer's segment, as many as fill that rest exactly (at least 1 KiB of
+  // them). Claim::count() says how many. The fastest way in for small values.
+  // Refused as claim_values is (closed, an open claim; try_: would_block
+  // while the room it needs is held), and when max_count is 0 or not one
+  // value fits a segment. Values of 0 bytes: up to 2^32 - 1 of them.
   Result<Claim> claim_values_up_to(std::size_t value_bytes, std::size_t max_count) noexcept {
     return claim_values_up_to(value_bytes, max_count, true);
   }

@@ -309,21 +309,27 @@ class Log {
     return pair_batches_ && length >= batch_pair_min_bytes ? frame_flags::pair_end : 0;
   }
   // How many of `count` packed values of value_bytes each (a frame that fits
-  // a segment) a batch frame reserved next should carry so that it ends on a
-  // 128-byte boundary with no padding: count less the values that would spill
-  // into a last, partly filled line pair. count itself when the frame would
-  // not end on a pair (batch_flags) or the shorter one would be under
-  // batch_pair_min_bytes. Producer::claim_values_up_to.
+  // a segment) a batch frame reserved next should carry so that it ends
+  // exactly on a 128-byte boundary, with no padding: count less the values
+  // that would spill into a last, partly filled line pair; or, when the
+  // whole frame would not fit the rest of the writer's segment, as many as
+  // fill that rest exactly (no pad frame, no roll). count itself when the
+  // frame would not end on a pair (batch_flags), or no shorter frame of
+  // batch_pair_min_bytes or more ends exactly on one (values whose size
+  // does not divide the bytes left). Producer::claim_values_up_to.
   [[nodiscard]] std::size_t pair_filling_count(std::size_t value_bytes, std::size_t count) const noexcept {
     const std::size_t length = frame_header_bytes + count * value_bytes;
     if (value_bytes == 0 || batch_flags(length) == 0) return count;
-    // Where the frame lands: here, or at the next segment's start if it must roll.
-    const std::uint64_t at =
-        writer_.pos + batch_frame_bytes(length) > writer_.segment_end ? writer_.segment_end : writer_.pos;
-    const std::uint64_t end = (at + length) & ~(frame_pair_bytes - 1);
-    if (end < at + batch_pair_min_bytes) return count;
-    const std::size_t fit = static_cast<std::size_t>(end - at - frame_header_bytes) / value_bytes;
-    return frame_header_bytes + fit * value_bytes >= batch_pair_min_bytes ? fit : count;
+    // Here, up to the segment's end at most; else where a roll puts the frame.
+    const std::uint64_t pos = writer_.pos;
+    if (const std::size_t n = values_to_pair(pos, std::min(pos + length, writer_.segment_end), value_bytes); n != 0) {
+      return n;
+    }
+    if (pos + batch_frame_bytes(length) > writer_.segment_end) {
+      const std::uint64_t at = writer_.segment_end;
+      if (const std::size_t n = values_to_pair(at, at + length, value_bytes); n != 0) return n;
+    }
+    return count;
   }
 
   // The lap tag of a position, as it stands in a publication word.
@@ -642,6 +648,17 @@ class Log {
   [[nodiscard]] std::size_t batch_frame_bytes(std::size_t length) const noexcept {
     if (batch_flags(length) == 0) return align_up(length, frame_alignment);
     return align_up(writer_.pos + length, frame_pair_bytes) - writer_.pos;
+  }
+  // The values of value_bytes a batch frame at `at` holds when it ends on
+  // the last 128-byte boundary at or before `most` with no padding; 0 when
+  // that frame would be under batch_pair_min_bytes or the bytes there are
+  // not a whole number of values (pair_filling_count).
+  [[nodiscard]] static std::size_t values_to_pair(std::uint64_t at, std::uint64_t most,
+                                                  std::size_t value_bytes) noexcept {
+    const std::uint64_t end = most & ~(frame_pair_bytes - 1);
+    if (end < at + batch_pair_min_bytes) return 0;
+    const std::uint64_t bytes = end - at - frame_header_bytes;
+    return bytes % value_bytes == 0 ? static_cast<std::size_t>(bytes / value_bytes) : 0;
   }
   bool roll(bool wait, Errc& err) noexcept;
   bool roll_files(std::uint64_t next_start, Errc& err) noexcept;
