@@ -1128,7 +1128,7 @@ TEST_SUITE("consumer") {
       CAPTURE(i);
       const std::string value(1500, static_cast<char>('a' + i));
       REQUIRE(p.append(value).value() == i);
-      if (i % 2 == 0) {
+      if (i % 4 != 2) { // a pad before every even one: poll and poll_one both pass pads
         const std::vector<OwnedRecord> got = poll_once(c);
         REQUIRE(got.size() == 1);
         CHECK(got[0].offset == i);

@@ -40,9 +40,9 @@ class Consumer {
   // pauses, and every 64th pause at the clock and the bus's closed flag.
   // Records from the previous poll become invalid (so do they on
   // subscribe/unsubscribe). From an overwrite topic a poll returns at most
-  // one segment's worth of records (what it copied and validated at once),
-  // and at least one while one is published: a segment's closing padding
-  // does not make it come back empty.
+  // one segment's worth of records (what it copied and validated at once);
+  // a segment's closing padding alone does not make it come back empty when
+  // records are published past it.
   // Errc::corrupt_data instead of an empty result when a topic of a
   // read-only bus has been read up to a frame changed in its file after the
   // writer published it (the error names the topic, byte and offset): at
