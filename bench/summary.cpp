@@ -526,9 +526,10 @@ std::string fanout_setup_section(const SummaryInput& in) {
                            " on, so every wait (queue full, queue empty, round not done) yields "
                            "(std::this_thread::yield) instead of spinning"
                      : "every wait yields (std::this_thread::yield)")
-      << ". ringbus: one topic (the spsc ring, one copy of each item for all N), producer claim_values of "
+      << ". ringbus: one topic (the spsc ring, one copy of each item for all N), producer claim_values_up_to of "
       << batch_values
-      << " + commit, waiting for room by the topic's `yield` strategy; consumers poll() with its defaults, read "
+      << " + commit (252 values a frame), waiting for room by the topic's `yield` strategy; consumers poll() with its "
+         "defaults, read "
          "each batch as a typed span in place (Batch::values) and yield when empty. rwq_copies (what a user does "
          "without a bus): one ReaderWriterQueue of "
       << peer_slots
