@@ -293,8 +293,10 @@ Result<std::uint64_t> Producer::append_packed(const void* data, std::size_t valu
 }
 
 Result<Claim> Producer::claim_values_up_to(std::size_t value_bytes, std::size_t max_count, bool wait) noexcept {
+  // claim_frame makes the other refusals (an open claim, a closed or failed
+  // log); the count is only arithmetic on the writer's position until then.
   detail::Log* const log = log_;
-  if (log == nullptr || log->writer().open_claim != nullptr || log->refusing()) return refusal();
+  if (log == nullptr) return refusal();
   if (max_count == 0) return Status(Errc::invalid_argument, "claim_values_up_to max_count must be at least 1, not 0");
   std::size_t count = std::min<std::size_t>(max_count, UINT32_MAX);
   if (value_bytes != 0) {
