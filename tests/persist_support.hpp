@@ -12,11 +12,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <system_error>
 #include <utility>
 #include <vector>
 
+#include "detail/topic_store.hpp"
 #include "ringbus/ringbus.hpp"
 #include "test_support.hpp"
 
@@ -104,6 +106,26 @@ class TempBusDir {
  private:
   std::string path_;
 };
+
+// While one lives, the flusher seals segments of every size (segment_layout.hpp;
+// by default only those of TopicStore::seal_min_segment_bytes or more). Make
+// it before opening a bus or forking a child that opens one.
+struct SealEverySegment {
+  explicit SealEverySegment(bool on = true) {
+    detail::testing::seal_segments_from(on ? 0 : detail::TopicStore::seal_min_segment_bytes);
+  }
+  ~SealEverySegment() { detail::testing::seal_segments_from(detail::TopicStore::seal_min_segment_bytes); }
+  SealEverySegment(const SealEverySegment&) = delete;
+  SealEverySegment& operator=(const SealEverySegment&) = delete;
+};
+
+// What a power loss and the reboot after it leave: writer.boot names another
+// boot, so the next open checks every segment and trusts no seal.
+inline void pretend_reboot(const TempBusDir& dir) {
+  std::ofstream f(dir.path() + "/writer.boot", std::ios::binary | std::ios::trunc);
+  f << "not-this-boot";
+  REQUIRE(f.good());
+}
 
 inline Bus open_bus(const std::string& path, const BusOptions& options = {}) {
   Result<Bus> bus = Bus::open(path, options);

@@ -66,6 +66,9 @@ struct RecoveryReport {
   // Every held segment was checked frame by frame with its checksums (the
   // machine rebooted since the directory's last writer, see recover()).
   bool checked_every_segment = false;
+  // Segments below the tail whose frames were walked to prove them sealed;
+  // one with a seal the flusher wrote in this boot needs no walk.
+  std::size_t segments_walked = 0;
   std::size_t dropped_damaged_segments = 0; // after the first damaged one (the log was cut there)
   // After a reboot: the first damage found below the tail ("<file>: why"),
   // "" when none; and the files set aside for it (renamed <name>.damaged,
@@ -79,6 +82,10 @@ struct RecoveryReport {
 
 class TopicStore {
  public:
+  // The flusher seals segments of at least this size (segment_layout.hpp),
+  // so that recovery need not walk them; smaller ones are walked. Tests
+  // lower it (testing::seal_segments_from).
+  static constexpr std::uint64_t seal_min_segment_bytes = std::uint64_t{4} << 20;
   // Creates topic `name` under topics_dir: its directory (0700), topic.meta
   // and its first segment (base offset 0). topic_exists when a directory of
   // that name is there.
@@ -184,6 +191,11 @@ class TopicStore {
     bool may_have_index_file = false; // an .idx may exist (recovered, or persisted): removed with the segment
     bool opened_mid_batch = false;    // segment_flags::opened_mid_batch in its header
     bool checksummed = true;          // FrameChecksumKind::crc32c in its header (else none)
+    // Its seal (segment_layout.hpp): recover() found a valid one naming this
+    // segment, and what it gives as the next segment's base_offset; or the
+    // flusher wrote it (maintain).
+    bool seal_on_disk = false;
+    std::uint64_t seal_end_offset = 0;
   };
   struct Prepared {
     platform::FileDescriptor fd;
@@ -225,8 +237,14 @@ class TopicStore {
   // Gives up recycled_: its file is removed and its slot becomes zero pages.
   void discard_recycled() noexcept;
   Status map_segment(Segment& s, bool prefault) noexcept;
-  // Whether s's frames run to its end (a pad frame or exactly full).
-  [[nodiscard]] bool sealed(const Segment& s) const noexcept;
+  // Whether the frames of segments_[i] run to its end (a pad frame or
+  // exactly full): its seal when trusted (trust_seals_) and it gives the
+  // next segment's base_offset, else a walk of its frames' first words.
+  [[nodiscard]] bool sealed(std::size_t i) noexcept;
+  // maintain(): writes the seals of up to `most` segments the writer has
+  // published past (their ends at or below tail), in topics whose segments
+  // have seal_min_segment_bytes or more. Under mutex_.
+  void write_seals(std::uint64_t tail, std::size_t most) noexcept;
   void set_failure(Status st) noexcept;
   std::span<const std::byte> data_of(const Segment& s) const noexcept;
   SegmentIndex* index_of(Segment& s, std::uint64_t tail) noexcept; // under mutex_
@@ -243,6 +261,7 @@ class TopicStore {
   std::byte* ring_base_ = nullptr;
   LogRestore restore_;
   RecoveryReport report_;
+  bool trust_seals_ = false; // recover(): in the boot that wrote them (not after a reboot)
 
   mutable std::mutex mutex_; // segments_, indexes, synced_ bookkeeping
   std::deque<Segment> segments_;
@@ -265,5 +284,12 @@ class TopicStore {
 // topic.meta: the options a persistent topic was created with.
 std::string encode_topic_meta(std::string_view name, const TopicOptions& options);
 Result<TopicOptions> decode_topic_meta(std::string_view text, std::string_view path, std::string_view name);
+
+namespace testing {
+// Tests: the flusher seals segments of `bytes` or more from now on
+// (TopicStore::seal_min_segment_bytes to restore). Set it before opening a
+// bus or forking a child that opens one.
+void seal_segments_from(std::uint64_t bytes) noexcept;
+} // namespace testing
 
 } // namespace ringbus::detail

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -215,6 +217,28 @@ TEST_SUITE("segment_layout") {
     fields.topic = std::string(255, 't');
     REQUIRE(detail::encode_segment_header(bytes, fields).ok());
     CHECK(detail::validate_segment_header(bytes, "x", fields.topic, segment_bytes).ok());
+  }
+
+  TEST_CASE("a_seal_reads_back_from_its_place_in_the_header_page_and_nothing_else_reads_as_one") {
+    std::vector<std::byte> page = valid_header();
+    CHECK(!detail::decode_segment_seal(page).has_value()); // zeros there: none written
+    const detail::SegmentSeal seal{3 * segment_bytes, 4242};
+    const auto bytes = detail::encode_segment_seal(seal);
+    std::memcpy(page.data() + detail::segment_seal_at, bytes.data(), bytes.size());
+    const std::optional<detail::SegmentSeal> back = detail::decode_segment_seal(page);
+    REQUIRE(back.has_value());
+    CHECK(back->base_position == seal.base_position);
+    CHECK(back->end_offset == seal.end_offset);
+    // The header around it still validates: the seal is outside its checksum.
+    CHECK(detail::validate_segment_header(page, file_name, "orders", segment_bytes).ok());
+    for (std::size_t at = 0; at < detail::segment_seal_bytes; ++at) {
+      CAPTURE(at);
+      std::vector<std::byte> flipped = page;
+      flipped[detail::segment_seal_at + at] ^= std::byte{0x10}; // a torn or damaged byte anywhere in it
+      CHECK(!detail::decode_segment_seal(flipped).has_value());
+    }
+    CHECK(!detail::decode_segment_seal(std::span(page).first(detail::segment_seal_at + detail::segment_seal_bytes - 1))
+               .has_value());
   }
 
   TEST_CASE("segment_file_names_are_twenty_digits_and_dot_seg") {

@@ -506,12 +506,15 @@ std::chrono::nanoseconds random_delay(stress::Rng& rng) {
   return std::chrono::nanoseconds(rng.below(spans[rng.below(spans.size())]));
 }
 
+std::vector<std::byte> read_file(const std::string& path); // below, with the tail-damage tests
+
 struct LoopConfig {
   const char* name;
   Durability durability;
   bool flusher;
   bool commits;
   OverflowPolicy overflow = OverflowPolicy::block;
+  bool sealed = false; // the flusher seals crash_ring's 4 KiB segments (testing::seal_segments_from)
 };
 
 } // namespace
@@ -523,12 +526,15 @@ TEST_SUITE("topic_store_crash") {
     if (requested == 0 && stress::small_scale()) {
       MESSAGE("RINGBUS_TEST_SCALE=small: " << total << " kills (400 at full scale; RINGBUS_CRASH_KILLS=n for more)");
     }
-    const std::array<LoopConfig, 5> configs{{
+    // "sealed segments": the flusher seals the segments (segment_layout.hpp),
+    // so the recoveries after later kills take its seals for their walks.
+    const std::array<LoopConfig, 6> configs{{
         {"none", Durability::none, false, true},
         {"interval+flusher", Durability::interval, true, false},
         {"sync", Durability::sync, false, true},
         {"none+flusher", Durability::none, true, true},
         {"overwrite", Durability::none, false, false, OverflowPolicy::overwrite},
+        {"none+flusher, sealed segments", Durability::none, true, true, OverflowPolicy::block, true},
     }};
     const std::uint64_t seed = stress::test_seed();
     const auto started = Clock::now();
@@ -540,6 +546,8 @@ TEST_SUITE("topic_store_crash") {
       Model model;
       stress::Rng rng(stress::mix64(seed + k));
       std::uint64_t early = 0;
+      const SealEverySegment seal_every_segment(config.sealed); // before any child is forked
+      std::size_t seals_seen = 0;                               // segments held with a seal, after each kill
       for (std::uint64_t i = 0; i < kills; ++i) {
         CAPTURE(config_name);
         INFO("kill " << i << " (RINGBUS_TEST_SEED=" << seed << ")");
@@ -565,9 +573,16 @@ TEST_SUITE("topic_store_crash") {
         }
         kill_and_reap(*child, heard);
         ++model.kills;
+        if (std::filesystem::exists(dir.topic_dir(topic))) { // a kill during start-up may come before it
+          for (const std::string& segment : dir.segments(topic)) {
+            if (detail::decode_segment_seal(read_file(segment)).has_value()) ++seals_seen;
+          }
+        }
         check_recovered(dir, heard, model);
       }
-      MESSAGE(config_name << ": " << kills << " kills (" << early << " during start-up), log end " << model.end);
+      MESSAGE(config_name << ": " << kills << " kills (" << early << " during start-up), log end " << model.end << ", "
+                          << seals_seen << " seals met by recoveries");
+      if (config.sealed && kills >= 20) CHECK(seals_seen > 0);
     }
     MESSAGE("crash loop: " << total << " kills in "
                            << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count()

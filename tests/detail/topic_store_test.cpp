@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -855,44 +856,151 @@ TEST_SUITE("topic_store") {
     // never reached the disk), (b) the old name and header with the new lap's
     // first frames written over its start. Either way that file's records were
     // behind the head already: it goes, and everything after it reads back.
-    for (const char* damage : {"new header under the old name", "new lap's frames under the old header"}) {
-      CAPTURE(damage);
-      TempBusDir dir;
-      std::uint64_t appended = 0;
-      {
+    // A power loss means a reboot, after which no seal the flusher wrote is
+    // trusted (segment_layout.hpp): here every segment is sealed. The same
+    // check runs in the boot that wrote the files when no seal was written.
+    for (const bool reboot : {true, false}) {
+      for (const char* damage : {"new header under the old name", "new lap's frames under the old header"}) {
+        CAPTURE(reboot);
+        CAPTURE(damage);
+        TempBusDir dir;
+        std::uint64_t appended = 0;
+        {
+          const SealEverySegment seal_every_segment(reboot);
+          Bus bus = open_bus(dir.path(), BusOptions{false, reboot});
+          REQUIRE(bus.create_topic("laps", persistent_ring(4, Durability::interval)).ok());
+          Result<Producer> p = bus.producer("laps");
+          REQUIRE(p.ok());
+          append_timed(*p, 700); // about three laps of the ring: every file recycled
+          appended = p->next_offset();
+          const auto deadline = std::chrono::steady_clock::now() + 10s;
+          while (reboot && !detail::decode_segment_seal(file_bytes(dir.segments("laps").front())).has_value()) {
+            REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "the flusher sealed no segment");
+            std::this_thread::sleep_for(2ms);
+          }
+        }
+        std::vector<std::string> segments = dir.segments("laps");
+        REQUIRE(segments.size() == 4);
+        const std::vector<std::byte> oldest = file_bytes(segments.front());
+        const std::vector<std::byte> newest = file_bytes(segments.back());
+        std::uint32_t page = 0;
+        std::memcpy(&page, oldest.data() + offsetof(detail::SegmentHeader, page_size), sizeof page);
+        {
+          std::fstream f(segments.front(), std::ios::in | std::ios::out | std::ios::binary);
+          if (std::string_view(damage).starts_with("new header")) {
+            f.write(reinterpret_cast<const char*>(newest.data()), page); // the tail's header: another base offset
+          } else {
+            f.seekp(page);
+            f.write(reinterpret_cast<const char*>(newest.data() + page), 4096); // a newer lap's frames
+          }
+        }
+        std::uint64_t second_base = 0;
+        std::memcpy(&second_base, file_bytes(segments[1]).data() + offsetof(detail::SegmentHeader, base_offset),
+                    sizeof second_base);
+        if (reboot) pretend_reboot(dir);
         Bus bus = open_bus(dir.path());
-        REQUIRE(bus.create_topic("laps", persistent_ring(4, Durability::interval)).ok());
-        Result<Producer> p = bus.producer("laps");
-        REQUIRE(p.ok());
-        append_timed(*p, 700); // about three laps of the ring: every file recycled
-        appended = p->next_offset();
+        Result<TopicInfo> info = bus.describe("laps");
+        REQUIRE_MESSAGE(info.ok(), info.message());
+        CHECK(info->end_offset == appended);
+        CHECK(info->oldest_offset == second_base);
+        CHECK(dir.segments("laps").size() == 3);
+        check_numbered(read_all(bus, "laps"), second_base, static_cast<std::size_t>(appended - second_base));
       }
-      std::vector<std::string> segments = dir.segments("laps");
-      REQUIRE(segments.size() == 4);
-      const std::vector<std::byte> oldest = file_bytes(segments.front());
-      const std::vector<std::byte> newest = file_bytes(segments.back());
-      std::uint32_t page = 0;
-      std::memcpy(&page, oldest.data() + offsetof(detail::SegmentHeader, page_size), sizeof page);
-      {
-        std::fstream f(segments.front(), std::ios::in | std::ios::out | std::ios::binary);
-        if (std::string_view(damage).starts_with("new header")) {
-          f.write(reinterpret_cast<const char*>(newest.data()), page); // the tail's header: another base offset
-        } else {
-          f.seekp(page);
-          f.write(reinterpret_cast<const char*>(newest.data() + page), 4096); // a newer lap's frames
+    }
+  }
+
+  TEST_CASE("a_reopen_in_the_boot_that_wrote_them_takes_the_flushers_seals_instead_of_walking_sealed_segments") {
+    TempBusDir dir;
+    std::uint64_t appended = 0;
+    std::vector<std::string> segments;
+    const auto header_field = [](const std::vector<std::byte>& file, std::size_t at) {
+      std::uint64_t v = 0;
+      std::memcpy(&v, file.data() + at, sizeof v);
+      return v;
+    };
+    // Segments of the smallest size the flusher seals; records of 200 KiB, 20 a segment.
+    TopicOptions options = persistent_ring(8);
+    options.segment_bytes = detail::TopicStore::seal_min_segment_bytes;
+    const std::size_t value_bytes = 200 * 1024;
+    {
+      Bus bus = open_bus(dir.path()); // with the flusher: it writes the seals
+      REQUIRE(bus.create_topic("s", options).ok());
+      Result<Producer> p = bus.producer("s");
+      REQUIRE(p.ok());
+      while (dir.segments("s").size() < 4) append_timed(*p, 1, value_bytes);
+      append_timed(*p, 3, value_bytes); // the tail holds records of its own
+      appended = p->next_offset();
+      segments = dir.segments("s");
+      // Every segment the writer has published past gets its seal, naming
+      // itself and the next segment's first offset.
+      const auto deadline = std::chrono::steady_clock::now() + 10s;
+      for (std::size_t i = 0; i + 1 < segments.size(); ++i) {
+        CAPTURE(segments[i]);
+        for (;;) {
+          const std::vector<std::byte> file = file_bytes(segments[i]);
+          const std::optional<detail::SegmentSeal> seal = detail::decode_segment_seal(file);
+          if (seal) {
+            CHECK(seal->base_position == header_field(file, offsetof(detail::SegmentHeader, base_position)));
+            CHECK(seal->end_offset ==
+                  header_field(file_bytes(segments[i + 1]), offsetof(detail::SegmentHeader, base_offset)));
+            break;
+          }
+          REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "the flusher wrote no seal");
+          std::this_thread::sleep_for(2ms);
         }
       }
-      std::uint64_t second_base = 0;
-      std::memcpy(&second_base, file_bytes(segments[1]).data() + offsetof(detail::SegmentHeader, base_offset),
-                  sizeof second_base);
-      Bus bus = open_bus(dir.path());
-      Result<TopicInfo> info = bus.describe("laps");
-      REQUIRE_MESSAGE(info.ok(), info.message());
-      CHECK(info->end_offset == appended);
-      CHECK(info->oldest_offset == second_base);
-      CHECK(dir.segments("laps").size() == 3);
-      check_numbered(read_all(bus, "laps"), second_base, static_cast<std::size_t>(appended - second_base));
+      CHECK(!detail::decode_segment_seal(file_bytes(segments.back())).has_value()); // the tail: never
     }
+    Result<platform::FileDescriptor> topics = platform::open_directory(dir.path() + "/topics");
+    REQUIRE(topics.ok());
+    const auto walks = [&](bool after_reboot) {
+      Result<std::unique_ptr<detail::TopicStore>> store = detail::TopicStore::open(*topics, "s", false, after_reboot);
+      REQUIRE_MESSAGE(store.ok(), store.message());
+      CHECK((*store)->restored().next_offset == appended);
+      return (*store)->recovery().segments_walked;
+    };
+    // The same boot: neither the oldest segment nor the one before the tail is walked.
+    CHECK(walks(false) == 0);
+    // After a reboot a seal may have reached the disk without the data: both are walked.
+    CHECK(walks(true) == 2);
+    // A seal that does not give the next segment's first offset, or names
+    // another position (an older lap's), proves nothing: that segment is walked.
+    const std::vector<std::byte> oldest = file_bytes(segments.front());
+    const std::uint64_t position = header_field(oldest, offsetof(detail::SegmentHeader, base_position));
+    const std::uint64_t end = detail::decode_segment_seal(oldest)->end_offset;
+    for (const detail::SegmentSeal wrong :
+         {detail::SegmentSeal{position, end + 1}, detail::SegmentSeal{position + 8 * options.segment_bytes, end}}) {
+      const auto bytes = detail::encode_segment_seal(wrong);
+      std::fstream f(segments.front(), std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(detail::segment_seal_at);
+      f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+      REQUIRE(f.good());
+      f.close();
+      CHECK(walks(false) == 1);
+    }
+    Bus bus = open_bus(dir.path(), BusOptions{false, false});
+    check_numbered(read_all(bus, "s"), 0, static_cast<std::size_t>(appended), value_bytes);
+  }
+
+  TEST_CASE("the_flusher_leaves_segments_below_the_sealing_size_unsealed_and_recovery_walks_them") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path());
+      REQUIRE(bus.create_topic("small", persistent_ring(8)).ok()); // 4 KiB segments
+      Result<Producer> p = bus.producer("small");
+      REQUIRE(p.ok());
+      while (dir.segments("small").size() < 4) append_timed(*p, 1);
+      std::this_thread::sleep_for(20ms); // the flusher's turns: every millisecond
+    }
+    for (const std::string& segment : dir.segments("small")) {
+      CAPTURE(segment);
+      CHECK(!detail::decode_segment_seal(file_bytes(segment)).has_value());
+    }
+    Result<platform::FileDescriptor> topics = platform::open_directory(dir.path() + "/topics");
+    REQUIRE(topics.ok());
+    Result<std::unique_ptr<detail::TopicStore>> store = detail::TopicStore::open(*topics, "small", false, false);
+    REQUIRE_MESSAGE(store.ok(), store.message());
+    CHECK((*store)->recovery().segments_walked == 2);
   }
 
   TEST_CASE("a_full_ring_recycles_its_old_laps_files_and_every_record_reads_back_after_a_reopen") {

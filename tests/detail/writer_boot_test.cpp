@@ -36,9 +36,6 @@ void write_text(const std::string& path, const std::string& text) {
   REQUIRE(f.good());
 }
 
-// What a power loss and the reboot after it leave: writer.boot names another boot.
-void pretend_reboot(const TempBusDir& dir) { write_text(dir.path() + "/writer.boot", "not-this-boot"); }
-
 // Overwrites `bytes` bytes of a segment's data at `at` (the file's first page is its header).
 void damage_segment_data(const std::string& segment, std::uint64_t at, std::size_t bytes, char fill = 0) {
   const std::vector<char> data(bytes, fill);

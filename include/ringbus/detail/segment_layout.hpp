@@ -64,6 +64,30 @@
 //                   yet published (recovery then checks that segment is sealed)
 //   header_checksum CRC32C of bytes [0, 324)
 //
+// The seal, at file offset 512 of the header page (zeros until written):
+//
+//   512                                   520                                   528
+//   +-------------------------------------+-------------------------------------+
+//   | base_position (u64)                 | end_offset (u64)                    |
+//   +-------------------------------------+-------------------------------------+
+//   528               532               536
+//   +-----------------+-----------------+
+//   | seal_checksum   | zero            |
+//   +-----------------+-----------------+
+//
+//   Written by the bus's flusher (in topics whose segments have 4 MiB or
+//   more: TopicStore::seal_min_segment_bytes) once the writer has published
+//   past the segment's end: every frame of it, the pad that ends it
+//   included, was in place before (the flusher reads the tail with acquire). base_position
+//   names the segment it is for (a recycled file's header is rewritten,
+//   zeros and all, and a seal of an older lap never matches its position),
+//   end_offset is the next segment's base_offset, seal_checksum the CRC32C
+//   of bytes [512, 528). Recovery in the boot that wrote it takes a valid
+//   seal that matches the next segment for the walk that proves a segment
+//   sealed (TopicStore::sealed); after a reboot the seal is not trusted
+//   (its page may have reached the disk without the data's). Older builds
+//   leave the bytes zero and ignore them.
+//
 // Invariants: file size = page_size + segment_bytes (preallocated), and
 //   base_offset(next segment) = base_offset + records in this segment.
 #pragma once
@@ -127,6 +151,7 @@ static_assert(offsetof(SegmentHeader, flags) == 320);
 static_assert(offsetof(SegmentHeader, header_checksum) == 324);
 inline constexpr std::size_t segment_header_checked_bytes = offsetof(SegmentHeader, header_checksum);
 static_assert(sizeof(SegmentHeader) <= segment_header_bytes);
+static_assert(sizeof(SegmentHeader) <= 512, "the seal follows the header (segment_seal_at)");
 
 // What a header says, in the words of the code.
 struct SegmentHeaderFields {
@@ -154,6 +179,21 @@ Status encode_segment_header(std::span<std::byte> out, const SegmentHeaderFields
 Status validate_segment_header(std::span<const std::byte> bytes, std::string_view file_name,
                                std::string_view expected_topic, std::uint64_t expected_segment_bytes,
                                SegmentHeaderFields* out = nullptr);
+
+// The seal of a segment (see the layout above): where it lies in the header
+// page and what it says.
+inline constexpr std::size_t segment_seal_at = 512;
+inline constexpr std::size_t segment_seal_bytes = 24;
+struct SegmentSeal {
+  std::uint64_t base_position = 0;
+  std::uint64_t end_offset = 0;
+};
+// The seal's bytes, checksum included.
+std::array<std::byte, segment_seal_bytes> encode_segment_seal(const SegmentSeal& seal) noexcept;
+// The seal in a header page read from a file (bytes from file offset 0);
+// nullopt when there is none or it does not validate (zeros, a torn write,
+// a checksum that does not match, bytes short of it).
+std::optional<SegmentSeal> decode_segment_seal(std::span<const std::byte> header) noexcept;
 
 // Where the data of a segment with this header starts in its file.
 constexpr std::uint64_t segment_data_offset(const SegmentHeaderFields& fields) noexcept { return fields.page_size; }
