@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "persist_support.hpp"
+#include "ringbus/detail/segment_layout.hpp"
 #include "test_support.hpp"
 
 extern char** environ;
@@ -375,6 +376,25 @@ void flip_byte(const std::string& path, std::uint64_t at) {
   f.seekp(static_cast<std::streamoff>(at));
   f.write(&c, 1);
   REQUIRE(f.good());
+}
+
+// In a segment of 64-byte frames from offset 0 (persistent_small_ring,
+// append_even), record 63's frame's first word back to zero: unpublished.
+void unpublish_record_63(const std::string& segment) {
+  std::fstream f(segment, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(4096 + 63 * 64);
+  const char zeros[8] = {};
+  f.write(zeros, sizeof zeros);
+  REQUIRE(f.good());
+}
+
+// A segment file's header page (where its seal is).
+std::vector<std::byte> header_page(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::vector<std::byte> bytes(detail::segment_header_bytes);
+  f.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  bytes.resize(static_cast<std::size_t>(f.gcount()));
+  return bytes;
 }
 
 Json only_line(const std::vector<Json>& lines, const std::string& field, const std::string& value) {
@@ -867,15 +887,8 @@ TEST_SUITE("cli") {
     }
     const std::vector<std::string> segments = dir.segments("t");
     REQUIRE(segments.size() == 2);
-    {
-      // Unpublish record 63: its frame's first word back to zero, as if a
-      // crash came before the store that publishes a batch crossing the roll.
-      std::fstream f(segments[0], std::ios::in | std::ios::out | std::ios::binary);
-      f.seekp(4096 + 63 * 64);
-      const char zeros[8] = {};
-      f.write(zeros, sizeof zeros);
-      REQUIRE(f.good());
-    }
+    // As if a crash came before the store that publishes a batch crossing the roll.
+    unpublish_record_63(segments[0]);
     const Run damaged = run({"verify", dir.path(), "--format", "json"});
     CHECK(damaged.code == 1);
     const Json finding = only_line(json_lines(damaged.out), "kind", "damage");
@@ -888,6 +901,43 @@ TEST_SUITE("cli") {
     CHECK(dir.segments("t").size() == 1);
     const Run after = run({"topics", dir.path(), "--format", "json"});
     CHECK(json_lines(after.out)[0]["end_offset"].u64() == 63);
+  }
+
+  TEST_CASE("verify_reports_a_segment_seal_its_frames_do_not_bear_out_and_repair_leaves_it_to_a_person") {
+    TempBusDir dir;
+    const SealEverySegment seal_every_segment; // the flusher seals the 4 KiB segments too
+    {
+      Bus bus = open_bus(dir.path()); // with the flusher: it writes the seals
+      bus.create_topic("t", persistent_small_ring(4)).check();
+      append_even(bus, "t", 100); // segment 0 is exactly full (64 frames, no pad); 64..99 in the tail
+      const auto deadline = std::chrono::steady_clock::now() + process_deadline;
+      while (!detail::decode_segment_seal(header_page(dir.segments("t").front())).has_value()) {
+        REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "the flusher wrote no seal");
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    }
+    const std::vector<std::string> segments = dir.segments("t");
+    REQUIRE(segments.size() == 2);
+    const Run clean = run({"verify", dir.path(), "--format", "json"});
+    REQUIRE_MESSAGE(clean.code == 0, clean.out << clean.err); // a seal its frames bear out is no finding
+    unpublish_record_63(segments[0]);                         // after the seal was written
+    const Run damaged = run({"verify", dir.path(), "--format", "json"});
+    CHECK(damaged.code == 1);
+    bool seal_named = false;
+    for (const Json& line : json_lines(damaged.out)) {
+      if (line["kind"].str() != "damage" || !contains(line["problem"].str(), "seal says")) continue;
+      seal_named = true;
+      CHECK(line["file"].str() == segments[0]);
+      CHECK(line["file_offset"].u64() == detail::segment_seal_at);
+      CHECK(contains(line["problem"].str(), "ends before offset 64"));
+      CHECK(contains(line["problem"].str(), "offset 63"));
+      CHECK(line["repair"].str() == "manual");
+    }
+    CHECK(seal_named);
+    const Run refused = run({"verify", dir.path(), "--repair"});
+    CHECK(refused.code != 0);
+    CHECK(contains(refused.err, "--repair refuses"));
+    CHECK(dir.segments("t").size() == 2);
   }
 
   TEST_CASE("verify_checks_persisted_indexes_and_repair_deletes_a_damaged_one") {

@@ -8,6 +8,9 @@
 //   - an invalid frame anywhere (the tail segment legitimately ends in zeros:
 //     end_of_data is not damage, but a frame that fails a check is);
 //   - a segment before the tail that is not sealed (a pad frame or full);
+//   - a seal in a segment's header page (segment_layout.hpp) that its frames
+//     do not bear out: recovery in the boot that wrote it takes the seal
+//     instead of walking the frames;
 //   - more segments than the ring holds;
 //   - a .idx that does not decode or does not match its segment, or has no segment.
 //
@@ -86,6 +89,7 @@ struct ScannedSegment {
   std::string file_name;
   std::string path;
   detail::SegmentHeaderFields header;
+  std::optional<detail::SegmentSeal> seal; // a valid one naming this segment's position
   platform::FileDescriptor fd;
   platform::FileMapping data; // read-only map of the data
   std::optional<detail::SegmentIndex> index;
@@ -221,6 +225,18 @@ class Verifier {
         }
         return segments.size() - i - 1;
       };
+      if (s.seal && !last && segments[i + 1].readable && s.seal->end_offset == segments[i + 1].base_offset &&
+          (!sealed_by_words(data, lap_of(s.header.base_position, capacity)) ||
+           s.index->next_offset() != s.seal->end_offset)) {
+        // Recovery in the boot that wrote the seal takes it for this segment
+        // instead of the walk that would find what follows: no repair of its own.
+        add(name, s.path, detail::segment_seal_at, detail::segment_seal_at + detail::segment_seal_bytes,
+            "the segment's seal says it is sealed and ends before offset " + std::to_string(s.seal->end_offset) +
+                ", but its frames end at position " + std::to_string(end) + " (offset " +
+                std::to_string(s.index->next_offset()) +
+                (s.stop == detail::ScanStop::invalid_frame ? ", an invalid frame)" : ")"),
+            Repair::manual);
+      }
       if (s.stop == detail::ScanStop::invalid_frame) {
         std::string problem = s.index->problem();
         Repair repair = Repair::manual;
@@ -358,6 +374,8 @@ class Verifier {
       add(topic, s.path, 0, page_size_, "header: " + std::string(st.message()), Repair::manual);
       return;
     }
+    s.seal = detail::decode_segment_seal(std::span(header).first(*got));
+    if (s.seal && s.seal->base_position != s.header.base_position) s.seal.reset(); // recovery ignores it too
     Result<platform::FileInfo> info = platform::file_info(s.fd);
     if (!info.ok()) throw Failure(std::string(info.message()));
     if (info->size < page_size_ + segment_bytes) {
