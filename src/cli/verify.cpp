@@ -89,7 +89,7 @@ struct ScannedSegment {
   std::string file_name;
   std::string path;
   detail::SegmentHeaderFields header;
-  std::optional<detail::SegmentSeal> seal; // a valid one naming this segment's position
+  std::optional<detail::SegmentSeal> seal; // a valid one of this boot naming this segment's position
   platform::FileDescriptor fd;
   platform::FileMapping data; // read-only map of the data
   std::optional<detail::SegmentIndex> index;
@@ -374,8 +374,12 @@ class Verifier {
       add(topic, s.path, 0, page_size_, "header: " + std::string(st.message()), Repair::manual);
       return;
     }
+    // Only a seal recovery may take: this segment's, written in this boot.
     s.seal = detail::decode_segment_seal(std::span(header).first(*got));
-    if (s.seal && s.seal->base_position != s.header.base_position) s.seal.reset(); // recovery ignores it too
+    if (s.seal && (s.seal->base_position != s.header.base_position || s.seal->boot != detail::seal_boot_tag() ||
+                   s.seal->boot == 0)) {
+      s.seal.reset();
+    }
     Result<platform::FileInfo> info = platform::file_info(s.fd);
     if (!info.ok()) throw Failure(std::string(info.message()));
     if (info->size < page_size_ + segment_bytes) {

@@ -58,20 +58,22 @@ std::array<std::byte, segment_seal_bytes> encode_segment_seal(const SegmentSeal&
   std::array<std::byte, segment_seal_bytes> out{};
   store_field(out, 0, seal.base_position);
   store_field(out, 8, seal.end_offset);
-  store_field(out, 16, crc32c(out.data(), 16));
+  store_field(out, 16, seal.boot);
+  store_field(out, 24, crc32c(out.data(), 24));
   return out;
 }
 
 std::optional<SegmentSeal> decode_segment_seal(std::span<const std::byte> header) noexcept {
   if (header.size() < segment_seal_at + segment_seal_bytes) return std::nullopt;
   const std::span<const std::byte> bytes = header.subspan(segment_seal_at, segment_seal_bytes);
-  // Zeros (no seal written) fail the checksum too: the CRC32C of 16 zero bytes is not 0.
-  if (load_field<std::uint32_t>(bytes, 16) != crc32c(bytes.data(), 16) || load_field<std::uint32_t>(bytes, 20) != 0) {
+  // Zeros (no seal written) fail the checksum too: the CRC32C of 24 zero bytes is not 0.
+  if (load_field<std::uint32_t>(bytes, 24) != crc32c(bytes.data(), 24) || load_field<std::uint32_t>(bytes, 28) != 0) {
     return std::nullopt;
   }
   SegmentSeal seal;
   seal.base_position = load_field<std::uint64_t>(bytes, 0);
   seal.end_offset = load_field<std::uint64_t>(bytes, 8);
+  seal.boot = load_field<std::uint64_t>(bytes, 16);
   return seal;
 }
 

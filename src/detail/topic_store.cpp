@@ -525,7 +525,7 @@ Status TopicStore::recover(bool check_every_segment) {
     s.opened_mid_batch = (fields.flags & segment_flags::opened_mid_batch) != 0;
     s.checksummed = fields.frame_checksum == FrameChecksumKind::crc32c;
     if (const std::optional<SegmentSeal> seal = decode_segment_seal(std::span(header).first(*got));
-        seal && seal->base_position == fields.base_position) {
+        seal && seal->base_position == fields.base_position && seal->boot == seal_boot_tag() && seal->boot != 0) {
       s.seal_on_disk = true;
       s.seal_end_offset = seal->end_offset;
     }
@@ -1295,6 +1295,21 @@ std::atomic<std::uint64_t> sealed_from{TopicStore::seal_min_segment_bytes};
 
 void testing::seal_segments_from(std::uint64_t bytes) noexcept { sealed_from.store(bytes, std::memory_order_relaxed); }
 
+std::uint64_t seal_boot_tag() noexcept {
+  static const std::uint64_t tag = [] {
+    try {
+      const std::string id = platform::boot_id();
+      if (id.empty()) return std::uint64_t{0};
+      std::uint64_t h = 0xcbf29ce484222325; // FNV-1a, 64 bits
+      for (const char c : id) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3;
+      return h == 0 ? 1 : h;
+    } catch (const std::bad_alloc&) {
+      return std::uint64_t{0};
+    }
+  }();
+  return tag;
+}
+
 // Only segments of seal_min_segment_bytes or more: a walk of a smaller one
 // is cheap, and a ring of small segments rolls thousands of times a second,
 // each seal a write under mutex_ (which a roll takes too) on a thread that
@@ -1303,16 +1318,17 @@ void testing::seal_segments_from(std::uint64_t bytes) noexcept { sealed_from.sto
 // first; one whose turn does not come before it is recycled is walked by a
 // recovery instead, as without seals.
 void TopicStore::write_seals(std::uint64_t tail, std::size_t most) noexcept {
-  if (segment_bytes_ < sealed_from.load(std::memory_order_relaxed)) return;
+  const std::uint64_t boot = seal_boot_tag();
+  if (boot == 0 || segment_bytes_ < sealed_from.load(std::memory_order_relaxed)) return;
   for (std::size_t i = 0; most != 0 && i + 1 < segments_.size(); ++i) {
     Segment& s = segments_[i];
-    if (s.seal_on_disk) continue;
+    if (s.seal_on_disk && s.seal_end_offset == segments_[i + 1].base_offset) continue;
     if (s.position + segment_bytes_ > tail) break; // the writer has not published past it yet
     // The tail was read with acquire (the flusher's tail_acquire pairs with
     // the producer's publication): every frame word of s, its pad included,
     // was stored before this write, and the next segment's first record is
     // the one after s's last.
-    const SegmentSeal seal{s.position, segments_[i + 1].base_offset};
+    const SegmentSeal seal{s.position, segments_[i + 1].base_offset, boot};
     const std::array<std::byte, segment_seal_bytes> bytes = encode_segment_seal(seal);
     // Best effort: a seal that is not written costs the next recovery a walk.
     (void)platform::write_at(s.fd, segment_seal_at, bytes);

@@ -191,9 +191,9 @@ class TopicStore {
     bool may_have_index_file = false; // an .idx may exist (recovered, or persisted): removed with the segment
     bool opened_mid_batch = false;    // segment_flags::opened_mid_batch in its header
     bool checksummed = true;          // FrameChecksumKind::crc32c in its header (else none)
-    // Its seal (segment_layout.hpp): recover() found a valid one naming this
-    // segment, and what it gives as the next segment's base_offset; or the
-    // flusher wrote it (maintain).
+    // Its seal (segment_layout.hpp): recover() found a valid one of this
+    // boot naming this segment, and what it gives as the next segment's
+    // base_offset; or the flusher wrote it (maintain).
     bool seal_on_disk = false;
     std::uint64_t seal_end_offset = 0;
   };
@@ -284,6 +284,11 @@ class TopicStore {
 // topic.meta: the options a persistent topic was created with.
 std::string encode_topic_meta(std::string_view name, const TopicOptions& options);
 Result<TopicOptions> decode_topic_meta(std::string_view text, std::string_view path, std::string_view name);
+
+// This boot's tag in segment seals (segment_layout.hpp): a 64-bit hash of
+// the boot id; 0 when the system gives none, and then no seal is written or
+// trusted.
+std::uint64_t seal_boot_tag() noexcept;
 
 namespace testing {
 // Tests: the flusher seals segments of `bytes` or more from now on

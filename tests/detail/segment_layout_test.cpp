@@ -222,13 +222,14 @@ TEST_SUITE("segment_layout") {
   TEST_CASE("a_seal_reads_back_from_its_place_in_the_header_page_and_nothing_else_reads_as_one") {
     std::vector<std::byte> page = valid_header();
     CHECK(!detail::decode_segment_seal(page).has_value()); // zeros there: none written
-    const detail::SegmentSeal seal{3 * segment_bytes, 4242};
+    const detail::SegmentSeal seal{3 * segment_bytes, 4242, 0x0123'4567'89ab'cdef};
     const auto bytes = detail::encode_segment_seal(seal);
     std::memcpy(page.data() + detail::segment_seal_at, bytes.data(), bytes.size());
     const std::optional<detail::SegmentSeal> back = detail::decode_segment_seal(page);
     REQUIRE(back.has_value());
     CHECK(back->base_position == seal.base_position);
     CHECK(back->end_offset == seal.end_offset);
+    CHECK(back->boot == seal.boot);
     // The header around it still validates: the seal is outside its checksum.
     CHECK(detail::validate_segment_header(page, file_name, "orders", segment_bytes).ok());
     for (std::size_t at = 0; at < detail::segment_seal_bytes; ++at) {

@@ -548,6 +548,7 @@ TEST_SUITE("topic_store_crash") {
       std::uint64_t early = 0;
       const SealEverySegment seal_every_segment(config.sealed); // before any child is forked
       std::size_t seals_seen = 0;                               // segments held with a seal, after each kill
+      std::size_t seals_trusted = 0; // recoveries of 3 segments or more that walked fewer than 2
       for (std::uint64_t i = 0; i < kills; ++i) {
         CAPTURE(config_name);
         INFO("kill " << i << " (RINGBUS_TEST_SEED=" << seed << ")");
@@ -573,16 +574,28 @@ TEST_SUITE("topic_store_crash") {
         }
         kill_and_reap(*child, heard);
         ++model.kills;
-        if (std::filesystem::exists(dir.topic_dir(topic))) { // a kill during start-up may come before it
+        if (config.sealed && std::filesystem::exists(dir.topic_dir(topic))) { // a kill in start-up may come first
           for (const std::string& segment : dir.segments(topic)) {
             if (detail::decode_segment_seal(read_file(segment)).has_value()) ++seals_seen;
+          }
+          // Recovery by hand first, to see whether it took seals for its walks
+          // (check_recovered's Bus::open then finds a clean log). A topic a
+          // kill left half made does not open here: check_recovered judges it.
+          Result<platform::FileDescriptor> topics = platform::open_directory(dir.path() + "/topics");
+          REQUIRE_MESSAGE(topics.ok(), topics.message());
+          Result<std::unique_ptr<detail::TopicStore>> store = detail::TopicStore::open(*topics, topic, false, false);
+          if (store.ok() && (*store)->recovery().segments >= 3 && (*store)->recovery().segments_walked < 2) {
+            ++seals_trusted;
           }
         }
         check_recovered(dir, heard, model);
       }
-      MESSAGE(config_name << ": " << kills << " kills (" << early << " during start-up), log end " << model.end << ", "
-                          << seals_seen << " seals met by recoveries");
-      if (config.sealed && kills >= 20) CHECK(seals_seen > 0);
+      MESSAGE(config_name << ": " << kills << " kills (" << early << " during start-up), log end " << model.end);
+      if (config.sealed) {
+        MESSAGE(config_name << ": " << seals_seen << " seals on disk after the kills, " << seals_trusted
+                            << " recoveries took one for a walk");
+        if (kills >= 10) CHECK(seals_trusted > 0);
+      }
     }
     MESSAGE("crash loop: " << total << " kills in "
                            << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count()

@@ -965,11 +965,15 @@ TEST_SUITE("topic_store") {
     CHECK(walks(true) == 2);
     // A seal that does not give the next segment's first offset, or names
     // another position (an older lap's), proves nothing: that segment is walked.
+    REQUIRE(detail::seal_boot_tag() != 0); // this system gives a boot id
     const std::vector<std::byte> oldest = file_bytes(segments.front());
     const std::uint64_t position = header_field(oldest, offsetof(detail::SegmentHeader, base_position));
     const std::uint64_t end = detail::decode_segment_seal(oldest)->end_offset;
-    for (const detail::SegmentSeal wrong :
-         {detail::SegmentSeal{position, end + 1}, detail::SegmentSeal{position + 8 * options.segment_bytes, end}}) {
+    // Nor does one of another boot: a recovery after that reboot may have cut the segment since.
+    const std::uint64_t boot = detail::seal_boot_tag();
+    for (const detail::SegmentSeal wrong : {detail::SegmentSeal{position, end + 1, boot},
+                                            detail::SegmentSeal{position + 8 * options.segment_bytes, end, boot},
+                                            detail::SegmentSeal{position, end, boot + 1}}) {
       const auto bytes = detail::encode_segment_seal(wrong);
       std::fstream f(segments.front(), std::ios::in | std::ios::out | std::ios::binary);
       f.seekp(detail::segment_seal_at);
@@ -980,6 +984,37 @@ TEST_SUITE("topic_store") {
     }
     Bus bus = open_bus(dir.path(), BusOptions{false, false});
     check_numbered(read_all(bus, "s"), 0, static_cast<std::size_t>(appended), value_bytes);
+  }
+
+  TEST_CASE("the_flusher_seals_a_segment_only_once_the_claim_that_rolled_past_it_is_committed") {
+    // A claim that does not fit the rest of the segment rolls to the next
+    // one; the pad that ends the old one is published with the claim's
+    // commit. Until then the old segment's frames do not run to its end, and
+    // no seal may say they do.
+    TempBusDir dir;
+    const SealEverySegment seal_every_segment;
+    Bus bus = open_bus(dir.path());
+    REQUIRE(bus.create_topic("c", persistent_ring(8)).ok()); // 4 KiB segments
+    Result<Producer> p = bus.producer("c");
+    REQUIRE(p.ok());
+    const std::string value(96, 'v'); // 128-byte frames: 32 fill a segment
+    for (int i = 0; i < 24; ++i) REQUIRE(p->append(value).ok());
+    Result<Claim> claim = p->claim(2000); // does not fit the 1 KiB left
+    REQUIRE_MESSAGE(claim.ok(), claim.message());
+    std::vector<std::string> segments = dir.segments("c");
+    REQUIRE(segments.size() == 2);
+    std::this_thread::sleep_for(30ms); // thirty turns of the flusher
+    CHECK(!detail::decode_segment_seal(file_bytes(segments[0])).has_value());
+    std::memset(claim->value().data(), 'c', claim->value().size());
+    REQUIRE(claim->commit().ok());
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    std::optional<detail::SegmentSeal> seal;
+    while (!(seal = detail::decode_segment_seal(file_bytes(segments[0])))) {
+      REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "the flusher wrote no seal after the commit");
+      std::this_thread::sleep_for(2ms);
+    }
+    CHECK(seal->end_offset == 24);
+    CHECK(seal->boot == detail::seal_boot_tag());
   }
 
   TEST_CASE("the_flusher_leaves_segments_below_the_sealing_size_unsealed_and_recovery_walks_them") {

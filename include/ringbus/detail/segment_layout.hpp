@@ -12,7 +12,7 @@
 // The data starts at page_size so it can be mapped on its own (an mmap offset
 // is a multiple of the page size) next to the other segments of the ring.
 //
-// The header, at file offset 0 (the rest of its page is zero):
+// The header, at file offset 0 (the rest of its page is zero but for the seal):
 //
 //   0                     8               12              16
 //   +---------------------+---------------+---------------+
@@ -70,10 +70,10 @@
 //   +-------------------------------------+-------------------------------------+
 //   | base_position (u64)                 | end_offset (u64)                    |
 //   +-------------------------------------+-------------------------------------+
-//   528               532               536
-//   +-----------------+-----------------+
-//   | seal_checksum   | zero            |
-//   +-----------------+-----------------+
+//   528                                   536               540               544
+//   +-------------------------------------+-----------------+-----------------+
+//   | boot (u64)                          | seal_checksum   | zero            |
+//   +-------------------------------------+-----------------+-----------------+
 //
 //   Written by the bus's flusher (in topics whose segments have 4 MiB or
 //   more: TopicStore::seal_min_segment_bytes) once the writer has published
@@ -81,12 +81,15 @@
 //   included, was in place before (the flusher reads the tail with acquire). base_position
 //   names the segment it is for (a recycled file's header is rewritten,
 //   zeros and all, and a seal of an older lap never matches its position),
-//   end_offset is the next segment's base_offset, seal_checksum the CRC32C
-//   of bytes [512, 528). Recovery in the boot that wrote it takes a valid
-//   seal that matches the next segment for the walk that proves a segment
-//   sealed (TopicStore::sealed); after a reboot the seal is not trusted
-//   (its page may have reached the disk without the data's). Older builds
-//   leave the bytes zero and ignore them.
+//   end_offset is the next segment's base_offset, boot a hash of the boot id
+//   of the system that wrote it (seal_boot_tag in topic_store.hpp),
+//   seal_checksum the CRC32C of bytes [512, 536). Recovery takes a valid
+//   seal that matches the next segment, written in this boot, for the walk
+//   that proves a segment sealed (TopicStore::sealed), and only while the
+//   directory's last writer ran in this boot too (writer_boot.hpp). A seal
+//   of another boot is never trusted: its page may have reached the disk
+//   without the data's, and a recovery after that reboot may have cut the
+//   segment it vouched for. Older builds leave the bytes zero and ignore them.
 //
 // Invariants: file size = page_size + segment_bytes (preallocated), and
 //   base_offset(next segment) = base_offset + records in this segment.
@@ -183,10 +186,12 @@ Status validate_segment_header(std::span<const std::byte> bytes, std::string_vie
 // The seal of a segment (see the layout above): where it lies in the header
 // page and what it says.
 inline constexpr std::size_t segment_seal_at = 512;
-inline constexpr std::size_t segment_seal_bytes = 24;
+inline constexpr std::size_t segment_seal_bytes = 32;
+static_assert(segment_seal_at + segment_seal_bytes <= segment_header_bytes);
 struct SegmentSeal {
   std::uint64_t base_position = 0;
   std::uint64_t end_offset = 0;
+  std::uint64_t boot = 0;
 };
 // The seal's bytes, checksum included.
 std::array<std::byte, segment_seal_bytes> encode_segment_seal(const SegmentSeal& seal) noexcept;
