@@ -261,7 +261,9 @@ class TopicStore {
   std::byte* ring_base_ = nullptr;
   LogRestore restore_;
   RecoveryReport report_;
-  bool trust_seals_ = false; // recover(): in the boot that wrote them (not after a reboot)
+  // recover(): the directory's last writer ran in this boot, so seals of this
+  // boot may stand in for walks (never after a reboot: writer_boot.hpp).
+  bool trust_seals_ = false;
 
   mutable std::mutex mutex_; // segments_, indexes, synced_ bookkeeping
   std::deque<Segment> segments_;

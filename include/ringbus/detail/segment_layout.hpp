@@ -78,9 +78,10 @@
 //   Written by the bus's flusher (in topics whose segments have 4 MiB or
 //   more: TopicStore::seal_min_segment_bytes) once the writer has published
 //   past the segment's end: every frame of it, the pad that ends it
-//   included, was in place before (the flusher reads the tail with acquire). base_position
-//   names the segment it is for (a recycled file's header is rewritten,
-//   zeros and all, and a seal of an older lap never matches its position),
+//   included, was in place before (the flusher reads the tail with
+//   acquire). base_position names the segment it is for (a recycled file's
+//   header is rewritten, zeros and all, and a seal of an older lap never
+//   matches its position),
 //   end_offset is the next segment's base_offset, boot a hash of the boot id
 //   of the system that wrote it (seal_boot_tag in topic_store.hpp),
 //   seal_checksum the CRC32C of bytes [512, 536). Recovery takes a valid
