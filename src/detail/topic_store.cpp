@@ -1314,7 +1314,7 @@ std::uint64_t seal_boot_tag() noexcept {
 // is cheap, and a ring of small segments rolls thousands of times a second,
 // each seal a write under mutex_ (which a roll takes too) on a thread that
 // shares the cores with the writer and its readers (persist_append/none
-// measured 3-4% slower sealing 1 MiB segments). A few per call, oldest
+// measured 2-5% slower sealing 1 MiB segments). A few per call, oldest
 // first; one whose turn does not come before it is recycled is walked by a
 // recovery instead, as without seals.
 void TopicStore::write_seals(std::uint64_t tail, std::size_t most) noexcept {
