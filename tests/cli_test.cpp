@@ -388,15 +388,6 @@ void unpublish_record_63(const std::string& segment) {
   REQUIRE(f.good());
 }
 
-// A segment file's header page (where its seal is).
-std::vector<std::byte> header_page(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::vector<std::byte> bytes(detail::segment_header_bytes);
-  f.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  bytes.resize(static_cast<std::size_t>(f.gcount()));
-  return bytes;
-}
-
 Json only_line(const std::vector<Json>& lines, const std::string& field, const std::string& value) {
   const Json* found = nullptr;
   for (const Json& j : lines) {
@@ -911,7 +902,7 @@ TEST_SUITE("cli") {
       bus.create_topic("t", persistent_small_ring(4)).check();
       append_even(bus, "t", 100); // segment 0 is exactly full (64 frames, no pad); 64..99 in the tail
       const auto deadline = std::chrono::steady_clock::now() + process_deadline;
-      while (!detail::decode_segment_seal(header_page(dir.segments("t").front())).has_value()) {
+      while (!detail::decode_segment_seal(file_bytes(dir.segments("t").front())).has_value()) {
         REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "the flusher wrote no seal");
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
       }

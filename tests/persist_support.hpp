@@ -107,6 +107,16 @@ class TempBusDir {
   std::string path_;
 };
 
+// A whole file's bytes (a segment file: its header page, then its data).
+inline std::vector<std::byte> file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  REQUIRE_MESSAGE(in.good(), path);
+  std::vector<std::byte> bytes(std::filesystem::file_size(path));
+  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  REQUIRE_MESSAGE(in.good(), path);
+  return bytes;
+}
+
 // While one lives, the flusher seals segments of every size (segment_layout.hpp;
 // by default only those of TopicStore::seal_min_segment_bytes or more). Make
 // it before opening a bus or forking a child that opens one.

@@ -374,12 +374,7 @@ class Verifier {
       add(topic, s.path, 0, page_size_, "header: " + std::string(st.message()), Repair::manual);
       return;
     }
-    // Only a seal recovery may take: this segment's, written in this boot.
-    s.seal = detail::decode_segment_seal(std::span(header).first(*got));
-    if (s.seal && (s.seal->base_position != s.header.base_position || s.seal->boot != detail::seal_boot_tag() ||
-                   s.seal->boot == 0)) {
-      s.seal.reset();
-    }
+    s.seal = detail::seal_of_this_boot(std::span(header).first(*got), s.header.base_position);
     Result<platform::FileInfo> info = platform::file_info(s.fd);
     if (!info.ok()) throw Failure(std::string(info.message()));
     if (info->size < page_size_ + segment_bytes) {

@@ -524,8 +524,8 @@ Status TopicStore::recover(bool check_every_segment) {
     s.created_ns = fields.created_ns;
     s.opened_mid_batch = (fields.flags & segment_flags::opened_mid_batch) != 0;
     s.checksummed = fields.frame_checksum == FrameChecksumKind::crc32c;
-    if (const std::optional<SegmentSeal> seal = decode_segment_seal(std::span(header).first(*got));
-        seal && seal->base_position == fields.base_position && seal->boot == seal_boot_tag() && seal->boot != 0) {
+    if (const std::optional<SegmentSeal> seal =
+            seal_of_this_boot(std::span(header).first(*got), fields.base_position)) {
       s.seal_on_disk = true;
       s.seal_end_offset = seal->end_offset;
     }
@@ -839,9 +839,7 @@ bool TopicStore::sealed(std::size_t i) noexcept {
   // Its seal, written once the writer had published past its end, and the
   // next segment begins where the seal says this one ends: in the boot that
   // wrote it, the frames it vouches for are in the page cache as they were.
-  if (trust_seals_ && s.seal_on_disk && i + 1 < segments_.size() && segments_[i + 1].base_offset == s.seal_end_offset) {
-    return true;
-  }
+  if (trust_seals_ && seal_matches_next(i)) return true;
   ++report_.segments_walked;
   // A walk of the frames' first words (single-threaded here: no writer yet).
   const std::span<const std::byte> data = data_of(s);
@@ -1310,6 +1308,12 @@ std::uint64_t seal_boot_tag() noexcept {
   return tag;
 }
 
+std::optional<SegmentSeal> seal_of_this_boot(std::span<const std::byte> header, std::uint64_t base_position) noexcept {
+  std::optional<SegmentSeal> seal = decode_segment_seal(header);
+  if (seal && (seal->base_position != base_position || seal->boot != seal_boot_tag() || seal->boot == 0)) seal.reset();
+  return seal;
+}
+
 // Only segments of seal_min_segment_bytes or more: a walk of a smaller one
 // is cheap, and a ring of small segments rolls thousands of times a second,
 // each seal a write under mutex_ (which a roll takes too) on a thread that
@@ -1322,7 +1326,7 @@ void TopicStore::write_seals(std::uint64_t tail, std::size_t most) noexcept {
   if (boot == 0 || segment_bytes_ < sealed_from.load(std::memory_order_relaxed)) return;
   for (std::size_t i = 0; most != 0 && i + 1 < segments_.size(); ++i) {
     Segment& s = segments_[i];
-    if (s.seal_on_disk && s.seal_end_offset == segments_[i + 1].base_offset) continue;
+    if (seal_matches_next(i)) continue;
     if (s.position + segment_bytes_ > tail) break; // the writer has not published past it yet
     // The tail was read with acquire (the flusher's tail_acquire pairs with
     // the producer's publication): every frame word of s, its pad included,

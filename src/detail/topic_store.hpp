@@ -32,6 +32,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -241,6 +242,11 @@ class TopicStore {
   // exactly full): its seal when trusted (trust_seals_) and it gives the
   // next segment's base_offset, else a walk of its frames' first words.
   [[nodiscard]] bool sealed(std::size_t i) noexcept;
+  // Whether segments_[i] has a seal that gives the next segment's base_offset.
+  [[nodiscard]] bool seal_matches_next(std::size_t i) const noexcept {
+    return segments_[i].seal_on_disk && i + 1 < segments_.size() &&
+           segments_[i + 1].base_offset == segments_[i].seal_end_offset;
+  }
   // maintain(): writes the seals of up to `most` segments the writer has
   // published past (their ends at or below tail), in topics whose segments
   // have seal_min_segment_bytes or more. Under mutex_.
@@ -291,6 +297,10 @@ Result<TopicOptions> decode_topic_meta(std::string_view text, std::string_view p
 // the boot id; 0 when the system gives none, and then no seal is written or
 // trusted.
 std::uint64_t seal_boot_tag() noexcept;
+// The seal in a segment's header page (bytes from file offset 0) when it is
+// one recovery may take: valid, for the segment at base_position, written in
+// this boot. Recovery and `ringbus verify` alike.
+std::optional<SegmentSeal> seal_of_this_boot(std::span<const std::byte> header, std::uint64_t base_position) noexcept;
 
 namespace testing {
 // Tests: the flusher seals segments of `bytes` or more from now on

@@ -506,8 +506,6 @@ std::chrono::nanoseconds random_delay(stress::Rng& rng) {
   return std::chrono::nanoseconds(rng.below(spans[rng.below(spans.size())]));
 }
 
-std::vector<std::byte> read_file(const std::string& path); // below, with the tail-damage tests
-
 struct LoopConfig {
   const char* name;
   Durability durability;
@@ -576,7 +574,7 @@ TEST_SUITE("topic_store_crash") {
         ++model.kills;
         if (config.sealed && std::filesystem::exists(dir.topic_dir(topic))) { // a kill in start-up may come first
           for (const std::string& segment : dir.segments(topic)) {
-            if (detail::decode_segment_seal(read_file(segment)).has_value()) ++seals_seen;
+            if (detail::decode_segment_seal(file_bytes(segment)).has_value()) ++seals_seen;
           }
           // Recovery by hand first, to see whether it took seals for its walks
           // (check_recovered's Bus::open then finds a clean log). A topic a
@@ -828,15 +826,6 @@ struct TailEnd {
   std::uint64_t next_offset = 0;
 };
 
-std::vector<std::byte> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in.good());
-  std::vector<std::byte> bytes(std::filesystem::file_size(path));
-  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(in.good());
-  return bytes;
-}
-
 void write_file_at(const std::string& path, std::uint64_t at, const void* data, std::size_t bytes) {
   std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
   REQUIRE(f.good());
@@ -858,7 +847,7 @@ TailEnd find_tail(const TempBusDir& dir) {
   const std::vector<std::string> segs = dir.segments(topic);
   REQUIRE(!segs.empty());
   for (auto it = segs.rbegin(); it != segs.rend(); ++it) {
-    const std::vector<std::byte> file = read_file(*it);
+    const std::vector<std::byte> file = file_bytes(*it);
     TailEnd t;
     t.file = *it;
     std::uint32_t page = 0;
@@ -1037,7 +1026,7 @@ TEST_SUITE("topic_store_crash") {
         at = rng.below(tail.last_length);
       } while ((at >= 6 && at < 8) || (at >= 12 && at < 16));
       CAPTURE(at);
-      std::vector<std::byte> file = read_file(tail.file);
+      std::vector<std::byte> file = file_bytes(tail.file);
       std::byte b = file[tail.data_offset + tail.last_frame + at];
       b ^= static_cast<std::byte>(1u << rng.below(8));
       write_file_at(tail.file, tail.data_offset + tail.last_frame + at, &b, 1);
@@ -1085,7 +1074,7 @@ TEST_SUITE("topic_store_crash") {
     const std::vector<std::string> segs = dir.segments(topic);
     const std::string older = segs[segs.size() - 2];
     const std::string newer = segs.back();
-    const std::vector<std::byte> file = read_file(older);
+    const std::vector<std::byte> file = file_bytes(older);
     std::uint32_t page = 0;
     std::memcpy(&page, file.data() + 12, sizeof page); // SegmentHeader::page_size
     std::uint64_t pos = 0;

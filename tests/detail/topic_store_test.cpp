@@ -108,14 +108,6 @@ std::vector<std::string> temp_files(const TempBusDir& dir, const std::string& to
   return out;
 }
 
-std::vector<std::byte> file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> chars((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::byte> out(chars.size());
-  std::memcpy(out.data(), chars.data(), chars.size());
-  return out;
-}
-
 // A persistent topic with 20 records (append_timed), and a consumer of a
 // read-only bus on its directory that has read them.
 struct FollowedTopic {
@@ -913,11 +905,6 @@ TEST_SUITE("topic_store") {
     TempBusDir dir;
     std::uint64_t appended = 0;
     std::vector<std::string> segments;
-    const auto header_field = [](const std::vector<std::byte>& file, std::size_t at) {
-      std::uint64_t v = 0;
-      std::memcpy(&v, file.data() + at, sizeof v);
-      return v;
-    };
     // Segments of the smallest size the flusher seals; records of 200 KiB, 20 a segment.
     TopicOptions options = persistent_ring(8);
     options.segment_bytes = detail::TopicStore::seal_min_segment_bytes;
@@ -937,12 +924,10 @@ TEST_SUITE("topic_store") {
       for (std::size_t i = 0; i + 1 < segments.size(); ++i) {
         CAPTURE(segments[i]);
         for (;;) {
-          const std::vector<std::byte> file = file_bytes(segments[i]);
-          const std::optional<detail::SegmentSeal> seal = detail::decode_segment_seal(file);
+          const std::optional<detail::SegmentSeal> seal = detail::decode_segment_seal(file_bytes(segments[i]));
           if (seal) {
-            CHECK(seal->base_position == header_field(file, offsetof(detail::SegmentHeader, base_position)));
-            CHECK(seal->end_offset ==
-                  header_field(file_bytes(segments[i + 1]), offsetof(detail::SegmentHeader, base_offset)));
+            CHECK(seal->base_position == word_in_file(segments[i], offsetof(detail::SegmentHeader, base_position)));
+            CHECK(seal->end_offset == word_in_file(segments[i + 1], offsetof(detail::SegmentHeader, base_offset)));
             break;
           }
           REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "the flusher wrote no seal");
@@ -966,9 +951,8 @@ TEST_SUITE("topic_store") {
     // A seal that does not give the next segment's first offset, or names
     // another position (an older lap's), proves nothing: that segment is walked.
     REQUIRE(detail::seal_boot_tag() != 0); // this system gives a boot id
-    const std::vector<std::byte> oldest = file_bytes(segments.front());
-    const std::uint64_t position = header_field(oldest, offsetof(detail::SegmentHeader, base_position));
-    const std::uint64_t end = detail::decode_segment_seal(oldest)->end_offset;
+    const std::uint64_t position = word_in_file(segments.front(), offsetof(detail::SegmentHeader, base_position));
+    const std::uint64_t end = detail::decode_segment_seal(file_bytes(segments.front()))->end_offset;
     // Nor does one of another boot: a recovery after that reboot may have cut the segment since.
     const std::uint64_t boot = detail::seal_boot_tag();
     for (const detail::SegmentSeal wrong : {detail::SegmentSeal{position, end + 1, boot},
