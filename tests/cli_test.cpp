@@ -218,6 +218,23 @@ struct Pipe {
   }
 };
 
+// What the kernel says a live process is doing: its state, where it sleeps,
+// and its signal masks (a hung tool's failure message names them).
+std::string process_state(pid_t pid) {
+  const std::string proc = "/proc/" + std::to_string(pid) + "/";
+  std::string out;
+  std::ifstream wchan(proc + "wchan");
+  std::string line;
+  if (std::getline(wchan, line)) out += "wchan " + line;
+  std::ifstream status(proc + "status");
+  while (std::getline(status, line)) {
+    for (const char* field : {"State:", "SigQ:", "SigPnd:", "ShdPnd:", "SigBlk:", "SigIgn:", "SigCgt:"}) {
+      if (line.starts_with(field)) out += ", " + line;
+    }
+  }
+  return out.empty() ? "its /proc entry is unreadable" : out;
+}
+
 // The tool, started with args; its standard streams are pipes to this test.
 class Tool {
  public:
@@ -296,7 +313,8 @@ class Tool {
         REQUIRE_MESSAGE(WIFEXITED(status), "the tool died of signal " << WTERMSIG(status) << "; stderr: " << err_text);
         return WEXITSTATUS(status);
       }
-      REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "the tool did not exit in time");
+      REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline,
+                      "the tool did not exit in time; " << process_state(pid_) << "; stderr: " << err_text);
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
@@ -753,6 +771,26 @@ TEST_SUITE("cli") {
       const std::uint64_t offset = 3 + i;
       REQUIRE(lines[i]["offset"].u64() == offset);
       REQUIRE(lines[i]["value"].str() == to_hex_string(value_for(offset, even_value_bytes)));
+    }
+  }
+
+  // Ctrl-C or SIGTERM while it waits, caught up: tail -f exits 0 (it holds
+  // both signals pending and takes them in its sleeps).
+  TEST_CASE("tail_follow_exits_0_on_sigint_or_sigterm_while_caught_up") {
+    TempBusDir dir;
+    Bus bus = open_bus(dir.path(), no_flusher());
+    bus.create_topic("live", persistent_small_ring(4)).check();
+    append_even(bus, "live", 5);
+    for (const int sig : {SIGINT, SIGTERM}) {
+      CAPTURE(sig);
+      Tool tail({"tail", dir.path(), "live", "-f", "-n", "1"});
+      const auto deadline = std::chrono::steady_clock::now() + process_deadline;
+      REQUIRE_MESSAGE(tail.read_until([](const std::string& out) { return count_lines(out) >= 1; }, deadline),
+                      tail.err_text);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50)); // caught up and asleep, most likely
+      tail.signal(sig);
+      CHECK(tail.finish() == 0);
+      CHECK(count_lines(tail.out_text) == 1);
     }
   }
 

@@ -7,6 +7,7 @@
 #include <ctime>
 #include <limits>
 #include <ostream>
+#include <thread>
 
 #include "cli/cli.hpp"
 #include "detail/writer_boot.hpp"
@@ -21,6 +22,26 @@ std::atomic<bool> stop_flag{false};
 static_assert(std::atomic<bool>::is_always_lock_free, "written by a signal handler");
 
 extern "C" void on_stop_signal(int) { stop_flag.store(true, std::memory_order_relaxed); }
+
+// Whether a StopSignalsHeld lives. Only the tool's one thread reads and writes it.
+bool stop_signals_held = false;
+
+sigset_t stop_signals() noexcept {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+
+// Takes a held stop signal that is pending or comes within wait.
+bool take_stop_signal(const timespec& wait) noexcept {
+  const sigset_t set = stop_signals();
+  // -1: EAGAIN (none came) or EINTR (another signal's handler ran): no stop.
+  if (::sigtimedwait(&set, nullptr, &wait) <= 0) return false;
+  stop_flag.store(true, std::memory_order_relaxed);
+  return true;
+}
 
 platform::FileDescriptor open_dir_or_fail(const std::string& dir) {
   Result<platform::FileDescriptor> fd = platform::open_directory(dir);
@@ -69,7 +90,31 @@ void hexdump(std::ostream& out, std::string_view label, ByteView bytes) {
 
 } // namespace
 
-bool stop_requested() noexcept { return stop_flag.load(std::memory_order_relaxed); }
+bool stop_requested() noexcept {
+  if (stop_flag.load(std::memory_order_relaxed)) return true;
+  return stop_signals_held && take_stop_signal(timespec{0, 0});
+}
+
+StopSignalsHeld::StopSignalsHeld() : old_mask_() {
+  const sigset_t set = stop_signals();
+  ::pthread_sigmask(SIG_BLOCK, &set, &old_mask_);
+  stop_signals_held = true;
+}
+
+// A stop signal still pending is delivered to the handler when the mask is restored.
+StopSignalsHeld::~StopSignalsHeld() {
+  stop_signals_held = false;
+  ::pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
+}
+
+bool sleep_unless_stopped(std::chrono::microseconds d) noexcept {
+  if (!stop_signals_held) {
+    std::this_thread::sleep_for(d);
+    return stop_requested();
+  }
+  const timespec wait{static_cast<time_t>(d.count() / 1'000'000), static_cast<long>(d.count() % 1'000'000 * 1000)};
+  return take_stop_signal(wait) || stop_requested();
+}
 
 void install_stop_handlers() {
   struct sigaction action {};

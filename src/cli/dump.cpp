@@ -1,7 +1,9 @@
 // ringbus dump and ringbus tail: records of a topic, read through a
 // read-only Bus (the same path as any consumer in another process).
 #include <algorithm>
+#include <chrono>
 #include <iostream>
+#include <optional>
 #include <ostream>
 
 #include "cli/cli.hpp"
@@ -12,6 +14,10 @@ namespace {
 
 constexpr std::size_t poll_records = 4096;
 constexpr int caught_up_retries = 100; // empty 10 ms polls before a snapshot read gives up on its end
+// tail -f, caught up: sleeps between polls, doubling from min to max (the
+// most a new record waits to be printed).
+constexpr std::chrono::microseconds follow_sleep_min{100};
+constexpr std::chrono::microseconds follow_sleep_max{10'000};
 
 Consumer subscribe(Bus& bus, const std::string& topic) {
   Result<Consumer> c = bus.consumer(topic, StartPosition::earliest);
@@ -95,6 +101,8 @@ int run_dump(const DumpArgs& args, std::ostream& out) {
 }
 
 int run_tail(const TailArgs& args, std::ostream& out) {
+  std::optional<StopSignalsHeld> signals_held; // tail -f sleeps: see StopSignalsHeld
+  if (args.follow) signals_held.emplace();
   Bus bus = open_read_only(args.dir);
   require_topic(bus, args.dir, args.topic);
   Result<TopicInfo> info = bus.describe(args.topic);
@@ -104,10 +112,19 @@ int run_tail(const TailArgs& args, std::ostream& out) {
   check(c.seek(args.topic, info->end_offset - std::min(held, args.last)));
   print_until(out, c, args.topic, info->end_offset, UINT64_MAX, args.format);
   if (!args.follow) return exit_ok;
+  // Caught up, the tool sleeps between polls instead of waiting in poll: the
+  // writer is another process and rings no doorbell, and poll's backoff spins
+  // and yields before it sleeps. A stop signal ends the sleep at once.
+  std::chrono::microseconds idle{0};
   while (!stop_requested()) {
-    Result<Records> r = c.poll(poll_records, std::chrono::milliseconds(100));
+    Result<Records> r = c.poll(poll_records, std::chrono::milliseconds(0));
     if (!r.ok()) throw Failure(std::string(r.message()));
-    if (r->empty() && r->gaps().empty()) continue;
+    if (r->empty() && r->gaps().empty()) {
+      idle = std::clamp(idle * 2, follow_sleep_min, follow_sleep_max);
+      if (sleep_unless_stopped(idle)) break;
+      continue;
+    }
+    idle = std::chrono::microseconds(0);
     print_poll(out, *r, args.format, UINT64_MAX);
     out.flush();
     if (!out) return exit_ok; // the reader went away (tail -f | head)
