@@ -106,7 +106,8 @@ RINGBUS_NOINLINE Status follow_damage_error(const ConsumerState& s, bool every) 
                     " of its log, where offset " + std::to_string(d.offset) +
                     " should be, is damaged: " + std::string(damage_reason(d.reason)) + " (publication word " + word +
                     "). Its writer published it whole, so the file was changed afterwards; reading stops there "
-                    "until the bytes are put right (seek cannot pass it; `ringbus verify` names the file)");
+                    "until the bytes are put right or the writer drops that segment (seek cannot pass it; `ringbus "
+                    "verify` names the file)");
 }
 
 // One pass over the subscriptions, fair: each poll starts at the next topic and

@@ -61,46 +61,58 @@ void Log::follow() noexcept {
     damage = why;
     damaged_word = word;
   };
-  for (;;) {
-    if (p == w.segment_end) {
-      // The writer's next segment file, once it exists: first make its ring
-      // slot free. (E) The head moves past the old lap before the slot is remapped.
-      if (!store_->follow_next(p, next, *this)) break; // may jump p and next ahead (lapped)
-      w.segment_end = p + segment_bytes_;
+  const auto scan = [&] {
+    for (;;) {
+      if (p == w.segment_end) {
+        // The writer's next segment file, once it exists: first make its ring
+        // slot free. (E) The head moves past the old lap before the slot is remapped.
+        if (!store_->follow_next(p, next, *this)) break; // may jump p and next ahead (lapped)
+        w.segment_end = p + segment_bytes_;
+      }
+      const std::byte* f = ring_at(p);
+      const std::uint64_t word = load_word_acquire(f); // (C) pairs with the writer's (B)
+      // Not published yet: the writer zeroes the word past its last frame
+      // before it publishes that frame, and a segment start holds last lap's.
+      if (word0_type(word) == frame_type::none || word0_lap_bits(word) != lap_bits(p)) break;
+      // Published, so whole (the word is stored last): anything wrong from
+      // here on was done to the file, and no later call gets past it (unless
+      // the writer drops the segment: below).
+      const std::uint32_t length = word0_length(word);
+      if (word0_type(word) != frame_type::data && word0_type(word) != frame_type::pad) {
+        damaged(Damage::bad_type, word);
+        break;
+      }
+      if (length < pad_frame_min_bytes || length > w.segment_end - p) {
+        damaged(Damage::bad_length, word);
+        break;
+      }
+      if (word0_type(word) == frame_type::pad) {
+        p += length;
+        continue;
+      }
+      const std::uint64_t counts = load_word_acquire(f + 8);
+      const std::uint64_t base = load_word_acquire(f + offsetof(FrameHeader, base_offset));
+      const auto records = static_cast<std::uint32_t>(counts);
+      if (length < frame_header_bytes || records == 0) {
+        damaged(Damage::bad_header, word);
+        break;
+      }
+      if (base != next) {
+        damaged(Damage::offset_gap, word);
+        break;
+      }
+      p = frame_end(p, word);
+      next = base + records;
     }
-    const std::byte* f = ring_at(p);
-    const std::uint64_t word = load_word_acquire(f); // (C) pairs with the writer's (B)
-    // Not published yet: the writer zeroes the word past its last frame
-    // before it publishes that frame, and a segment start holds last lap's.
-    if (word0_type(word) == frame_type::none || word0_lap_bits(word) != lap_bits(p)) break;
-    // Published, so whole (the word is stored last): anything wrong from
-    // here on was done to the file, and no later call gets past it.
-    const std::uint32_t length = word0_length(word);
-    if (word0_type(word) != frame_type::data && word0_type(word) != frame_type::pad) {
-      damaged(Damage::bad_type, word);
-      break;
-    }
-    if (length < pad_frame_min_bytes || length > w.segment_end - p) {
-      damaged(Damage::bad_length, word);
-      break;
-    }
-    if (word0_type(word) == frame_type::pad) {
-      p += length;
-      continue;
-    }
-    const std::uint64_t counts = load_word_acquire(f + 8);
-    const std::uint64_t base = load_word_acquire(f + offsetof(FrameHeader, base_offset));
-    const auto records = static_cast<std::uint32_t>(counts);
-    if (length < frame_header_bytes || records == 0) {
-      damaged(Damage::bad_header, word);
-      break;
-    }
-    if (base != next) {
-      damaged(Damage::offset_gap, word);
-      break;
-    }
-    p = frame_end(p, word);
-    next = base + records;
+  };
+  scan();
+  // Damage in a segment the writer has since dropped (deleted its file: it
+  // lapped this reader, or retention) is gone with the segment's records:
+  // go on from the oldest newer segment, as after a lap (readers see the gap).
+  while (damage != Damage::none && store_->follow_past_dropped(w.segment_end - segment_bytes_, p, next, *this)) {
+    w.segment_end = p + segment_bytes_;
+    damage = Damage::none;
+    scan();
   }
   if (p != w.pos) {
     w.pos = p;

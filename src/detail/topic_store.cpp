@@ -1348,71 +1348,108 @@ bool TopicStore::follow_next(std::uint64_t& position, std::uint64_t& offset, Log
   try {
     std::string name = segment_file_name(offset);
     Result<platform::FileDescriptor> fd = platform::open_file_at(dir_, name, platform::Access::read_only);
-    bool lapped = false;
-    if (!fd.ok()) {
-      // Not rolled yet, or rolled and already deleted: the writer lapped us.
-      // Look at the directory (at most every 10 ms) for a newer segment.
-      const std::int64_t now = platform::monotonic_ns();
-      if (now - last_listing_ns_ < 10'000'000) return false;
-      last_listing_ns_ = now;
-      Result<std::vector<platform::DirectoryEntry>> entries = platform::list_directory(dir_);
-      if (!entries.ok()) return false;
-      // The segment looked for may have appeared since the open above (a
-      // roll between the two): then it is the one, not a lap. Taking the
-      // next one instead jumped the head past a whole segment a reader had
-      // yet to read (a CI run's `ringbus tail -f` under load).
-      std::optional<std::uint64_t> oldest;
-      for (const platform::DirectoryEntry& e : *entries) {
-        const std::optional<std::uint64_t> base = parse_segment_file_name(e.name);
-        if (base && *base >= offset && (!oldest || *base < *oldest)) oldest = base;
-      }
-      if (!oldest) return false;
-      name = segment_file_name(*oldest);
-      fd = platform::open_file_at(dir_, name, platform::Access::read_only);
-      if (!fd.ok()) return false; // deleted meanwhile: next time
-      lapped = *oldest != offset;
-    }
-    // Read-locked before its header is read: from here the writer cannot
-    // recycle it (drop_below), so the header read below stays true for as
-    // long as it is mapped here. Refused: the writer is recycling it now.
-    if (Result<bool> locked = platform::try_lock_file(*fd, true); !locked.ok() || !*locked) return false;
-    std::array<std::byte, segment_header_bytes> header{};
-    Result<std::size_t> got = platform::read_at(*fd, 0, header);
-    if (!got.ok()) return false;
-    SegmentHeaderFields fields;
-    if (!validate_segment_header(std::span(header).first(*got), name, name_, segment_bytes_, &fields).ok() ||
-        fields.ring_capacity != capacity_ || (!lapped && fields.base_position != position) ||
-        (lapped && fields.base_position <= position)) {
-      return false;
-    }
-    Result<platform::FileInfo> info = platform::file_info(*fd);
-    if (!info.ok() || info->size < page_size_ + segment_bytes_) return false;
-    if (lapped) {
-      log.jump_head(fields.base_position, fields.base_offset); // readers find the gap from the head
-    } else {
-      log.make_room(position);
-    }
-    std::uint64_t head = 0;
-    std::uint64_t head_offset = 0;
-    log.read_head(head, head_offset);
-    drop_below(head);
-    Segment s;
-    s.position = fields.base_position;
-    s.base_offset = fields.base_offset;
-    s.created_ns = fields.created_ns;
-    s.checksummed = fields.frame_checksum == FrameChecksumKind::crc32c;
-    s.fd = std::move(*fd);
-    // A failed map leaves the head past the tail: readers find nothing
-    // (refill) until a later follow() maps the segment.
-    if (!map_segment(s, false).ok()) return false;
-    position = s.position;
-    offset = s.base_offset;
-    std::lock_guard lock(mutex_);
-    segments_.push_back(std::move(s));
-    return true;
+    if (fd.ok()) return take_followed(std::move(*fd), name, false, position, position, offset, log);
+    // Not rolled yet, or rolled and already deleted: the writer lapped us.
+    // Look at the directory (at most every 10 ms) for a newer segment.
+    if (!listing_due()) return false;
+    // The segment looked for may have appeared since the open above (a
+    // roll between the two): then it is the one, not a lap. Taking the
+    // next one instead jumped the head past a whole segment a reader had
+    // yet to read (a CI run's `ringbus tail -f` under load).
+    const std::optional<std::uint64_t> oldest = oldest_segment_from(offset);
+    if (!oldest) return false;
+    name = segment_file_name(*oldest);
+    fd = platform::open_file_at(dir_, name, platform::Access::read_only);
+    if (!fd.ok()) return false; // deleted meanwhile: next time
+    return take_followed(std::move(*fd), name, *oldest != offset, position, position, offset, log);
   } catch (const std::bad_alloc&) {
     return false;
   }
+}
+
+bool TopicStore::follow_past_dropped(std::uint64_t segment_start, std::uint64_t& position, std::uint64_t& offset,
+                                     Log& log) noexcept {
+  try {
+    std::uint64_t base = 0;
+    {
+      std::lock_guard lock(mutex_);
+      const Segment* s = segment_at(segment_start);
+      if (s == nullptr) return false;
+      base = s->base_offset;
+    }
+    // Still there, the damage stands: only the writer's dropping it ends it.
+    // (One stat per follow() while stuck: a reader polls at once after the drop.)
+    Result<bool> there = platform::entry_exists_at(dir_, segment_file_name(base));
+    if (!there.ok() || *there || !listing_due()) return false;
+    const std::optional<std::uint64_t> oldest = oldest_segment_from(base + 1);
+    if (!oldest) return false;
+    const std::string name = segment_file_name(*oldest);
+    Result<platform::FileDescriptor> fd = platform::open_file_at(dir_, name, platform::Access::read_only);
+    if (!fd.ok()) return false; // deleted meanwhile: next time
+    return take_followed(std::move(*fd), name, true, segment_start, position, offset, log);
+  } catch (const std::bad_alloc&) {
+    return false;
+  }
+}
+
+bool TopicStore::listing_due() noexcept {
+  const std::int64_t now = platform::monotonic_ns();
+  if (now - last_listing_ns_ < 10'000'000) return false;
+  last_listing_ns_ = now;
+  return true;
+}
+
+std::optional<std::uint64_t> TopicStore::oldest_segment_from(std::uint64_t first) const {
+  Result<std::vector<platform::DirectoryEntry>> entries = platform::list_directory(dir_);
+  if (!entries.ok()) return std::nullopt;
+  std::optional<std::uint64_t> oldest;
+  for (const platform::DirectoryEntry& e : *entries) {
+    const std::optional<std::uint64_t> base = parse_segment_file_name(e.name);
+    if (base && *base >= first && (!oldest || *base < *oldest)) oldest = base;
+  }
+  return oldest;
+}
+
+bool TopicStore::take_followed(platform::FileDescriptor fd, const std::string& name, bool lapped, std::uint64_t after,
+                               std::uint64_t& position, std::uint64_t& offset, Log& log) {
+  // Read-locked before its header is read: from here the writer cannot
+  // recycle it (drop_below), so the header read below stays true for as
+  // long as it is mapped here. Refused: the writer is recycling it now.
+  if (Result<bool> locked = platform::try_lock_file(fd, true); !locked.ok() || !*locked) return false;
+  std::array<std::byte, segment_header_bytes> header{};
+  Result<std::size_t> got = platform::read_at(fd, 0, header);
+  if (!got.ok()) return false;
+  SegmentHeaderFields fields;
+  if (!validate_segment_header(std::span(header).first(*got), name, name_, segment_bytes_, &fields).ok() ||
+      fields.ring_capacity != capacity_ || (!lapped && fields.base_position != position) ||
+      (lapped && fields.base_position <= after)) {
+    return false;
+  }
+  Result<platform::FileInfo> info = platform::file_info(fd);
+  if (!info.ok() || info->size < page_size_ + segment_bytes_) return false;
+  if (lapped) {
+    log.jump_head(fields.base_position, fields.base_offset); // readers find the gap from the head
+  } else {
+    log.make_room(position);
+  }
+  std::uint64_t head = 0;
+  std::uint64_t head_offset = 0;
+  log.read_head(head, head_offset);
+  drop_below(head);
+  Segment s;
+  s.position = fields.base_position;
+  s.base_offset = fields.base_offset;
+  s.created_ns = fields.created_ns;
+  s.checksummed = fields.frame_checksum == FrameChecksumKind::crc32c;
+  s.fd = std::move(fd);
+  // A failed map leaves the head past the tail: readers find nothing
+  // (refill) until a later follow() maps the segment.
+  if (!map_segment(s, false).ok()) return false;
+  position = s.position;
+  offset = s.base_offset;
+  std::lock_guard lock(mutex_);
+  segments_.push_back(std::move(s));
+  return true;
 }
 
 // --- seeks --------------------------------------------------------------------------------

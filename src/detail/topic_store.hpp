@@ -168,6 +168,15 @@ class TopicStore {
   // segment instead, moves the head there (readers see the gap) and updates
   // position and offset. false when there is nothing new yet.
   bool follow_next(std::uint64_t& position, std::uint64_t& offset, Log& log) noexcept;
+  // position: where follow() stopped at damage, in the segment starting at
+  // segment_start. When the writer has since dropped that segment (deleted
+  // its file: it lapped this reader, or retention), its records are gone as
+  // if lapped: takes the oldest newer segment as follow_next does (readers
+  // see the gap) and updates position and offset. false while the file is
+  // there (the damage stands) or nothing newer exists yet. Looks for the
+  // file at every call, lists the directory at most every 10 ms.
+  bool follow_past_dropped(std::uint64_t segment_start, std::uint64_t& position, std::uint64_t& offset,
+                           Log& log) noexcept;
 
   // --- seeks (consumers) -----------------------------------------------------
   // A frame start at or before the first frame holding `offset`, inside the
@@ -255,6 +264,15 @@ class TopicStore {
   std::span<const std::byte> data_of(const Segment& s) const noexcept;
   SegmentIndex* index_of(Segment& s, std::uint64_t tail) noexcept; // under mutex_
   Segment* segment_at(std::uint64_t position) noexcept;            // under mutex_
+  // Followers: whether 10 ms passed since the last directory listing (then one is due now).
+  bool listing_due() noexcept;
+  // The smallest first offset of a segment file in the directory that is at least first.
+  std::optional<std::uint64_t> oldest_segment_from(std::uint64_t first) const;
+  // Maps the writer's segment file fd (named name) as the next one followed:
+  // the segment starting at position, or (lapped) any newer than after,
+  // moving the head to it. false when its lock or header refuse it.
+  bool take_followed(platform::FileDescriptor fd, const std::string& name, bool lapped, std::uint64_t after,
+                     std::uint64_t& position, std::uint64_t& offset, Log& log);
 
   std::string name_;
   TopicOptions options_;
@@ -280,7 +298,7 @@ class TopicStore {
   std::atomic<std::uint64_t> synced_{0}; // everything below is on disk (interval/sync)
   std::uint64_t synced_at_bytes_ = 0;    // flusher: tail at the last interval flush
   std::int64_t last_flush_ns_ = 0;       // flusher: time of the last interval flush
-  std::int64_t last_listing_ns_ = 0;     // follower: last directory listing (follow_next)
+  std::int64_t last_listing_ns_ = 0;     // follower: last directory listing (listing_due)
   std::atomic<bool> failed_{false};
   // recover(): the recovered tail segment's position, for maintain() to fault in; no_prefault when none.
   static constexpr std::uint64_t no_prefault = UINT64_MAX;

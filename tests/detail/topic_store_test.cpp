@@ -499,6 +499,41 @@ TEST_SUITE("topic_store") {
     }
   }
 
+  // Damage stands while its segment file is there. Once the writer has
+  // dropped that segment (it lapped the follower and deleted the file, which
+  // the follower's read lock kept it from recycling), its records are gone as
+  // after any lap: the reader is told exactly how many it lost and goes on
+  // from the oldest segment, in order.
+  TEST_CASE("a_follower_stuck_at_damage_goes_on_with_a_gap_once_the_writer_drops_that_segment") {
+    FollowedTopic f;
+    const std::size_t at = frame_in_file(f.segment, 20);
+    append_timed(f.producer, 10);
+    const std::uint64_t original = word_in_file(f.segment, at);
+    put_word_in_file(f.segment, at, with_lap_of(original, (std::uint64_t{7} << 32) | 64));
+    REQUIRE(f.consumer.poll(SIZE_MAX, 0ms).code() == Errc::corrupt_data);
+    append_timed(f.producer, 64 * 4); // the first segment is still held: the damage stands
+    REQUIRE(std::filesystem::exists(f.segment));
+    CHECK(f.consumer.poll(SIZE_MAX, 20ms).code() == Errc::corrupt_data);
+
+    append_timed(f.producer, 64 * 5); // laps the ring of 8: the writer deletes the first segment
+    REQUIRE(!std::filesystem::exists(f.segment));
+    const std::uint64_t oldest = f.writer.describe("t").value().oldest_offset;
+    const std::uint64_t end = f.producer.next_offset();
+    REQUIRE(oldest > 64);
+    std::uint64_t next = 20;
+    std::uint64_t lost = 0;
+    for (int idle = 0; next < end && idle < 5000;) {
+      Result<Records> r = f.consumer.poll(SIZE_MAX, 1ms);
+      REQUIRE_MESSAGE(r.ok(), r.message());
+      if (!check_follower_poll(*r, next, lost)) ++idle;
+    }
+    CHECK(next == end);
+    CHECK(lost == oldest - 20);
+    CHECK(f.consumer.lost("t").value() == oldest - 20);
+    append_timed(f.producer, 5);
+    check_numbered(drain(f.consumer), end, 5);
+  }
+
   // The damage appears while a reader waits in poll: the wait ends with the
   // error, long before its timeout.
   TEST_CASE("a_follower_waiting_in_poll_is_told_of_damage_that_appears_meanwhile") {

@@ -240,7 +240,8 @@ class Log {
   // is no valid frame: the file was changed under the writer (another
   // program, a disk fault). Readers caught up with the tail say so rather
   // than wait for records that never come. Once the bytes there are put
-  // right, follow() goes on and clears it.
+  // right, or the writer drops the segment (TopicStore::follow_past_dropped:
+  // the head jumps past it, as after a lap), follow() goes on and clears it.
   enum class Damage : std::uint8_t { none, bad_type, bad_length, bad_header, offset_gap };
   struct FollowDamage {
     Damage reason = Damage::none;
