@@ -318,6 +318,23 @@ class Tool {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
+  // Waits for the tool to exit (bounded) without reading what it writes.
+  int wait_without_reading() {
+    const auto deadline = std::chrono::steady_clock::now() + process_deadline;
+    for (;;) {
+      int status = 0;
+      const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+      REQUIRE(r >= 0);
+      if (r == pid_) {
+        pid_ = -1;
+        REQUIRE_MESSAGE(WIFEXITED(status), "the tool died of signal " << WTERMSIG(status));
+        return WEXITSTATUS(status);
+      }
+      REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline,
+                      "the tool did not exit in time; " << process_state(pid_));
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
   void signal(int sig) { REQUIRE(::kill(pid_, sig) == 0); }
   [[nodiscard]] pid_t pid() const { return pid_; }
 
@@ -792,6 +809,28 @@ TEST_SUITE("cli") {
       CHECK(tail.finish() == 0);
       CHECK(count_lines(tail.out_text) == 1);
     }
+  }
+
+  // Its output blocked on a full pipe (a reader that stopped reading), tail
+  // -f still ends on SIGTERM: stop signals are held only while it polls and
+  // sleeps, not while it writes.
+  TEST_CASE("tail_follow_ends_on_sigterm_while_its_output_is_blocked_on_a_full_pipe") {
+    TempBusDir dir;
+    Bus bus = open_bus(dir.path(), no_flusher());
+    bus.create_topic("live", persistent_small_ring(64)).check();
+    append_even(bus, "live", 1);
+    Tool tail({"tail", dir.path(), "live", "-f", "-n", "1", "--format", "json"});
+    const auto deadline = std::chrono::steady_clock::now() + process_deadline;
+    REQUIRE_MESSAGE(tail.read_until([](const std::string& out) { return count_lines(out) >= 1; }, deadline),
+                    tail.err_text);
+    append_even(bus, "live", 3000); // ~500 KB of json: far more than a pipe holds
+    // Blocked in a write, most likely within the first second; the signal
+    // must end it either way.
+    for (int i = 0; i < 200 && process_state(tail.pid()).find("pipe") == std::string::npos; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    tail.signal(SIGTERM);
+    CHECK(tail.wait_without_reading() == 0);
   }
 
   // A frame changed in the file after the live writer published it: tail -f

@@ -48,9 +48,10 @@ class Consumer {
   // writer published it (the error names the topic, byte and offset): at
   // once when no wait can help (no timeout, or every subscribed topic is
   // stuck so), else when the wait ends empty. Reading that topic goes on
-  // once the bytes are put right; seek cannot pass them. It also goes on once
-  // the writer drops that segment: its records are gone as after a lap (a
-  // gap from the damaged offset to the oldest segment held).
+  // once the bytes are put right; seek cannot pass them. It also goes on
+  // (within about a millisecond) once the writer drops that segment: its
+  // records are gone as after a lap, and each reader gets a gap from where
+  // it was to the oldest segment held.
   Result<Records> poll(std::size_t max_records = SIZE_MAX,
                        std::chrono::nanoseconds timeout = std::chrono::nanoseconds::zero()) noexcept;
 

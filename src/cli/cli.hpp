@@ -140,22 +140,29 @@ bool stop_requested() noexcept;
 void install_stop_handlers();
 
 // Holds SIGINT and SIGTERM pending (blocked in the calling thread, the tool's
-// only one) for a loop that sleeps: sleep_unless_stopped then takes them
-// synchronously, so no handler has to run. Under ThreadSanitizer, which
-// defers a handler to a call it intercepts, a `tail -f` lost the handler of
-// its SIGTERM in some runs on a loaded machine (1 in 136 while it waited in
-// poll, 6 in 138 while it slept in nanosleep) and never stopped.
+// only one) while a loop polls and sleeps: stop_requested and
+// sleep_unless_stopped then take them synchronously, so no handler has to
+// run. Under ThreadSanitizer, which defers a handler to a call it
+// intercepts, a `tail -f` lost the handler of its SIGTERM in some runs on a
+// loaded machine (1 in 136 while it waited in poll, 6 in 138 while it slept
+// in nanosleep) and never stopped. Released (release(), or the end of its
+// scope) around output, so that a signal still ends a write blocked on a
+// full pipe.
 class StopSignalsHeld {
  public:
   StopSignalsHeld();
-  ~StopSignalsHeld();
+  ~StopSignalsHeld() { release(); }
   StopSignalsHeld(const StopSignalsHeld&) = delete;
   StopSignalsHeld& operator=(const StopSignalsHeld&) = delete;
+  // Restores the mask from before (a signal still pending goes to the handler now).
+  void release() noexcept;
 
  private:
   sigset_t old_mask_;
+  bool held_ = true;
 };
-// Sleeps for d, less when a stop signal comes; whether one did (held: see above).
+// While a StopSignalsHeld lives: sleeps for d, less when a stop signal
+// comes; whether one did (or the handler's flag was already set).
 bool sleep_unless_stopped(std::chrono::microseconds d) noexcept;
 
 // Throws Failure unless dir is a directory holding a ringbus bus (a topics/

@@ -7,7 +7,6 @@
 #include <ctime>
 #include <limits>
 #include <ostream>
-#include <thread>
 
 #include "cli/cli.hpp"
 #include "detail/writer_boot.hpp"
@@ -101,19 +100,16 @@ StopSignalsHeld::StopSignalsHeld() : old_mask_() {
   stop_signals_held = true;
 }
 
-// A stop signal still pending is delivered to the handler when the mask is restored.
-StopSignalsHeld::~StopSignalsHeld() {
+void StopSignalsHeld::release() noexcept {
+  if (!held_) return;
+  held_ = false;
   stop_signals_held = false;
   ::pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
 }
 
 bool sleep_unless_stopped(std::chrono::microseconds d) noexcept {
-  if (!stop_signals_held) {
-    std::this_thread::sleep_for(d);
-    return stop_requested();
-  }
   const timespec wait{static_cast<time_t>(d.count() / 1'000'000), static_cast<long>(d.count() % 1'000'000 * 1000)};
-  return take_stop_signal(wait) || stop_requested();
+  return take_stop_signal(wait) || stop_flag.load(std::memory_order_relaxed);
 }
 
 void install_stop_handlers() {

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <iostream>
-#include <optional>
 #include <ostream>
 
 #include "cli/cli.hpp"
@@ -67,6 +66,7 @@ void print_until(std::ostream& out, Consumer& c, const std::string& topic, std::
     }
     empty = 0;
     printed += print_poll(out, *r, format, count - printed);
+    if (!out && stop_requested()) return; // Ctrl-C or SIGTERM ended a write blocked on a full pipe
     if (!out) throw Failure("writing the output failed");
   }
   out.flush();
@@ -101,8 +101,6 @@ int run_dump(const DumpArgs& args, std::ostream& out) {
 }
 
 int run_tail(const TailArgs& args, std::ostream& out) {
-  std::optional<StopSignalsHeld> signals_held; // tail -f sleeps: see StopSignalsHeld
-  if (args.follow) signals_held.emplace();
   Bus bus = open_read_only(args.dir);
   require_topic(bus, args.dir, args.topic);
   Result<TopicInfo> info = bus.describe(args.topic);
@@ -114,9 +112,12 @@ int run_tail(const TailArgs& args, std::ostream& out) {
   if (!args.follow) return exit_ok;
   // Caught up, the tool sleeps between polls instead of waiting in poll: the
   // writer is another process and rings no doorbell, and poll's backoff spins
-  // and yields before it sleeps. A stop signal ends the sleep at once.
+  // and yields before it sleeps. Stop signals are held while it polls and
+  // sleeps, and a stop signal ends the sleep at once (see StopSignalsHeld).
   std::chrono::microseconds idle{0};
-  while (!stop_requested()) {
+  for (;;) {
+    StopSignalsHeld signals;
+    if (stop_requested()) break;
     Result<Records> r = c.poll(poll_records, std::chrono::milliseconds(0));
     if (!r.ok()) throw Failure(std::string(r.message()));
     if (r->empty() && r->gaps().empty()) {
@@ -125,9 +126,10 @@ int run_tail(const TailArgs& args, std::ostream& out) {
       continue;
     }
     idle = std::chrono::microseconds(0);
+    signals.release(); // a write blocked on a full pipe ends on Ctrl-C or SIGTERM
     print_poll(out, *r, args.format, UINT64_MAX);
     out.flush();
-    if (!out) return exit_ok; // the reader went away (tail -f | head)
+    if (!out) return exit_ok; // the reader went away (tail -f | head), or a stop signal ended the write
   }
   return exit_ok;
 }

@@ -1378,11 +1378,18 @@ bool TopicStore::follow_past_dropped(std::uint64_t segment_start, std::uint64_t&
       base = s->base_offset;
     }
     // Still there, the damage stands: only the writer's dropping it ends it.
-    // (One stat per follow() while stuck: a reader polls at once after the drop.)
+    // Looked for at most every millisecond: a consumer waiting on several
+    // topics calls follow() each round of its wait.
+    const std::int64_t now = platform::monotonic_ns();
+    if (now - last_drop_check_ns_ < 1'000'000) return false;
+    last_drop_check_ns_ = now;
     Result<bool> there = platform::entry_exists_at(dir_, segment_file_name(base));
-    if (!there.ok() || *there || !listing_due()) return false;
-    const std::optional<std::uint64_t> oldest = oldest_segment_from(base + 1);
-    if (!oldest) return false;
+    if (!there.ok() || *there) return false;
+    // The writer drops segments oldest first: with an older file still
+    // there, someone else deleted this one, and the records after the
+    // damage may still be the writer's. The damage stands.
+    const std::optional<std::uint64_t> oldest = oldest_segment_from(0);
+    if (!oldest || *oldest <= base) return false;
     const std::string name = segment_file_name(*oldest);
     Result<platform::FileDescriptor> fd = platform::open_file_at(dir_, name, platform::Access::read_only);
     if (!fd.ok()) return false; // deleted meanwhile: next time

@@ -173,8 +173,8 @@ class TopicStore {
   // its file: it lapped this reader, or retention), its records are gone as
   // if lapped: takes the oldest newer segment as follow_next does (readers
   // see the gap) and updates position and offset. false while the file is
-  // there (the damage stands) or nothing newer exists yet. Looks for the
-  // file at every call, lists the directory at most every 10 ms.
+  // there (the damage stands), an older one is (someone else deleted it), or
+  // nothing newer exists yet. Looks for the file at most every millisecond.
   bool follow_past_dropped(std::uint64_t segment_start, std::uint64_t& position, std::uint64_t& offset,
                            Log& log) noexcept;
 
@@ -299,6 +299,7 @@ class TopicStore {
   std::uint64_t synced_at_bytes_ = 0;    // flusher: tail at the last interval flush
   std::int64_t last_flush_ns_ = 0;       // flusher: time of the last interval flush
   std::int64_t last_listing_ns_ = 0;     // follower: last directory listing (listing_due)
+  std::int64_t last_drop_check_ns_ = 0;  // follower stuck at damage: last look for its file
   std::atomic<bool> failed_{false};
   // recover(): the recovered tail segment's position, for maintain() to fault in; no_prefault when none.
   static constexpr std::uint64_t no_prefault = UINT64_MAX;

@@ -522,6 +522,16 @@ TEST_SUITE("topic_store") {
     REQUIRE(oldest > 64);
     std::uint64_t next = 20;
     std::uint64_t lost = 0;
+    // The follower looks for the file at most every millisecond: until then
+    // the damage still stands.
+    const auto give_up = std::chrono::steady_clock::now() + 30s;
+    Result<Records> first = f.consumer.poll(SIZE_MAX, 1ms);
+    while (first.code() == Errc::corrupt_data && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(1ms);
+      first = f.consumer.poll(SIZE_MAX, 1ms);
+    }
+    REQUIRE_MESSAGE(first.ok(), first.message());
+    check_follower_poll(*first, next, lost);
     for (int idle = 0; next < end && idle < 5000;) {
       Result<Records> r = f.consumer.poll(SIZE_MAX, 1ms);
       REQUIRE_MESSAGE(r.ok(), r.message());
@@ -532,6 +542,38 @@ TEST_SUITE("topic_store") {
     CHECK(f.consumer.lost("t").value() == oldest - 20);
     append_timed(f.producer, 5);
     check_numbered(drain(f.consumer), end, 5);
+  }
+
+  // The segment file holding the damage deleted by someone else while an
+  // older one is still there: the writer drops segments oldest first, so it
+  // did not drop this one (the records after the damage may still be its
+  // own). The damage stands; the follower does not skip ahead.
+  TEST_CASE("a_follower_stuck_at_damage_in_a_file_someone_else_deleted_keeps_reporting_it") {
+    FollowedTopic f;
+    append_timed(f.producer, 60); // offsets 20 .. 79, into the second segment
+    const std::vector<std::string> files = f.dir.segments("t");
+    REQUIRE(files.size() == 2);
+    const std::size_t at = frame_in_file(files[1], 6);
+    const std::uint64_t damaged = word_in_file(files[1], at + offsetof(detail::FrameHeader, base_offset));
+    put_word_in_file(files[1], at, with_lap_of(word_in_file(files[1], at), (std::uint64_t{7} << 32) | 64));
+    std::uint64_t next = 20;
+    std::uint64_t lost = 0;
+    Result<Records> read = f.consumer.poll(SIZE_MAX, 0ms);
+    for (int polls = 0; read.ok() && polls < 100; ++polls) { // a follower's poll stops at a segment's end
+      check_follower_poll(*read, next, lost);
+      read = f.consumer.poll(SIZE_MAX, 0ms);
+    }
+    REQUIRE(read.code() == Errc::corrupt_data);
+    CHECK(next == damaged);
+
+    REQUIRE(std::filesystem::remove(files[1]));
+    append_timed(f.producer, 100); // rolls on into two more segments, laps nothing
+    for (int i = 0; i < 20; ++i) {
+      std::this_thread::sleep_for(2ms); // past the millisecond between looks for the file
+      CHECK(f.consumer.poll(SIZE_MAX, 1ms).code() == Errc::corrupt_data);
+    }
+    CHECK(f.consumer.position("t").value() == damaged);
+    CHECK(f.consumer.lost("t").value() == 0);
   }
 
   // The damage appears while a reader waits in poll: the wait ends with the
