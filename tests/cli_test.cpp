@@ -299,42 +299,15 @@ class Tool {
     return true;
   }
 
-  // Waits for the tool to exit (bounded) and returns its exit code.
+  // Waits for the tool to exit (bounded), reading what it writes, and returns its exit code.
   int finish() {
     close_input();
     const auto deadline = std::chrono::steady_clock::now() + process_deadline;
     read_until([](const std::string&) { return false; }, deadline);
-    for (;;) {
-      int status = 0;
-      const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-      REQUIRE(r >= 0);
-      if (r == pid_) {
-        pid_ = -1;
-        REQUIRE_MESSAGE(WIFEXITED(status), "the tool died of signal " << WTERMSIG(status) << "; stderr: " << err_text);
-        return WEXITSTATUS(status);
-      }
-      REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline,
-                      "the tool did not exit in time; " << process_state(pid_) << "; stderr: " << err_text);
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    return reap(deadline);
   }
   // Waits for the tool to exit (bounded) without reading what it writes.
-  int wait_without_reading() {
-    const auto deadline = std::chrono::steady_clock::now() + process_deadline;
-    for (;;) {
-      int status = 0;
-      const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-      REQUIRE(r >= 0);
-      if (r == pid_) {
-        pid_ = -1;
-        REQUIRE_MESSAGE(WIFEXITED(status), "the tool died of signal " << WTERMSIG(status));
-        return WEXITSTATUS(status);
-      }
-      REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline,
-                      "the tool did not exit in time; " << process_state(pid_));
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-  }
+  int wait_without_reading() { return reap(std::chrono::steady_clock::now() + process_deadline); }
   void signal(int sig) { REQUIRE(::kill(pid_, sig) == 0); }
   [[nodiscard]] pid_t pid() const { return pid_; }
 
@@ -351,6 +324,23 @@ class Tool {
       return;
     }
     into.append(buffer, static_cast<std::size_t>(n));
+  }
+
+  // The tool's exit code, once it exits before deadline.
+  int reap(std::chrono::steady_clock::time_point deadline) {
+    for (;;) {
+      int status = 0;
+      const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+      REQUIRE(r >= 0);
+      if (r == pid_) {
+        pid_ = -1;
+        REQUIRE_MESSAGE(WIFEXITED(status), "the tool died of signal " << WTERMSIG(status) << "; stderr: " << err_text);
+        return WEXITSTATUS(status);
+      }
+      REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline,
+                      "the tool did not exit in time; " << process_state(pid_) << "; stderr: " << err_text);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
   }
 
   Pipe in_, out_, err_;
