@@ -218,6 +218,10 @@ struct Pipe {
   }
 };
 
+std::size_t count_lines(const std::string& text) {
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
 // What the kernel says a live process is doing: its state, where it sleeps,
 // and its signal masks (a hung tool's failure message names them).
 std::string process_state(pid_t pid) {
@@ -299,6 +303,13 @@ class Tool {
     return true;
   }
 
+  // Reads what the tool writes until it has printed n lines; fails the test
+  // (naming what it got) when the deadline passes first.
+  void require_lines(std::size_t n, std::chrono::steady_clock::time_point deadline) {
+    REQUIRE_MESSAGE(read_until([n](const std::string& out) { return count_lines(out) >= n; }, deadline),
+                    "wanted " << n << " lines; stdout: " << out_text.size() << " bytes; stderr: " << err_text);
+  }
+
   // Waits for the tool to exit (bounded), reading what it writes, and returns its exit code.
   int finish() {
     close_input();
@@ -371,10 +382,6 @@ std::string to_hex_string(std::string_view bytes) {
     out += digit[static_cast<unsigned char>(c) & 15];
   }
   return out;
-}
-
-std::size_t count_lines(const std::string& text) {
-  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
 }
 
 // --- topics the tests write -------------------------------------------------------------
@@ -765,11 +772,9 @@ TEST_SUITE("cli") {
     append_even(bus, "live", 5);
     Tool tail({"tail", dir.path(), "live", "-f", "-n", "2", "--format", "json"});
     const auto deadline = std::chrono::steady_clock::now() + process_deadline;
-    REQUIRE_MESSAGE(tail.read_until([](const std::string& out) { return count_lines(out) >= 2; }, deadline),
-                    tail.err_text);
+    tail.require_lines(2, deadline);
     append_even(bus, "live", 195); // rolls into the third and fourth segment while it follows
-    REQUIRE_MESSAGE(tail.read_until([](const std::string& out) { return count_lines(out) >= 2 + 195; }, deadline),
-                    "stdout: " << tail.out_text.size() << " bytes; stderr: " << tail.err_text);
+    tail.require_lines(2 + 195, deadline);
     tail.signal(SIGTERM);
     CHECK(tail.finish() == 0);
     const std::vector<Json> lines = json_lines(tail.out_text);
@@ -791,9 +796,7 @@ TEST_SUITE("cli") {
     for (const int sig : {SIGINT, SIGTERM}) {
       CAPTURE(sig);
       Tool tail({"tail", dir.path(), "live", "-f", "-n", "1"});
-      const auto deadline = std::chrono::steady_clock::now() + process_deadline;
-      REQUIRE_MESSAGE(tail.read_until([](const std::string& out) { return count_lines(out) >= 1; }, deadline),
-                      tail.err_text);
+      tail.require_lines(1, std::chrono::steady_clock::now() + process_deadline);
       std::this_thread::sleep_for(std::chrono::milliseconds(50)); // caught up and asleep, most likely
       tail.signal(sig);
       CHECK(tail.finish() == 0);
@@ -810,9 +813,7 @@ TEST_SUITE("cli") {
     bus.create_topic("live", persistent_small_ring(64)).check();
     append_even(bus, "live", 1);
     Tool tail({"tail", dir.path(), "live", "-f", "-n", "1", "--format", "json"});
-    const auto deadline = std::chrono::steady_clock::now() + process_deadline;
-    REQUIRE_MESSAGE(tail.read_until([](const std::string& out) { return count_lines(out) >= 1; }, deadline),
-                    tail.err_text);
+    tail.require_lines(1, std::chrono::steady_clock::now() + process_deadline);
     append_even(bus, "live", 3000); // ~500 KB of json: far more than a pipe holds
     // Blocked in a write, most likely within the first second; the signal
     // must end it either way.

@@ -1351,7 +1351,9 @@ bool TopicStore::follow_next(std::uint64_t& position, std::uint64_t& offset, Log
     if (fd.ok()) return take_followed(std::move(*fd), name, false, position, position, offset, log);
     // Not rolled yet, or rolled and already deleted: the writer lapped us.
     // Look at the directory (at most every 10 ms) for a newer segment.
-    if (!listing_due()) return false;
+    const std::int64_t now = platform::monotonic_ns();
+    if (now - last_listing_ns_ < 10'000'000) return false;
+    last_listing_ns_ = now;
     // The segment looked for may have appeared since the open above (a
     // roll between the two): then it is the one, not a lap. Taking the
     // next one instead jumped the head past a whole segment a reader had
@@ -1397,13 +1399,6 @@ bool TopicStore::follow_past_dropped(std::uint64_t segment_start, std::uint64_t&
   } catch (const std::bad_alloc&) {
     return false;
   }
-}
-
-bool TopicStore::listing_due() noexcept {
-  const std::int64_t now = platform::monotonic_ns();
-  if (now - last_listing_ns_ < 10'000'000) return false;
-  last_listing_ns_ = now;
-  return true;
 }
 
 std::optional<std::uint64_t> TopicStore::oldest_segment_from(std::uint64_t first) const {

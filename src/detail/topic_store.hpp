@@ -264,8 +264,6 @@ class TopicStore {
   std::span<const std::byte> data_of(const Segment& s) const noexcept;
   SegmentIndex* index_of(Segment& s, std::uint64_t tail) noexcept; // under mutex_
   Segment* segment_at(std::uint64_t position) noexcept;            // under mutex_
-  // Followers: whether 10 ms passed since the last directory listing (then one is due now).
-  bool listing_due() noexcept;
   // The smallest first offset of a segment file in the directory that is at least first.
   std::optional<std::uint64_t> oldest_segment_from(std::uint64_t first) const;
   // Maps the writer's segment file fd (named name) as the next one followed:
@@ -298,7 +296,7 @@ class TopicStore {
   std::atomic<std::uint64_t> synced_{0}; // everything below is on disk (interval/sync)
   std::uint64_t synced_at_bytes_ = 0;    // flusher: tail at the last interval flush
   std::int64_t last_flush_ns_ = 0;       // flusher: time of the last interval flush
-  std::int64_t last_listing_ns_ = 0;     // follower: last directory listing (listing_due)
+  std::int64_t last_listing_ns_ = 0;     // follower: last directory listing (follow_next)
   std::int64_t last_drop_check_ns_ = 0;  // follower stuck at damage: last look for its file
   std::atomic<bool> failed_{false};
   // recover(): the recovered tail segment's position, for maintain() to fault in; no_prefault when none.

@@ -81,10 +81,9 @@
 //   included, was in place before (the flusher reads the tail with
 //   acquire). base_position names the segment it is for (a recycled file's
 //   header is rewritten, zeros and all, and a seal of an older lap never
-//   matches its position),
-//   end_offset is the next segment's base_offset, boot a hash of the boot id
-//   of the system that wrote it (seal_boot_tag in topic_store.hpp),
-//   seal_checksum the CRC32C of bytes [512, 536). Recovery takes a valid
+//   matches its position), end_offset is the next segment's base_offset,
+//   boot a hash of the boot id of the system that wrote it (seal_boot_tag
+//   in topic_store.hpp), seal_checksum the CRC32C of bytes [512, 536). Recovery takes a valid
 //   seal that matches the next segment, written in this boot, for the walk
 //   that proves a segment sealed (TopicStore::sealed), and only while the
 //   directory's last writer ran in this boot too (writer_boot.hpp). A seal
