@@ -1072,6 +1072,50 @@ TEST_SUITE("cli") {
     CHECK(contains(bad_separator.err, "--key-separator must be one character"));
   }
 
+  TEST_CASE("number_options_refuse_a_sign_an_overflow_or_zero_count_naming_the_option_and_the_range") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path(), no_flusher());
+      bus.create_topic("t", persistent_small_ring(4)).check();
+      Producer p = bus.producer("t").value();
+      for (int i = 0; i < 5; ++i) REQUIRE(p.append(std::to_string(i)).ok());
+    }
+    const std::string max = "18446744073709551615";
+    struct Bad {
+      std::vector<std::string> args;
+      std::string option, text, min;
+    };
+    const std::vector<Bad> bad{
+        {{"tail", dir.path(), "t", "-n", "-1"}, "--lines", "-1", "0"},
+        {{"dump", dir.path(), "t", "--from", "-1"}, "--from", "-1", "0"},
+        {{"dump", dir.path(), "t", "--from", "18446744073709551616"}, "--from", "18446744073709551616", "0"},
+        {{"dump", dir.path(), "t", "--from", "99999999999999999999"}, "--from", "99999999999999999999", "0"},
+        {{"dump", dir.path(), "t", "--from", "+3"}, "--from", "+3", "0"},
+        {{"dump", dir.path(), "t", "--count", "0"}, "--count", "0", "1"},
+        {{"dump", dir.path(), "t", "--count", "1.5"}, "--count", "1.5", "1"},
+        {{"produce", dir.path(), "new", "--create", "--segment-bytes", "-1"}, "--segment-bytes", "-1", "1"},
+        {{"produce", dir.path(), "new", "--create", "--segment-count", "0"}, "--segment-count", "0", "1"},
+    };
+    for (const Bad& b : bad) {
+      const Run r = run(b.args, "x\n");
+      CHECK_MESSAGE(r.code == 2, b.option, " ", b.text);
+      CHECK_MESSAGE(contains(r.err, b.option), r.err);
+      CHECK_MESSAGE(contains(r.err, "must be a whole number from " + b.min + " to " + max + ", not '" + b.text + "'"),
+                    r.err);
+      CHECK(r.out.empty());
+    }
+    // The largest number is a number: past the end, dump says what the topic holds.
+    const Run last = run({"dump", dir.path(), "t", "--from", max});
+    CHECK(last.code == 2);
+    CHECK(contains(last.err, "--from " + max + " is outside topic 't': it holds offsets 0 .. 4"));
+    // Sizes a topic cannot take are refused before the bus directory would be made.
+    const std::string fresh = dir.path() + "/fresh";
+    const Run odd = run({"produce", fresh, "t", "--create", "--segment-bytes", "1000"}, "x\n");
+    CHECK(odd.code == 2);
+    CHECK(contains(odd.err, "1000"));
+    CHECK_FALSE(std::filesystem::exists(fresh));
+  }
+
   TEST_CASE("errors_name_a_missing_directory_an_unknown_topic_a_foreign_file_and_bad_arguments") {
     TempBusDir dir;
     {

@@ -3,8 +3,11 @@
 #include <CLI/CLI.hpp>
 
 #include <cctype>
+#include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <iostream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -32,6 +35,23 @@ CLI::Option* add_format(CLI::App* app, std::string& format, bool with_hex) {
 Format format_of(std::string name) {
   for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return name == "json" ? Format::json : name == "hex" ? Format::hex : Format::text;
+}
+
+// A whole number from min to 2^64 - 1, as typed: digits only. CLI11 would
+// wrap "-1" into 2^64 - 1 and saturate a number too large for 64 bits, so
+// the tool would act on a value nobody typed.
+CLI::Validator whole_number(std::uint64_t min) {
+  return CLI::Validator(
+      [min](std::string& text) {
+        const bool digits =
+            !text.empty() && text.size() <= 20 && text.find_first_not_of("0123456789") == std::string::npos;
+        errno = 0;
+        const unsigned long long value = digits ? std::strtoull(text.c_str(), nullptr, 10) : 0;
+        if (digits && errno != ERANGE && value >= min) return std::string();
+        return "must be a whole number from " + std::to_string(min) + " to " +
+               std::to_string(std::numeric_limits<std::uint64_t>::max()) + ", not '" + text + "'";
+      },
+      "", "whole number");
 }
 
 void add_dir(CLI::App* app, std::string& dir) {
@@ -79,13 +99,14 @@ int main(int argc, char** argv) {
   CLI::App* dump = app.add_subcommand("dump", "Records of a topic: offset, ISO-8601 time (UTC), key, headers, value");
   add_dir(dump, dump_args.dir);
   dump->add_option("TOPIC", dump_args.topic, "the topic")->required();
-  CLI::Option* from = dump->add_option("--from", from_offset, "start at this offset (default: the oldest held)");
+  CLI::Option* from = dump->add_option("--from", from_offset, "start at this offset (default: the oldest held)")
+                          ->check(whole_number(0));
   CLI::Option* from_t =
       dump->add_option("--from-time", from_time,
                        "start at the first record (in offset order) whose timestamp is >= TIME: ISO-8601 "
                        "(2024-05-01T12:34:56.5Z; no zone means UTC) or nanoseconds since the epoch");
   from->excludes(from_t);
-  CLI::Option* count_option = dump->add_option("--count", count, "at most N records")->check(CLI::PositiveNumber);
+  CLI::Option* count_option = dump->add_option("--count", count, "at most N records")->check(whole_number(1));
   add_format(dump, dump_format, true);
 
   cli::TailArgs tail_args;
@@ -94,7 +115,9 @@ int main(int argc, char** argv) {
       "tail", "The last records of a topic; with -f, then every new one as another process appends it");
   add_dir(tail, tail_args.dir);
   tail->add_option("TOPIC", tail_args.topic, "the topic")->required();
-  tail->add_option("-n,--lines", tail_args.last, "print the last N records first")->default_str("10");
+  tail->add_option("-n,--lines", tail_args.last, "print the last N records first")
+      ->check(whole_number(0))
+      ->default_str("10");
   tail->add_flag("-f,--follow", tail_args.follow, "keep printing new records until interrupted (Ctrl-C)");
   add_format(tail, tail_format, true);
 
@@ -120,8 +143,11 @@ int main(int argc, char** argv) {
                       "without C is a value without key); one character, or \\t for a tab");
   CLI::Option* create = produce->add_flag("--create", produce_args.create,
                                           "create the topic (and the bus directory) when missing, default options");
-  produce->add_option("--segment-bytes", produce_args.segment_bytes, "with --create: bytes per segment")->needs(create);
+  produce->add_option("--segment-bytes", produce_args.segment_bytes, "with --create: bytes per segment")
+      ->check(whole_number(1))
+      ->needs(create);
   produce->add_option("--segment-count", produce_args.segment_count, "with --create: segments in the ring")
+      ->check(whole_number(1))
       ->needs(create);
 
   cli::BenchArgs bench_args;

@@ -11,6 +11,11 @@ namespace ringbus::cli {
 int run_produce(const ProduceArgs& args, std::istream& in, std::ostream& out) {
   if (!args.create) require_bus_directory(args.dir); // without --create, nothing is made
   if (Status st = validate_topic_name(args.topic); !st.ok()) throw Failure(std::string(st.message()));
+  TopicOptions topic_options;
+  if (args.segment_bytes != 0) topic_options.segment_bytes = args.segment_bytes;
+  if (args.segment_count != 0) topic_options.segment_count = args.segment_count;
+  // Bad --segment-* options are refused before the bus directory is made.
+  if (Status st = topic_options.validate(); !st.ok()) throw Failure(std::string(st.message()));
   BusOptions options;
   options.flusher_thread = true; // Durability::interval topics keep their promise while we run
   Result<Bus> opened = Bus::open(args.dir, options);
@@ -23,9 +28,6 @@ int run_produce(const ProduceArgs& args, std::istream& in, std::ostream& out) {
       throw Failure("topic '" + args.topic + "' does not exist in " + args.dir +
                     " (topics: " + (known.empty() ? "none" : known) + "); --create creates it");
     }
-    TopicOptions topic_options;
-    if (args.segment_bytes != 0) topic_options.segment_bytes = args.segment_bytes;
-    if (args.segment_count != 0) topic_options.segment_count = args.segment_count;
     if (Status st = bus.create_topic(args.topic, topic_options); !st.ok()) throw Failure(std::string(st.message()));
   }
   Result<Producer> producer = bus.producer(args.topic);
