@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -326,22 +327,39 @@ Status seek_cursor_to_end(Cursor& c) noexcept { return seek_cursor(c, c.log->end
 
 Status seek_cursor_to_time(Cursor& c, std::int64_t t) noexcept {
   detail::Log& log = *c.log;
+  // Overwrite topics decode general-form frames from a copy (offset_at_time).
+  struct Scratch {
+    std::byte* bytes = nullptr;
+    ~Scratch() { detail::heap_free(bytes); }
+  } scratch;
+  if (log.overwrite()) {
+    try {
+      scratch.bytes = static_cast<std::byte*>(detail::heap_allocate(log.segment_bytes(), 64));
+    } catch (const std::bad_alloc&) {
+      return Status(Errc::out_of_memory, "seek_to_time in topic '" + std::string(log.name()) + "' needs " +
+                                             std::to_string(log.segment_bytes()) + " bytes of scratch memory");
+    }
+  }
   for (int attempt = 0; attempt < 1000; ++attempt) {
     std::uint64_t head = 0;
     std::uint64_t oldest = 0;
     hold_from_head(c, head, oldest);
+    // acquire, pairs with the writer's release of it, stored before the tail:
+    // no record past what the tail read next shows is counted in it.
+    const std::uint64_t end = log.end_offset();
     const std::uint64_t tail = log.tail_acquire();
     std::uint64_t pos = head;
-    std::uint64_t first = oldest; // the first offset at pos (not needed past here)
+    std::uint64_t first = oldest; // the first offset at pos
     if (detail::TopicStore* store = log.store(); store != nullptr) {
       const auto at = store->position_for_time(t, head, tail);
-      if (!at.has_value()) return seek_cursor(c, log.end_offset()); // every record is older
+      if (!at.has_value()) return seek_cursor(c, std::max(end, oldest)); // nothing held: every record is older
       pos = at->first;
+      first = at->second;
     } else if (!log.segment_for_time(t, head, pos, first)) {
       continue; // the head moved: again
     }
     std::uint64_t offset = 0;
-    if (!log.offset_at_time(t, pos, tail, offset)) continue;
+    if (!log.offset_at_time(t, pos, first, tail, scratch.bytes, offset)) continue;
     Status st = seek_cursor(c, std::max(offset, oldest));
     if (st.code() == Errc::invalid_argument) continue; // lapped meanwhile
     return st;

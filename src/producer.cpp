@@ -68,8 +68,19 @@ std::size_t Producer::max_value_bytes() const noexcept {
   return log_ != nullptr ? log_->segment_bytes() - detail::frame_header_bytes : 0;
 }
 
+// A batch is published at its end, so its frames must fit the ring ahead of
+// the published tail: from its start's segment, the rest of that one and
+// the N - 1 segments after it. A frame takes what fits the rest of a
+// segment, records of up to S - 32 bytes each, so two segments in a row
+// carry more than S - 32 bytes of records (what the first left out did not
+// fit it): within N / 2 (S - 32) bytes a batch takes at most N - 1 whole
+// segments. (C - S) / 2, the limit of old, is the smaller unless segments
+// are under 32 bytes a segment (S < 32 N).
 std::size_t Producer::batch_limit_bytes() const noexcept {
-  return log_ != nullptr ? (log_->capacity() - log_->segment_bytes()) / 2 : 0;
+  if (log_ == nullptr) return 0;
+  const std::size_t segment = log_->segment_bytes();
+  const std::size_t segments = log_->capacity() / segment;
+  return std::min((log_->capacity() - segment) / 2, segments / 2 * (segment - detail::frame_header_bytes));
 }
 
 Status Producer::refusal() const noexcept {
@@ -100,8 +111,16 @@ Status Producer::too_large(std::size_t frame_length, const Message& m) const noe
 Status Producer::batch_too_large(std::size_t total) const noexcept {
   return Status(Errc::record_too_large, "batch of " + std::to_string(total) + " bytes for topic '" +
                                             std::string(log_->name()) + "' exceeds the batch limit of " +
-                                            std::to_string(batch_limit_bytes()) +
-                                            " bytes ((ring capacity - one segment) / 2)");
+                                            std::to_string(batch_limit_bytes()) + " bytes (batch_limit_bytes())");
+}
+
+Status Producer::batch_refused(Errc err, std::size_t total, std::uint64_t span) const noexcept {
+  if (err != Errc::record_too_large) return failure(err);
+  return Status(Errc::record_too_large,
+                "batch of " + std::to_string(total) + " bytes for topic '" + std::string(log_->name()) +
+                    "' would run " + std::to_string(span) + " bytes past the writer's position (headers and " +
+                    "segment ends included), more than the ring of " + std::to_string(log_->capacity()) +
+                    " bytes leaves ahead of its published records");
 }
 
 Result<std::uint64_t> Producer::append_value_slow(ByteView value, std::int64_t ts, bool wait) noexcept {
@@ -165,31 +184,53 @@ Result<std::uint64_t> Producer::append_many(std::span<const Message> messages, b
   const std::uint64_t first = w.next_offset;
   const std::int64_t now = stamp();
   const auto time_of = [now](const Message& m) { return m.timestamp_ns != timestamp_now ? m.timestamp_ns : now; };
+  // Wrapping difference: any two int64 timestamps round-trip through zigzag.
+  const auto delta = [](std::int64_t t, std::int64_t base_ts) {
+    return static_cast<std::int64_t>(static_cast<std::uint64_t>(t) - static_cast<std::uint64_t>(base_ts));
+  };
+  // The frame starting at message `at` in r bytes: how many messages, and
+  // their encoded bytes (body). 0: not even one fits.
+  const auto frame_of = [&](std::size_t at, std::size_t r, std::size_t& body) {
+    const std::int64_t base_ts = time_of(messages[at]);
+    body = 0;
+    std::size_t k = 0;
+    while (at + k < messages.size()) {
+      const Message& m = messages[at + k];
+      const std::size_t add =
+          shape.packed ? shape.value_size : detail::record_body_bytes(m, delta(time_of(m), base_ts));
+      if (detail::frame_header_bytes + body + add > r) break;
+      body += add;
+      ++k;
+    }
+    return k;
+  };
+  if (detail::frame_header_bytes + total > w.segment_end - w.pos) {
+    // It rolls: lay the frames out as the loop below will, and take the room
+    // up to the last one's segment before writing.
+    std::uint64_t pos = w.pos;
+    std::uint64_t end = w.segment_end;
+    for (std::size_t at = 0; at < messages.size();) {
+      std::size_t body = 0;
+      std::size_t k = frame_of(at, end - pos, body);
+      if (k == 0) {
+        pos = end;
+        end += log->segment_bytes();
+        k = frame_of(at, end - pos, body);
+      }
+      pos += log->batch_frame_bytes_at(pos, detail::frame_header_bytes + body);
+      at += k;
+    }
+    if (Errc err = Errc::ok; !log->make_room(end, wait, err)) return batch_refused(err, total, end - w.pos);
+  }
 
   std::size_t i = 0;
   while (i < messages.size()) {
     // Fill one frame with as many messages as the current segment holds.
     const std::int64_t base_ts = time_of(messages[i]);
-    // Wrapping difference: any two int64 timestamps round-trip through zigzag.
-    const auto delta = [base_ts](std::int64_t t) {
-      return static_cast<std::int64_t>(static_cast<std::uint64_t>(t) - static_cast<std::uint64_t>(base_ts));
-    };
     std::size_t room = w.segment_end - w.pos;
     std::size_t body = 0;
     std::size_t k = 0;
-    const auto fits = [&](std::size_t r) {
-      body = 0;
-      k = 0;
-      while (i + k < messages.size()) {
-        const std::size_t add = shape.packed
-                                    ? shape.value_size
-                                    : detail::record_body_bytes(messages[i + k], delta(time_of(messages[i + k])));
-        if (detail::frame_header_bytes + body + add > r) break;
-        body += add;
-        ++k;
-      }
-      return k;
-    };
+    const auto fits = [&](std::size_t r) { return k = frame_of(i, r, body); };
     if (fits(room) == 0) {
       // Not even one fits here: roll to the next segment (it always fits there).
       Errc err = Errc::ok;
@@ -222,7 +263,7 @@ Result<std::uint64_t> Producer::append_many(std::span<const Message> messages, b
         if (shape.value_size != 0) std::memcpy(out, m.value.data(), shape.value_size);
         out += shape.value_size;
       } else {
-        out = detail::encode_record(out, m, delta(time_of(m)));
+        out = detail::encode_record(out, m, delta(time_of(m), base_ts));
       }
     }
     detail::zero_padding(p, length);
@@ -260,14 +301,36 @@ Result<std::uint64_t> Producer::append_packed(const void* data, std::size_t valu
   // Records per frame are limited by the segment and by the u32 record count.
   const std::size_t per_segment =
       value_bytes == 0 ? std::size_t{UINT32_MAX} : (log->segment_bytes() - detail::frame_header_bytes) / value_bytes;
+  // The values of the frame at pos in a segment ending at end (of `left`).
+  // 0: not one fits, the frame goes to the next segment (per_segment there).
+  const auto frame_count = [value_bytes](std::uint64_t pos, std::uint64_t end, std::size_t left) -> std::size_t {
+    const std::uint64_t room = end - pos;
+    if (room < detail::frame_header_bytes + value_bytes) return 0;
+    const std::uint64_t fit = value_bytes == 0 ? left : (room - detail::frame_header_bytes) / value_bytes;
+    return std::min<std::uint64_t>({left, fit, UINT32_MAX});
+  };
+  if (detail::frame_header_bytes + total > w.segment_end - w.pos) {
+    // It rolls: lay the frames out as the loop below will, and take the room
+    // up to the last one's segment before writing.
+    std::uint64_t pos = w.pos;
+    std::uint64_t end = w.segment_end;
+    for (std::size_t left = count; left != 0;) {
+      std::size_t k = frame_count(pos, end, left);
+      if (k == 0) {
+        pos = end;
+        end += log->segment_bytes();
+        k = std::min<std::size_t>({left, per_segment, std::size_t{UINT32_MAX}});
+      }
+      pos += log->batch_frame_bytes_at(pos, detail::frame_header_bytes + k * value_bytes);
+      left -= k;
+    }
+    if (Errc err = Errc::ok; !log->make_room(end, wait, err)) return batch_refused(err, total, end - w.pos);
+  }
   std::size_t left = count;
   while (left != 0) {
-    std::size_t room = w.segment_end - w.pos;
-    std::size_t fit = room < detail::frame_header_bytes + value_bytes
-                          ? 0
-                          : (value_bytes == 0 ? left : (room - detail::frame_header_bytes) / value_bytes);
-    if (fit == 0) fit = per_segment; // reserve below rolls to a fresh segment
-    const std::size_t k = std::min<std::size_t>({left, fit, std::size_t{UINT32_MAX}});
+    std::size_t k = frame_count(w.pos, w.segment_end, left);
+    // 0: reserve below rolls to a fresh segment
+    if (k == 0) k = std::min<std::size_t>({left, per_segment, std::size_t{UINT32_MAX}});
     const std::size_t length = detail::frame_header_bytes + k * value_bytes;
     std::size_t frame_bytes = 0;
     Errc err = Errc::ok;

@@ -733,6 +733,62 @@ TEST_SUITE("producer") {
     }
   }
 
+  // A batch that rolls through several segments and is refused at a later
+  // one must not have taken the earlier ones from the oldest records.
+  TEST_CASE("batch_refused_after_rolling_through_free_segments_keeps_the_oldest_records") {
+    Fixture f(untimed(small_ring(8))); // 8 x 4 KiB, 64 records of 64-byte frames a segment
+    append_numbered(f.producer, 7 * records_per_small_segment + 32);
+    // The consumer releases segments 0 and 1 and stops in segment 2.
+    std::uint64_t read = 0;
+    while (read < 2 * records_per_small_segment + 8) {
+      Result<Records> r = f.consumer.poll(2 * records_per_small_segment + 8 - read);
+      REQUIRE(r.ok());
+      read += r->size();
+    }
+    REQUIRE(f.consumer.poll(0).ok());
+    REQUIRE(f.bus.describe("t")->oldest_offset == 0);
+    // The rest of segment 7, then 8 and 9 (slots 0 and 1, released), then 10 (slot 2, held).
+    const std::vector<std::uint64_t> values((2016 + 4064 + 4064 + 512) / 8, 1);
+    REQUIRE(values.size() * 8 <= f.producer.batch_limit_bytes());
+    CHECK(f.producer.try_append_values(std::span<const std::uint64_t>(values)).code() == Errc::would_block);
+    CHECK(f.bus.describe("t")->oldest_offset == 0);
+    Consumer late = f.bus.consumer("t").value();
+    CHECK(late.position("t").value() == 0);
+    const std::vector<OwnedRecord> got = drain(late);
+    REQUIRE(got.size() == 7 * records_per_small_segment + 32);
+    for (std::uint64_t i = 0; i < got.size(); ++i) {
+      CAPTURE(i);
+      CHECK(got[i].offset == i);
+      CHECK(got[i].value == value_for(i, even_value_bytes));
+    }
+  }
+
+  // The limit is one every layout fits: here 256 small segments, values of
+  // just over half a segment (one a segment, the rest of it padding) and a
+  // batch that cannot start in the writer's segment.
+  TEST_CASE("batch_at_the_limit_fits_a_ring_of_many_small_segments_whatever_its_layout") {
+    Fixture f(untimed(small_ring(256))); // 256 x 4 KiB
+    const std::size_t limit = f.producer.batch_limit_bytes();
+    CHECK(limit == 256 / 2 * (4096 - 32));                   // under (C - S) / 2 = 522240
+    REQUIRE(f.producer.append(std::string(2100, 'a')).ok()); // 1960 bytes left in segment 0
+    REQUIRE(drain(f.consumer).size() == 1);
+    REQUIRE(f.consumer.poll(0).ok());
+    const std::size_t value_bytes = 2033; // (4096 - 32) / 2 + 1: one a segment
+    const std::size_t fitting = limit / value_bytes;
+    std::vector<std::byte> values((fitting + 1) * value_bytes, std::byte{7});
+    const auto over = f.producer.try_append_values(values.data(), value_bytes, fitting + 1);
+    CHECK(over.code() == Errc::record_too_large);
+    CHECK(contains(over.message(), std::to_string(limit)));
+    CHECK(f.producer.try_append_values(values.data(), value_bytes, fitting).value() == 1);
+    const std::vector<OwnedRecord> got = drain(f.consumer);
+    REQUIRE(got.size() == fitting);
+    for (std::uint64_t i = 0; i < got.size(); ++i) {
+      CAPTURE(i);
+      CHECK(got[i].offset == 1 + i);
+      CHECK(got[i].value == std::string(value_bytes, '\x07'));
+    }
+  }
+
   // --- packed values -----------------------------------------------------------------
 
   TEST_CASE("append_values_publishes_one_record_per_value") {

@@ -163,7 +163,10 @@ class Producer {
   [[nodiscard]] std::uint64_t next_offset() const noexcept;
   // Largest single record value (without key or headers) that fits a segment.
   [[nodiscard]] std::size_t max_value_bytes() const noexcept;
-  // Largest encoded batch: (ring capacity - one segment) / 2.
+  // Largest encoded batch: (ring capacity - one segment) / 2, or fewer when
+  // segments are small and many (segments / 2 * (segment - 32), for
+  // segment bytes under 32 * segments). A batch is published at its end,
+  // so all of it must fit the ring at once; within this limit it always does.
   [[nodiscard]] std::size_t batch_limit_bytes() const noexcept;
 
  private:
@@ -236,6 +239,7 @@ class Producer {
   RINGBUS_NOINLINE Status value_too_large(std::size_t frame_length, ByteView value) const noexcept;
   RINGBUS_NOINLINE Status failure(Errc err) const noexcept;
   RINGBUS_NOINLINE Status batch_too_large(std::size_t total) const noexcept;
+  RINGBUS_NOINLINE Status batch_refused(Errc err, std::size_t total, std::uint64_t span) const noexcept;
   // Durability::sync: flushes what was just published, then gives offset.
   RINGBUS_NOINLINE Result<std::uint64_t> synced(std::uint64_t offset) const noexcept;
 

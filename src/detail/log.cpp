@@ -219,7 +219,10 @@ bool Log::roll(bool wait, Errc& err) noexcept {
       // (E): invalidates the old lap before a byte of it is overwritten.
       // relaxed: only this thread (the writer) stores head.
       if (head_.load(std::memory_order_relaxed) < need) store_head(need, offset_at_segment(need));
-    } else if (!reclaim(need, wait, err)) {
+    } else if (head_.load(std::memory_order_relaxed) < need && !reclaim(need, wait, err)) {
+      // (relaxed: only this thread stores the head. At or past need, make_room
+      // reclaimed this slot for the batch rolling now: a reader that came
+      // since reads from the head, and nothing behind it is held.)
       return false;
     }
   }
@@ -362,6 +365,18 @@ bool Log::reclaim(std::uint64_t need, bool wait, Errc& err) noexcept {
   return false;
 }
 
+bool Log::make_room(std::uint64_t last_end, bool wait, Errc& err) noexcept {
+  if (overwrite_ || last_end <= capacity_) return true; // overwrite rolls never wait; a first lap frees all
+  const std::uint64_t need = last_end - capacity_;
+  if (head_.load(std::memory_order_relaxed) >= need) return true; // only this thread stores the head
+  if (need > writer_.published && writer_.has_pending) publish(); // a pad frame only: no batch frame yet
+  if (need > writer_.published) {
+    err = Errc::record_too_large;
+    return false;
+  }
+  return reclaim(need, wait, err);
+}
+
 std::uint64_t Log::offset_at_segment(std::uint64_t pos) const noexcept {
   // A segment start is always a data frame, written by this thread: a plain read is enough.
   FrameHeader first;
@@ -468,8 +483,7 @@ bool Log::segment_for_time(std::int64_t t, std::uint64_t from, std::uint64_t& se
                            std::uint64_t& first) const noexcept {
   const std::uint64_t tail = tail_acquire(); // (C) pairs with (B)
   segment = from;
-  first = 0;
-  if (tail <= from) return head_acquire() <= from;
+  if (tail <= from) return head_acquire() <= from; // first: the caller's (the offset at from)
   std::uint64_t lo = 0;
   std::uint64_t hi = (segment_start(tail - 1) - from) / segment_bytes_;
   std::uint64_t best = 0;
@@ -496,8 +510,12 @@ bool Log::segment_for_time(std::int64_t t, std::uint64_t from, std::uint64_t& se
   return true;
 }
 
-bool Log::offset_at_time(std::int64_t t, std::uint64_t pos, std::uint64_t tail, std::uint64_t& offset) const noexcept {
-  offset = end_offset();
+bool Log::offset_at_time(std::int64_t t, std::uint64_t pos, std::uint64_t first, std::uint64_t tail, std::byte* scratch,
+                         std::uint64_t& offset) const noexcept {
+  // Nothing found: the offset at tail, counted through the frames read. (Not
+  // end_offset(): records published after tail was read may be the ones
+  // at or after t.)
+  offset = first;
   std::uint64_t p = pos;
   while (p < tail) {
     const std::byte* f = ring_at(p);
@@ -517,16 +535,22 @@ bool Log::offset_at_time(std::int64_t t, std::uint64_t pos, std::uint64_t tail, 
       offset = h.base_offset;
       break;
     }
-    // Each record of a general-form frame carries its own timestamp. Overwrite
-    // topics are searched at frame granularity (their bodies may be rewritten
-    // under us, so they are not decoded in place).
-    if (!overwrite_ && (h.flags & frame_flags::packed) == 0) {
-      const std::byte* r = f + frame_header_bytes;
-      const std::byte* end = f + length;
+    offset = h.base_offset + h.record_count;
+    // Each record of a general-form frame carries its own timestamp.
+    // Overwrite topics decode a copy (the writer may rewrite the frame under
+    // us; what was copied is checked at the end, by the head).
+    if ((h.flags & frame_flags::packed) == 0) {
+      const std::byte* body = f;
+      if (overwrite_) {
+        copy_acquire(scratch, f, align_up(length, frame_alignment));
+        body = scratch;
+      }
+      const std::byte* r = body + frame_header_bytes;
+      const std::byte* const body_end = body + length;
       bool found = false;
       for (std::uint32_t i = 0; i < h.record_count && r != nullptr; ++i) {
         Record rec;
-        r = decode_record(r, end, h.base_timestamp, rec);
+        r = decode_record(r, body_end, h.base_timestamp, rec);
         if (r != nullptr && rec.timestamp_ns >= t) {
           offset = h.base_offset + i;
           found = true;

@@ -305,6 +305,20 @@ class Log {
     frame_bytes = batch_frame_bytes(length);
     return p;
   }
+  // batch_frame_bytes for a frame at `pos`: a batch's layout planned ahead.
+  [[nodiscard]] std::size_t batch_frame_bytes_at(std::uint64_t pos, std::size_t length) const noexcept {
+    if (batch_flags(length) == 0) return align_up(length, frame_alignment);
+    return align_up(pos + length, frame_pair_bytes) - pos;
+  }
+  // A batch whose frames run into later segments, the last of which ends at
+  // last_end, before it writes a byte: block policy, every segment slot it
+  // will take is reclaimed now, with one wait (or refusal) for the readers,
+  // so a batch refused mid-way has overwritten nothing and the head stays
+  // where it was; its rolls then find their room. Room behind the published
+  // tail can never come (readers stop there): false with record_too_large.
+  // A pad frame an aborted claim left unpublished is published first (it
+  // holds readers back at its start).
+  bool make_room(std::uint64_t last_end, bool wait, Errc& err) noexcept;
   // The flag a batch frame of `length` bytes carries.
   [[nodiscard]] std::uint8_t batch_flags(std::size_t length) const noexcept {
     return pair_batches_ && length >= batch_pair_min_bytes ? frame_flags::pair_end : 0;
@@ -603,14 +617,18 @@ class Log {
 
   // seek_to_time, in-memory topics: like segment_for_offset, the last
   // published segment at or after `from` whose first record's timestamp is
-  // < t (or the first one), by a binary search on the segments' first frames.
+  // < t (or the first one), by a binary search on the segments' first frames;
+  // first: its first offset (left as the caller set it when nothing is
+  // published at from).
   bool segment_for_time(std::int64_t t, std::uint64_t from, std::uint64_t& segment,
                         std::uint64_t& first) const noexcept;
   // From the frame at pos (first offset `first`) up to tail, the offset of the
-  // first record whose timestamp >= t; end_offset() when none. Reads frames
-  // with acquire loads; for overwrite topics false when the head passed pos
-  // meanwhile (the caller retries).
-  bool offset_at_time(std::int64_t t, std::uint64_t pos, std::uint64_t tail, std::uint64_t& offset) const noexcept;
+  // first record whose timestamp >= t; the offset at tail when none. Reads
+  // frames with acquire loads; overwrite topics decode a general-form frame
+  // from a copy in scratch (segment_bytes(), 8-aligned), and give false when
+  // the head passed pos meanwhile (the caller retries).
+  bool offset_at_time(std::int64_t t, std::uint64_t pos, std::uint64_t first, std::uint64_t tail, std::byte* scratch,
+                      std::uint64_t& offset) const noexcept;
 
   // Blocking wait support.
   std::atomic<std::uint32_t>& sleepers() noexcept { return sleepers_; }
@@ -647,8 +665,7 @@ class Log {
   }
   // Likewise for a batch frame (reserve_batch).
   [[nodiscard]] std::size_t batch_frame_bytes(std::size_t length) const noexcept {
-    if (batch_flags(length) == 0) return align_up(length, frame_alignment);
-    return align_up(writer_.pos + length, frame_pair_bytes) - writer_.pos;
+    return batch_frame_bytes_at(writer_.pos, length);
   }
   // The values of value_bytes a batch frame at `at` holds when it ends on
   // the last 128-byte boundary at or before `most` with no padding; 0 when
