@@ -27,6 +27,11 @@
 //   abandoned.fetch_add(release)                          (acquire); takes over its reader
 //   the abandoned record keeps its reader slot, so        slot (still holding the range)
 //   the range stays held while nobody owns it.            and frees its own.
+//                                                     or a joining member (under membership):
+//                                                     (G6) the same CAS, then it takes the
+//                                                     record as its own, place, slot and range
+//                                                     (so departed members never fill the
+//                                                     places and slots a join needs).
 //
 // Durable position (persistent topics): commit() stores max(position(),
 // commit_floor) under the group's GroupOffsets mutex (cold; no atomics of its
@@ -154,6 +159,49 @@ void adopt(MemberState& s) noexcept {
     g.handovers_done.fetch_add(1, std::memory_order_seq_cst); // pairs with position()'s loads
     return;
   }
+}
+
+// A joining member takes over one abandoned record, if any, as its own: its
+// place, its reader slot (which still holds the range) and the range itself.
+// So a join needs neither a free place nor a new reader slot while a departed
+// member's records wait, and members that all left mid-batch never lock the
+// group out. Under g.membership; s has no record or slot yet.
+bool adopt_at_join(MemberState& s) noexcept {
+  GroupState& g = *s.group;
+  detail::Log& log = *s.c.log;
+  for (MemberRecord& r : g.members) {
+    // relaxed peek; the CAS below (G6) is what acquires the hand-over.
+    if (r.state.load(std::memory_order_relaxed) != detail::member_abandoned) continue;
+    std::uint32_t expected = detail::member_abandoned;
+    if (!r.state.compare_exchange_strong(expected, detail::member_adopting, std::memory_order_acquire,
+                                         std::memory_order_relaxed)) { // (G6) pairs with (G5) in close
+      continue;                                                        // a poll's adopt() took it
+    }
+    // No range moves between records: the record stays the holder, and its
+    // held_offset (G3, r.offset since close) stays, so position() needs no
+    // hand-over bracket.
+    s.record = &r;
+    s.c.slot = r.log_slot;
+    // relaxed: the slot's last store was the leaving member's, before (G5).
+    s.c.released = log.slot(s.c.slot).position.load(std::memory_order_relaxed);
+    s.c.pos = s.batch_pos = r.pos;
+    s.c.skip = s.batch_skip = r.skip;
+    s.c.offset = s.batch_offset = r.offset;
+    s.range_end = r.range_end;
+    r.log_slot = -1;
+    if (g.anchor_slot >= 0) {
+      // The anchor held the claim while nobody was open; the adopted slot is
+      // <= claim and holds everything from the range on, so the anchor can go
+      // (kept, it would pin the producer at this claim for good).
+      log.unregister_reader(g.anchor_slot);
+      g.anchor_slot = -1;
+    }
+    // relaxed: a count for the pollers' peek in fill(); the record's state
+    // (G5)/(G6) carries the hand-over itself.
+    g.abandoned.fetch_sub(1, std::memory_order_relaxed);
+    return true;
+  }
+  return false;
 }
 
 // Claims whole frames from the group's position and delivers up to budget
@@ -662,6 +710,13 @@ Result<GroupMember> Bus::group_member(std::string_view group, std::string_view t
   s->auto_commit_ns = std::chrono::nanoseconds(options.auto_commit_interval).count();
   s->last_commit_ns = platform::monotonic_ns();
   std::lock_guard lock(g->membership);
+  if (adopt_at_join(*s)) {
+    // release: read by adopt()'s relaxed peek only (an active record is never
+    // adopted); ordered for the membership scan by the mutex.
+    s->record->state.store(detail::member_active, std::memory_order_release);
+    ++g->open_members;
+    return GroupMember(s);
+  }
   for (MemberRecord& r : g->members) {
     // acquire: pairs with the release that freed it (close, adopt).
     if (r.state.load(std::memory_order_acquire) == detail::member_free) {
@@ -671,11 +726,9 @@ Result<GroupMember> Bus::group_member(std::string_view group, std::string_view t
   }
   if (s->record == nullptr) {
     detail::heap_delete(s);
-    return Status(Errc::too_many_consumers,
-                  "group '" + std::string(group) + "' in topic '" + std::string(topic) + "' has all its " +
-                      std::to_string(limits::max_group_members) +
-                      " member places taken (limits::max_group_members; members that left without ack keep "
-                      "theirs until another member takes their records over)");
+    return Status(Errc::too_many_consumers, "group '" + std::string(group) + "' in topic '" + std::string(topic) +
+                                                "' has all its " + std::to_string(limits::max_group_members) +
+                                                " member places taken by open members (limits::max_group_members)");
   }
   // A new group on a persistent topic resumes at its committed position, if any.
   std::optional<std::uint64_t> committed;

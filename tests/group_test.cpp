@@ -377,6 +377,143 @@ TEST_SUITE("group") {
     CHECK(bus.group_member("g", "t").ok());
   }
 
+  // A pool of workers that all leave mid-batch (say on an exception) keeps
+  // every reader slot the topic has (max_consumers = 4): a joining member
+  // takes a departed one's place and slot over instead of needing new ones.
+  TEST_CASE("a_worker_pool_that_all_left_mid_batch_can_rejoin_with_every_reader_slot_taken") {
+    Bus bus;
+    TopicOptions o = small_ring(4);
+    o.max_consumers = 4;
+    REQUIRE(bus.create_topic("t", o).ok());
+    Producer p = bus.producer("t").value();
+    append_numbered(p, 20); // a frame per record
+    {
+      std::vector<GroupMember> workers;
+      for (int i = 0; i < 4; ++i) workers.push_back(bus.group_member("g", "t").value());
+      for (GroupMember& w : workers) REQUIRE(poll_member(w, 1).size() == 1);
+    } // all destroyed mid-batch
+    Result<GroupMember> again = bus.group_member("g", "t");
+    REQUIRE_MESSAGE(again.ok(), again.message());
+    std::vector<std::uint64_t> got;
+    for (int i = 0; i < 30; ++i) {
+      for (const OwnedRecord& r : poll_member(*again, 3)) got.push_back(r.offset);
+    }
+    std::sort(got.begin(), got.end());
+    CHECK(got == range(0, 20)); // the four handed over once, the rest once
+    // The pool restarts in full: the rejoined member's place and slot count once.
+    std::vector<GroupMember> pool;
+    for (int i = 0; i < 3; ++i) {
+      Result<GroupMember> w = bus.group_member("g", "t");
+      REQUIRE_MESSAGE(w.ok(), w.message());
+      pool.push_back(std::move(*w));
+    }
+    CHECK(bus.group_member("g", "t").code() == Errc::too_many_consumers);
+  }
+
+  TEST_CASE("max_group_members_that_all_left_mid_batch_leave_the_group_open_to_joins") {
+    Bus bus;
+    TopicOptions o = small_ring(4);
+    o.max_consumers = 128;
+    REQUIRE(bus.create_topic("t", o).ok());
+    Producer p = bus.producer("t").value();
+    append_numbered(p, 100);
+    {
+      std::vector<GroupMember> members;
+      for (std::size_t i = 0; i < ringbus::limits::max_group_members; ++i) {
+        members.push_back(bus.group_member("g", "t").value());
+      }
+      for (GroupMember& m : members) REQUIRE(poll_member(m, 1).size() == 1);
+    }
+    Result<GroupMember> again = bus.group_member("g", "t");
+    REQUIRE_MESSAGE(again.ok(), again.message());
+    CHECK(again->position().value() == 0);
+    std::vector<std::uint64_t> got;
+    for (int i = 0; i < 200; ++i) {
+      for (const OwnedRecord& r : poll_member(*again, 7)) got.push_back(r.offset);
+    }
+    std::sort(got.begin(), got.end());
+    CHECK(got == range(0, 100));
+    CHECK(again->position().value() == 100);
+  }
+
+  // Every place and slot held by departed members, and the ring full: after
+  // a member rejoins, each unacknowledged record reaches it exactly once, the
+  // group position only grows, and the producer fills and wraps the ring
+  // again as the member acknowledges.
+  TEST_CASE("a_rejoined_member_gets_each_handed_over_record_once_and_frees_the_producer") {
+    Bus bus;
+    TopicOptions o = small_ring(2); // 128 records of 64 bytes fill the ring
+    o.max_consumers = 4;
+    REQUIRE(bus.create_topic("t", o).ok());
+    Producer p = bus.producer("t").value();
+    {
+      std::vector<GroupMember> workers;
+      for (int i = 0; i < 4; ++i) workers.push_back(bus.group_member("g", "t").value());
+      append_numbered(p, 2 * records_per_small_segment);
+      REQUIRE(offsets_of(poll_member(workers[0], 2)) == range(0, 2));
+      for (GroupMember& w : workers) REQUIRE(poll_member(w, 2).size() == 2); // acks 0 and 1; 2..9 in flight
+    } // all four leave holding records, and their reader slots
+
+    CHECK(p.try_append(value_for(128, even_value_bytes)).code() == Errc::would_block);
+    GroupMember m = bus.group_member("g", "t").value();
+    const std::uint64_t total = 5 * records_per_small_segment; // wraps the ring twice
+    std::vector<std::uint64_t> got;
+    std::uint64_t appended = 2 * records_per_small_segment;
+    std::uint64_t last_position = 0;
+    for (int round = 0; round < 1000 && got.size() < total - 2; ++round) {
+      const std::vector<OwnedRecord> polled = poll_member(m, 5);
+      check_numbered(polled);
+      for (const OwnedRecord& r : polled) got.push_back(r.offset);
+      const std::uint64_t at = m.position().value();
+      CHECK(at >= last_position);
+      last_position = at;
+      while (appended < total && p.try_append(value_for(appended, even_value_bytes)).ok()) ++appended;
+    }
+    CHECK(appended == total);
+    CHECK(poll_member(m).empty()); // acknowledges the last poll
+    std::sort(got.begin(), got.end());
+    CHECK(got == range(2, total)); // 2..9 from the departed, once; 0 and 1 (acked) not again
+    CHECK(m.position().value() == total);
+  }
+
+  // One member left without ack, the last one with it (its slot anchors the
+  // claim): a joiner takes the departed member's record and slot, and the
+  // anchor goes, so it does not pin the producer at the old claim.
+  TEST_CASE("a_member_rejoining_a_group_with_an_anchor_and_a_departed_member_frees_the_anchor") {
+    Bus bus;
+    TopicOptions o = small_ring(2);
+    o.max_consumers = 2;
+    REQUIRE(bus.create_topic("t", o).ok());
+    Producer p = bus.producer("t").value();
+    append_numbered(p, 10);
+    {
+      GroupMember a = bus.group_member("g", "t").value();
+      GroupMember b = bus.group_member("g", "t").value();
+      CHECK(offsets_of(poll_member(a, 2)) == range(0, 2));
+      CHECK(offsets_of(poll_member(b, 3)) == range(2, 5));
+      REQUIRE(a.close().ok()); // without ack: 0 and 1 handed over
+      REQUIRE(b.ack().ok());   // b leaves last, acked: its slot anchors the claim at 5
+    }
+    GroupMember m = bus.group_member("g", "t").value();
+    CHECK(offsets_of(poll_member(m)) == range(0, 2));
+    CHECK(offsets_of(poll_member(m)) == range(5, 10));
+    CHECK(poll_member(m).empty());
+    // Nothing else holds the ring: a consumer fits in the freed slot, and
+    // the producer wraps the ring while m keeps up.
+    Result<Consumer> c = bus.consumer("t", StartPosition::latest);
+    REQUIRE_MESSAGE(c.ok(), c.message());
+    REQUIRE(c->close().ok());
+    std::uint64_t appended = 10;
+    for (int round = 0; round < 100 && appended < 10 + 4 * records_per_small_segment; ++round) {
+      while (appended < 10 + 4 * records_per_small_segment &&
+             p.try_append(value_for(appended, even_value_bytes)).ok()) {
+        ++appended;
+      }
+      (void)poll_member(m);
+    }
+    CHECK(appended == 10 + 4 * records_per_small_segment);
+  }
+
   TEST_CASE("closed_or_default_member_says_closed_to_every_call") {
     GroupMember none;
     CHECK_FALSE(none.is_open());
@@ -712,7 +849,7 @@ TEST_CASE("stress: a group of three shares every record exactly once and a kille
 // poll and its undelivered claim to whoever polls next), and joins again.
 // So the group is often left with no open member (the anchor holds its
 // position), members join while another takes over a departed one's range,
-// and two pollers race for the same abandoned range. Every record's content
+// and a joiner and pollers race for the same abandoned range. Every record's content
 // is checked at delivery and again just before the next poll (held records
 // are never overwritten); every offset is acknowledged exactly once; and a
 // record is delivered again only when the member holding it left without ack.

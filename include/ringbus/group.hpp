@@ -7,8 +7,9 @@
 // Acknowledgement: a poll acknowledges the previous poll's records (or ack()
 // does, explicitly). A member that closes (or is destroyed) without
 // acknowledging hands what it holds to another member: the records of its
-// last poll and any claimed records it had not delivered yet. The next poll of
-// any member of the group takes them over before claiming new ones. So a
+// last poll and any claimed records it had not delivered yet. The next member
+// to join takes them over (with the departed member's place and reader slot),
+// or else the next poll of any member, before claiming new ones. So a
 // member's loss costs at most a redelivery of its last poll's records
 // (at-least-once for that batch); every other record is delivered once.
 //

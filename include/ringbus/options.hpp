@@ -188,7 +188,7 @@ inline constexpr std::size_t min_segment_count = 2;
 inline constexpr std::size_t max_capacity_bytes = std::size_t{64} << 30;
 inline constexpr std::size_t max_consumers = 4096;
 inline constexpr std::size_t max_headers = 65535;
-inline constexpr std::size_t max_group_members = 64;     // open or awaiting hand-over, per group and topic
+inline constexpr std::size_t max_group_members = 64;     // open members per group and topic
 inline constexpr std::size_t max_committed_topics = 256; // topics one named consumer can commit offsets of
 // Longest interval option (flush_interval, stats_interval,
 // auto_commit_interval): 366 days. Longer ones would overflow on their way

@@ -91,7 +91,9 @@ struct GroupState {
   std::mutex membership;
   bool started = false; // claim has been placed (first join)
   std::uint32_t open_members = 0;
-  int anchor_slot = -1; // holds the claim while no member is open
+  // Holds the claim while no member is open; the next join takes it over, or
+  // unregisters it when it takes an abandoned record's slot instead.
+  int anchor_slot = -1;
   MemberRecord members[limits::max_group_members];
   // Durable position: set at creation for a persistent topic of a writable
   // bus on a directory, else null (commit() then says why not).
