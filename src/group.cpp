@@ -717,12 +717,22 @@ Result<GroupMember> Bus::group_member(std::string_view group, std::string_view t
     ++g->open_members;
     return GroupMember(s);
   }
+  // No record is abandoned now (close abandons under this lock), but a poll's
+  // adopt() may still be finishing one: wait for it (a few stores; it never
+  // waits), so that its place is free and the reader slot it swapped out is
+  // back before we count places and slots.
   for (MemberRecord& r : g->members) {
     // acquire: pairs with the release that freed it (close, adopt).
-    if (r.state.load(std::memory_order_acquire) == detail::member_free) {
-      s->record = &r;
-      break;
+    std::uint32_t state = r.state.load(std::memory_order_acquire);
+    for (std::uint32_t attempt = 0; state == detail::member_adopting; ++attempt) {
+      if (attempt < 1024) {
+        detail::cpu_relax();
+      } else {
+        detail::thread_yield(); // its adopter was descheduled mid-hand-over
+      }
+      state = r.state.load(std::memory_order_acquire); // pairs with adopt()'s release
     }
+    if (state == detail::member_free && s->record == nullptr) s->record = &r;
   }
   if (s->record == nullptr) {
     detail::heap_delete(s);
