@@ -419,7 +419,11 @@ Status TopicStore::recover(bool check_every_segment) {
   bool log_ended = false;
   const auto end_log_at = [&](std::uint64_t base_offset, std::string_view why) -> Status {
     if (report_.damage.empty()) report_.damage = segment_file_name(base_offset) + ": " + std::string(why);
-    if (!segments_.empty()) log_ended = true;
+    if (!segments_.empty()) {
+      log_ended = true;
+    } else {
+      ++report_.dropped_oldest_segments;
+    }
     removed_a_file = !read_only_;
     return drop_segment_files(base_offset, true);
   };
@@ -627,8 +631,11 @@ Status TopicStore::recover(bool check_every_segment) {
   while (segments_.size() > 1 && !sealed(0)) {
     const Segment& front = segments_.front();
     (void)platform::map_zeros_into(ring_base_ + (front.position & (capacity_ - 1)), segment_bytes_);
-    if (check_every_segment && report_.damage.empty()) { // after a reboot: damage, set aside
-      report_.damage = segment_file_name(front.base_offset) + ": the oldest segment is not sealed";
+    if (check_every_segment) { // after a reboot: damage, set aside
+      if (report_.damage.empty()) {
+        report_.damage = segment_file_name(front.base_offset) + ": the oldest segment is not sealed";
+      }
+      ++report_.dropped_oldest_segments;
     }
     if (Status st = drop_segment_files(front.base_offset, check_every_segment); !st.ok()) return st;
     removed_a_file = !read_only_;
@@ -758,6 +765,12 @@ std::string RecoveryReport::summary() const {
   std::string out;
   const auto add = [&out](const std::string& part) { out += (out.empty() ? "" : "; ") + part; };
   if (!damage.empty()) add("the check after a reboot found damage: " + damage);
+  if (dropped_oldest_segments != 0) {
+    add("the head moved past the " +
+        (dropped_oldest_segments == 1 ? std::string("oldest segment")
+                                      : std::to_string(dropped_oldest_segments) + " oldest segments") +
+        ", which left the log with their records as retention would take them");
+  }
   if (dropped_damaged_segments != 0) {
     add("the log was cut there and the " + std::to_string(dropped_damaged_segments) +
         " segments after it were dropped with their records");
@@ -786,7 +799,9 @@ std::string RecoveryReport::summary() const {
 // offset. The first that does not becomes the tail, cut at its first bad
 // frame by the scan below: the later segments go with the records in them,
 // which follow the damage (offsets stay dense, and no reader is handed a torn
-// record). A whole segment keeps the index the check built.
+// record). The oldest is the exception: it leaves the log alone and the head
+// moves past it, as retention would (README "Recovery"). A whole segment
+// keeps the index the check built.
 Status TopicStore::cut_at_first_damaged_segment() {
   report_.checked_every_segment = true;
   for (std::size_t i = 0; i + 1 < segments_.size(); ++i) {
@@ -811,6 +826,23 @@ Status TopicStore::cut_at_first_damaged_segment() {
                            ? file + ": its records end at offset " + std::to_string(index->next_offset()) +
                                  ", the next segment begins at " + std::to_string(next_base)
                            : file + ": its frames end" + at + ", before the segment's end";
+    }
+    if (i == 0) {
+      // The oldest leaves the log alone (set aside, not deleted), as
+      // retention would take it: the head moves to the next segment, whose
+      // check follows. Cutting here would set aside every later segment,
+      // intact, and hand their offsets to the next appends. (The loop never
+      // checks the tail: an oldest that is also the tail is cut at its damage
+      // by the tail's scan.)
+      (void)platform::map_zeros_into(ring_base_ + (s.position & (capacity_ - 1)), segment_bytes_);
+      if (Status st = drop_segment_files(s.base_offset, true); !st.ok()) return st;
+      segments_.pop_front();
+      ++report_.dropped_oldest_segments;
+      if (!read_only_) {
+        if (Status st = platform::sync_directory(dir_); !st.ok()) return in_topic(name_, st);
+      }
+      i = static_cast<std::size_t>(-1); // ++i: the new oldest, 0, is checked next
+      continue;
     }
     // The damaged segment stays, cut at the damage, and the tail's scan
     // zeroes what follows it: a copy of it as it was is kept first.

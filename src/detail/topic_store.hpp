@@ -71,6 +71,9 @@ struct RecoveryReport {
   // one with a seal the flusher wrote in this boot needs no walk.
   std::size_t segments_walked = 0;
   std::size_t dropped_damaged_segments = 0; // after the first damaged one (the log was cut there)
+  // After a reboot: oldest segments set aside for damage (a bad frame or
+  // header, not sealed); the head moved past them, as retention would.
+  std::size_t dropped_oldest_segments = 0;
   // After a reboot: the first damage found below the tail ("<file>: why"),
   // "" when none; and the files set aside for it (renamed <name>.damaged,
   // never deleted: they may hold records a sync acknowledged).
@@ -225,7 +228,8 @@ class TopicStore {
   Status open_directory_and_ring(const platform::FileDescriptor& topics_dir, bool create);
   Status recover(bool check_every_segment);
   // recover(), after a reboot: the first segment below the tail that is not
-  // whole (checksums included) becomes the tail, and the ones after it go.
+  // whole (checksums included) becomes the tail, and the ones after it go;
+  // an oldest one that is not goes alone (the head moves past it).
   Status cut_at_first_damaged_segment();
   // Drops the newest segment (recovery: it and everything after it was never
   // published, or follows damage): unmapped, and unless read_only its index

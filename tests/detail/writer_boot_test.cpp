@@ -193,8 +193,8 @@ TEST_CASE("after a reboot a whole log is kept whole, recycled segments included"
 
 TEST_CASE("after a reboot a page lost inside a sealed segment's record cuts the log before that record") {
   // 32 KiB segments of 10000-byte records: three in a segment, then a pad.
-  // The page lost lies inside record 1's value, its header untouched: only
-  // the checksum can tell.
+  // The page lost lies inside record 4's value (segment 1, between the
+  // oldest and the tail), its header untouched: only the checksum can tell.
   constexpr std::size_t value_bytes = 10000;
   TopicOptions o;
   o.storage = Storage::persistent;
@@ -208,45 +208,115 @@ TEST_CASE("after a reboot a page lost inside a sealed segment's record cuts the 
       REQUIRE(bus.create_topic("t", o).ok());
       Result<Producer> p = bus.producer("t");
       REQUIRE(p.ok());
-      append_numbered(*p, 7, value_bytes); // segment 0: 0-2, segment 1: 3-5, the tail: 6
+      append_numbered(*p, 10, value_bytes); // segment 0: 0-2, segment 1: 3-5, segment 2: 6-8, the tail: 9
     }
     std::vector<std::string> segments = dir.segments("t");
-    REQUIRE(segments.size() == 3);
-    const std::uint64_t record_1 = packed_frame_bytes(value_bytes);
-    damage_segment_data(segments[0], record_1 + 4096, 4096, fill);
+    REQUIRE(segments.size() == 4);
+    const std::uint64_t record_1 = packed_frame_bytes(value_bytes); // the second record of its segment
+    damage_segment_data(segments[1], record_1 + 4096, 4096, fill);
     pretend_reboot(dir);
     {
       const std::unique_ptr<detail::TopicStore> store = recover_after_reboot(dir, "t", true);
       CHECK(store->recovery().dropped_damaged_segments == 2);
+      CHECK(store->recovery().dropped_oldest_segments == 0);
       CHECK(contains(store->recovery().cut_reason, "checksum"));
-      CHECK(store->restored().next_offset == 1);
-      CHECK(dir.segments("t").size() == 3); // read-only: nothing on disk changes
+      CHECK(store->restored().head_offset == 0);
+      CHECK(store->restored().next_offset == 4);
+      CHECK(dir.segments("t").size() == 4); // read-only: nothing on disk changes
     }
     {
       Bus bus = open_bus(dir.path(), no_flusher());
-      CHECK(dir.segments("t").size() == 1); // the segments after the cut left the log
+      CHECK(dir.segments("t").size() == 2); // the segments after the cut left the log
       // ... but nothing is deleted: the later segments were renamed aside,
       // and the damaged one was copied before its tail was cut and zeroed.
       const std::vector<std::string> aside = set_aside_files(dir, "t");
       REQUIRE(aside.size() == 3);
-      CHECK(aside[0] == std::filesystem::path(segments[0]).filename().string() + ".damaged");
-      CHECK(aside[2] == std::filesystem::path(segments[2]).filename().string() + ".damaged");
-      CHECK(std::filesystem::file_size(dir.topic_dir("t") + "/" + aside[0]) == std::filesystem::file_size(segments[0]));
+      CHECK(aside[0] == std::filesystem::path(segments[1]).filename().string() + ".damaged");
+      CHECK(aside[2] == std::filesystem::path(segments[3]).filename().string() + ".damaged");
+      CHECK(std::filesystem::file_size(dir.topic_dir("t") + "/" + aside[0]) == std::filesystem::file_size(segments[1]));
       Result<TopicInfo> info = bus.describe("t");
       REQUIRE(info.ok());
-      CHECK(info->end_offset == 1);
+      CHECK(info->oldest_offset == 0);
+      CHECK(info->end_offset == 4);
       CHECK(contains(info->recovery, "checksum"));
       CHECK(contains(info->recovery, "2 segments after it were dropped"));
       CHECK(contains(info->recovery, aside[1]));
-      check_numbered(read_topic(bus, "t"), 0, 1, value_bytes);
+      check_numbered(read_topic(bus, "t"), 0, 4, value_bytes);
       // The log goes on from the cut, and a reopen (this boot now) keeps it.
       Result<Producer> p = bus.producer("t");
       REQUIRE(p.ok());
       append_numbered(*p, 5, value_bytes);
     }
     Bus again = open_bus(dir.path(), no_flusher());
-    check_numbered(read_topic(again, "t"), 0, 6, value_bytes);
+    check_numbered(read_topic(again, "t"), 0, 9, value_bytes);
     CHECK(again.describe("t").value().recovery.empty()); // a clean open repaired nothing
+  }
+}
+
+TEST_CASE("after a reboot a checksum-damaged oldest segment moves the head and keeps the rest") {
+  TempBusDir dir;
+  write_segments(dir, 4, 3); // segments 0-3 full, a tail of 3
+  const std::vector<std::string> segments = dir.segments("t");
+  REQUIRE(segments.size() == 5);
+  damage_segment_data(segments[0], 3 * 64 + 40, 1, '#'); // one byte inside record 3's value
+  pretend_reboot(dir);
+  {
+    const std::unique_ptr<detail::TopicStore> store = recover_after_reboot(dir, "t", true);
+    CHECK(store->recovery().dropped_oldest_segments == 1);
+    CHECK(store->recovery().dropped_damaged_segments == 0);
+    CHECK(store->restored().head_offset == records_per_small_segment);
+    CHECK(store->restored().next_offset == records_per_small_segment * 4 + 3);
+  }
+  Bus bus = open_bus(dir.path(), no_flusher());
+  const TopicInfo info = bus.describe("t").value();
+  INFO("recovery: " << info.recovery);
+  CHECK(info.end_offset == records_per_small_segment * 4 + 3);
+  CHECK(info.oldest_offset == records_per_small_segment);
+  CHECK(dir.segments("t").size() == 4);
+  CHECK(set_aside_files(dir, "t") ==
+        std::vector<std::string>{std::filesystem::path(segments[0]).filename().string() + ".damaged"});
+  CHECK(contains(info.recovery, "checksum"));
+  CHECK(contains(info.recovery, "the head moved past the oldest segment"));
+  check_numbered(read_topic(bus, "t"), records_per_small_segment, records_per_small_segment * 4 + 3, even_value_bytes);
+  // New appends take new offsets: none already read is handed out again.
+  Result<Producer> p = bus.producer("t");
+  REQUIRE(p.ok());
+  CHECK(p->next_offset() == records_per_small_segment * 4 + 3);
+}
+
+TEST_CASE("after a reboot checksum-damaged oldest segments all leave and an only segment is cut like a tail") {
+  SUBCASE("the two oldest damaged: the head moves past both") {
+    TempBusDir dir;
+    write_segments(dir, 4, 3);
+    const std::vector<std::string> segments = dir.segments("t");
+    REQUIRE(segments.size() == 5);
+    damage_segment_data(segments[0], 3 * 64 + 40, 1, '#');
+    damage_segment_data(segments[1], 5 * 64 + 40, 1, '#');
+    pretend_reboot(dir);
+    Bus bus = open_bus(dir.path(), no_flusher());
+    const TopicInfo info = bus.describe("t").value();
+    INFO("recovery: " << info.recovery);
+    CHECK(info.oldest_offset == 2 * records_per_small_segment);
+    CHECK(info.end_offset == records_per_small_segment * 4 + 3);
+    CHECK(set_aside_files(dir, "t").size() == 2);
+    CHECK(contains(info.recovery, "the head moved past the 2 oldest segments"));
+  }
+  SUBCASE("the oldest is the only segment: cut at the damage, a copy kept") {
+    TempBusDir dir;
+    write_segments(dir, 0, 10);
+    const std::vector<std::string> segments = dir.segments("t");
+    REQUIRE(segments.size() == 1);
+    damage_segment_data(segments[0], 3 * 64 + 40, 1, '#');
+    pretend_reboot(dir);
+    Bus bus = open_bus(dir.path(), no_flusher());
+    const TopicInfo info = bus.describe("t").value();
+    INFO("recovery: " << info.recovery);
+    CHECK(info.oldest_offset == 0);
+    CHECK(info.end_offset == 3);
+    CHECK(dir.segments("t").size() == 1);
+    CHECK(set_aside_files(dir, "t").size() == 1); // the copy made before the cut
+    CHECK(contains(info.recovery, "checksum"));
+    CHECK_FALSE(contains(info.recovery, "head moved"));
   }
 }
 
