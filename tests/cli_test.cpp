@@ -937,6 +937,110 @@ TEST_SUITE("cli") {
     CHECK(dir.segments("t").size() == 4);
   }
 
+  // The next writer's recovery checks every segment when writer.boot names
+  // another boot or directory (a reboot, a copy): verify says what it will
+  // do, and --repair does it, where the same boot's recovery passes by.
+  TEST_CASE("verify_after_a_reboot_says_the_next_writer_cuts_the_log_at_a_damaged_sealed_segment_and_repair_does_it") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path(), no_flusher());
+      TopicOptions o = persistent_small_ring(4);
+      o.durability = Durability::interval;
+      bus.create_topic("t", o).check();
+      append_even(bus, "t", 200); // segments 0, 64, 128 sealed; 192 the tail
+    }
+    const std::vector<std::string> segments = dir.segments("t");
+    REQUIRE(segments.size() == 4);
+    flip_byte(segments[1], 4096 + 6 * 64 + 40); // inside record 70's value
+    // The same boot: the writer's recovery does not scan it; --repair refuses.
+    const Json same_boot = only_line(json_lines(run({"verify", dir.path(), "--format", "json"}).out), "kind", "damage");
+    CHECK(same_boot["repair"].str() == "manual");
+    CHECK(contains(same_boot["problem"].str(), "does not scan while the directory's last writer ran in this boot"));
+    CHECK(run({"verify", dir.path(), "--repair"}).code == 1);
+    CHECK(dir.segments("t").size() == 4);
+
+    pretend_reboot(dir);
+    const Run damaged = run({"verify", dir.path(), "--format", "json"});
+    CHECK(damaged.code == 1);
+    const Json finding = only_line(json_lines(damaged.out), "kind", "damage");
+    CHECK(finding["file"].str() == segments[1]);
+    CHECK(finding["offset"].u64() == 70);
+    CHECK(finding["repair"].str() == "recovery_after_reboot");
+    const std::string problem = finding["problem"].str();
+    CHECK_FALSE(contains(problem, "does not scan"));
+    CHECK(contains(problem, "it cuts the log here, at offset 70"));
+    CHECK(contains(problem, "sets the 2 segments after it aside (renamed .damaged; offsets 128 on)"));
+    // `topics` tells the same story.
+    const Json listed = json_lines(run({"topics", dir.path(), "--format", "json"}).out)[0];
+    CHECK(listed["end_offset"].u64() == 70);
+
+    const Run repaired = run({"verify", dir.path(), "--repair"});
+    CHECK_MESSAGE(repaired.code == 0, repaired.out << repaired.err);
+    CHECK(dir.segments("t").size() == 2);
+    CHECK(std::filesystem::exists(segments[1] + ".damaged")); // the copy made before the cut
+    CHECK(std::filesystem::exists(segments[3] + ".damaged"));
+    const Json after = json_lines(run({"topics", dir.path(), "--format", "json"}).out)[0];
+    CHECK(after["first_offset"].u64() == 0);
+    CHECK(after["end_offset"].u64() == 70);
+  }
+
+  TEST_CASE("verify_after_a_reboot_says_the_next_writer_sets_a_damaged_oldest_segment_aside_and_repair_does_it") {
+    for (const bool header : {false, true}) { // a bad frame; a header that does not validate
+      CAPTURE(header);
+      TempBusDir dir;
+      {
+        Bus bus = open_bus(dir.path(), no_flusher());
+        bus.create_topic("t", persistent_small_ring(4)).check();
+        append_even(bus, "t", 200);
+      }
+      const std::vector<std::string> segments = dir.segments("t");
+      REQUIRE(segments.size() == 4);
+      flip_byte(segments[0], header ? 0 : 4096 + 3 * 64 + 40);
+      const Run same_boot = run({"verify", dir.path(), "--repair"});
+      CHECK(same_boot.code == 1);
+      CHECK(contains(same_boot.err, "--repair refuses"));
+      CHECK(dir.segments("t").size() == 4);
+
+      pretend_reboot(dir);
+      const Json finding = only_line(json_lines(run({"verify", dir.path(), "--format", "json"}).out), "kind", "damage");
+      CHECK(finding["file"].str() == segments[0]);
+      CHECK(finding["repair"].str() == "recovery_after_reboot");
+      CHECK(contains(finding["problem"].str(),
+                     "sets this segment aside (renamed .damaged) and moves the head past it "
+                     "to offset 64"));
+      const Run repaired = run({"verify", dir.path(), "--repair"});
+      CHECK_MESSAGE(repaired.code == 0, repaired.out << repaired.err);
+      CHECK(dir.segments("t").size() == 3);
+      CHECK(std::filesystem::exists(segments[0] + ".damaged"));
+      const Json after = json_lines(run({"topics", dir.path(), "--format", "json"}).out)[0];
+      CHECK(after["first_offset"].u64() == 64);
+      CHECK(after["end_offset"].u64() == 200);
+    }
+  }
+
+  TEST_CASE("verify_after_a_reboot_says_a_segment_header_that_does_not_validate_ends_the_log_and_repair_does_it") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path(), no_flusher());
+      bus.create_topic("t", persistent_small_ring(4)).check();
+      append_even(bus, "t", 200);
+    }
+    const std::vector<std::string> segments = dir.segments("t");
+    REQUIRE(segments.size() == 4);
+    flip_byte(segments[2], 0); // segment 128's magic
+    const Json same_boot = only_line(json_lines(run({"verify", dir.path(), "--format", "json"}).out), "kind", "damage");
+    CHECK(same_boot["repair"].str() == "manual");
+    pretend_reboot(dir);
+    const Json finding = only_line(json_lines(run({"verify", dir.path(), "--format", "json"}).out), "kind", "damage");
+    CHECK(finding["repair"].str() == "recovery_after_reboot");
+    CHECK(contains(finding["problem"].str(), "the log ends at offset 128"));
+    CHECK(contains(finding["problem"].str(), "the 2 segments after it, this one included, aside"));
+    const Run repaired = run({"verify", dir.path(), "--repair"});
+    CHECK_MESSAGE(repaired.code == 0, repaired.out << repaired.err);
+    CHECK(dir.segments("t").size() == 2);
+    CHECK(json_lines(run({"topics", dir.path(), "--format", "json"}).out)[0]["end_offset"].u64() == 128);
+  }
+
   TEST_CASE("verify_reports_segments_after_an_unsealed_one_and_repair_drops_them_as_recovery_does") {
     TempBusDir dir;
     {

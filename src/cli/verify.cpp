@@ -24,6 +24,15 @@
 // would drop later segments whose records are intact, and that is for a
 // person to decide. The classification mirrors recover(); when recover()
 // changes, this must follow.
+//
+// Except when the next writer's recovery checks every segment (writer.boot
+// names another boot or directory: a reboot, a copy; list_topics()'s
+// check_every_segment): then that recovery acts on damage in any segment
+// (an oldest one is set aside and the head moves; a later one cuts the log
+// there and sets the segments after it aside), whatever verify says. So such
+// damage is described as what that recovery will do, found by running it
+// read-only (TopicStore::open, which changes nothing), and --repair lets it
+// do that (Repair::reboot_recovery).
 #include <algorithm>
 #include <cstring>
 #include <iostream>
@@ -49,7 +58,12 @@ enum class Repair : std::uint8_t {
   drop_after,   // a writable open drops the segments after an unsealed one (never published)
   drop_old,     // a writable open deletes a segment older than the ring (a deletion a power loss undid)
   delete_index, // --repair deletes the .idx file
-  manual,       // --repair refuses
+  // After a reboot (or in a copy of the directory) the next writer's recovery
+  // checks every segment and acts on this: it sets the segment aside and
+  // moves the head (an oldest one), or cuts the log here and sets the later
+  // segments aside. --repair opens the bus writable, which does just that.
+  reboot_recovery,
+  manual, // --repair refuses
 };
 
 std::string_view to_string(Repair r) {
@@ -58,6 +72,7 @@ std::string_view to_string(Repair r) {
     case Repair::drop_after: return "drop_unpublished_segments";
     case Repair::drop_old: return "delete_stale_segment";
     case Repair::delete_index: return "delete_index";
+    case Repair::reboot_recovery: return "recovery_after_reboot";
     case Repair::manual: return "manual";
   }
   return "?";
@@ -138,9 +153,35 @@ bool sealed_by_words(std::span<const std::byte> data, std::uint16_t lap) {
   return p == data.size();
 }
 
+// What the next writer's recovery keeps of a topic when it checks every
+// segment (after a reboot, or in a copy of the directory): TopicStore::open
+// read-only runs that very recovery and changes nothing.
+struct RebootPlan {
+  std::uint64_t head_offset = 0; // the first offset it keeps
+  std::uint64_t end_offset = 0;  // the offset its next append gets
+  std::size_t segments = 0;      // segments it keeps, from the one at head_offset
+  std::string refused;           // not "": its open refuses the topic, and why
+};
+
+RebootPlan plan_reboot_recovery(const platform::FileDescriptor& topics, const std::string& name) {
+  RebootPlan plan;
+  Result<std::unique_ptr<detail::TopicStore>> store = detail::TopicStore::open(topics, name, true, true);
+  if (!store.ok()) {
+    // Read-only, a topic left with no segment reads as one being created;
+    // a writer refuses it (README "Recovery").
+    plan.refused = store.code() == Errc::topic_not_found ? "no segment would be left" : std::string(store.message());
+    return plan;
+  }
+  plan.head_offset = (*store)->restored().head_offset;
+  plan.end_offset = (*store)->restored().next_offset;
+  plan.segments = (*store)->segment_count();
+  return plan;
+}
+
 class Verifier {
  public:
-  explicit Verifier(std::string dir) : dir_(std::move(dir)) {
+  Verifier(std::string dir, bool check_every_segment)
+      : dir_(std::move(dir)), check_every_segment_(check_every_segment) {
     page_size_ = std::max<std::uint64_t>(detail::segment_header_bytes, platform::system_page_size());
   }
 
@@ -182,10 +223,83 @@ class Verifier {
     std::sort(segments.begin(), segments.end(),
               [](const ScannedSegment& a, const ScannedSegment& b) { return a.base_offset < b.base_offset; });
     report.segments = segments.size();
+    std::optional<RebootPlan> plan;
+    std::size_t plan_tail = 0; // the index in segments of the tail that recovery keeps
+    if (check_every_segment_ && !segments.empty()) {
+      plan = plan_reboot_recovery(topics, name);
+      while (plan_tail < segments.size() && segments[plan_tail].base_offset < plan->head_offset) ++plan_tail;
+      plan_tail = std::min(plan_tail + std::max<std::size_t>(plan->segments, 1) - 1, segments.size() - 1);
+    }
+    // Damage a recovery in the same boot does not look at, but the next
+    // writer's does when it checks every segment (the directory's last
+    // writer ran in another boot, or this is a copy): what it will do with
+    // segments[i], and repair Repair::reboot_recovery. nullopt in the same
+    // boot, or when that recovery keeps segments[i] as it is.
+    const auto after_reboot = [&](std::size_t i) -> std::optional<std::pair<std::string, Repair>> {
+      if (!plan) return std::nullopt;
+      const std::string intro =
+          "; writer.boot names another boot or directory, so the next writer's recovery checks every segment "
+          "frame by frame: ";
+      if (!plan->refused.empty()) {
+        return std::pair{intro + "it refuses the topic (" + plan->refused + "); --repair leaves that to you",
+                         Repair::manual};
+      }
+      const std::uint64_t base = segments[i].base_offset;
+      if (base < plan->head_offset) {
+        return std::pair{intro + "it sets this segment aside (renamed .damaged) and moves the head past it to offset " +
+                             std::to_string(plan->head_offset) +
+                             ", as retention would; the later segments stay; --repair does that now",
+                         Repair::reboot_recovery};
+      }
+      const std::size_t tail = plan_tail;
+      const std::size_t after = segments.size() - 1 - tail;
+      const std::string later_segments =
+          (after == 1 ? std::string("the segment") : "the " + std::to_string(after) + " segments") + " after it";
+      std::string later;
+      if (after != 0) {
+        later = ", and sets " + later_segments + " aside (renamed .damaged; offsets " +
+                std::to_string(segments[tail + 1].base_offset) + " on)";
+      }
+      if (i == tail) {
+        return std::pair{intro + "it cuts the log here, at offset " + std::to_string(plan->end_offset) +
+                             " (a copy of this segment kept as .damaged)" + later +
+                             "; the next appends take offsets from " + std::to_string(plan->end_offset) +
+                             " on; --repair does that now",
+                         Repair::reboot_recovery};
+      }
+      if (i > tail) {
+        return std::pair{intro + "the log ends at offset " + std::to_string(plan->end_offset) + ", in " +
+                             segments[tail].file_name + ", and sets " + later_segments +
+                             ", this one included, aside (renamed .damaged; offsets " +
+                             std::to_string(segments[tail + 1].base_offset) + " on); --repair does that now",
+                         Repair::reboot_recovery};
+      }
+      return std::nullopt;
+    };
     if (segments.empty()) add(name, dir->path(), 0, 0, "the topic has no segment file", Repair::manual);
 
     // Every segment: header, then every frame.
-    for (ScannedSegment& s : segments) scan_segment(*dir, name, segment_bytes, capacity, s, report);
+    for (std::size_t i = 0; i < segments.size(); ++i) {
+      const std::size_t found = findings_.size();
+      scan_segment(*dir, name, segment_bytes, capacity, segments[i], report);
+      // A header that does not validate, a file cut short: in the same boot a
+      // writer's open refuses the file; after a reboot it is damage recovery acts on.
+      if (const auto reboot = after_reboot(i); reboot && findings_.size() > found) {
+        findings_.back().problem += reboot->first;
+        findings_.back().repair = reboot->second;
+      }
+    }
+    // A finding on segments[i] (follow, seal) recovery in the same boot refuses or passes by.
+    const auto add_segment_damage = [&](std::size_t i, std::uint64_t begin, std::uint64_t end, std::string problem,
+                                        std::optional<std::uint64_t> position = std::nullopt,
+                                        std::optional<std::uint64_t> offset = std::nullopt) {
+      Repair repair = Repair::manual;
+      if (const auto reboot = after_reboot(i)) {
+        problem += reboot->first;
+        repair = reboot->second;
+      }
+      add(name, segments[i].path, begin, end, std::move(problem), repair, position, offset);
+    };
 
     // Segments follow one another; all but the last are sealed.
     const ScannedSegment* prev = nullptr;
@@ -198,16 +312,14 @@ class Verifier {
       const bool last = i + 1 == segments.size();
       if (prev != nullptr) {
         if (s.header.base_position != prev->header.base_position + segment_bytes) {
-          add(name, s.path, 0, page_size_,
-              "base_position " + std::to_string(s.header.base_position) + " does not follow " + prev->file_name +
-                  " (base_position " + std::to_string(prev->header.base_position) + " + " +
-                  std::to_string(segment_bytes) + "): a segment is missing or foreign",
-              Repair::manual);
+          add_segment_damage(i, 0, page_size_,
+                             "base_position " + std::to_string(s.header.base_position) + " does not follow " +
+                                 prev->file_name + " (base_position " + std::to_string(prev->header.base_position) +
+                                 " + " + std::to_string(segment_bytes) + "): a segment is missing or foreign");
         } else if (prev->index && prev->index->sealed() && prev->index->next_offset() != s.base_offset) {
-          add(name, s.path, 0, page_size_,
-              "base_offset " + std::to_string(s.base_offset) + ", but " + prev->file_name + " ends at offset " +
-                  std::to_string(prev->index->next_offset()),
-              Repair::manual);
+          add_segment_damage(i, 0, page_size_,
+                             "base_offset " + std::to_string(s.base_offset) + ", but " + prev->file_name +
+                                 " ends at offset " + std::to_string(prev->index->next_offset()));
         }
       }
       const std::span<const std::byte> data(s.data.data(), s.data.size());
@@ -240,14 +352,20 @@ class Verifier {
       if (s.stop == detail::ScanStop::invalid_frame) {
         std::string problem = s.index->problem();
         Repair repair = Repair::manual;
-        if (last) {
+        if (const auto reboot = after_reboot(i); reboot && (!last || i != plan_tail)) {
+          problem += reboot->first;
+          repair = reboot->second;
+        } else if (last) {
           repair = Repair::cut_tail;
           problem += "; repair cuts the log here, dropping offsets " + std::to_string(s.index->next_offset()) + " on";
         } else if (const std::size_t dropped = unpublished_after(); dropped != 0) {
           problem += "; a writer's recovery would drop the " + std::to_string(dropped) +
                      " segments after it and cut here; --repair leaves that to you";
         } else {
-          problem += "; in a sealed segment, which a writer's recovery does not scan";
+          problem +=
+              "; in a sealed segment, which a writer's recovery does not scan while the directory's last "
+              "writer ran in this boot (after a reboot, or in a copy of the directory, it checks every segment "
+              "and acts on it)";
         }
         add(name, s.path, page_size_ + end, page_size_ + damaged_frame_end(data, end), std::move(problem), repair, end,
             s.index->next_offset());
@@ -261,10 +379,10 @@ class Verifier {
                   "drops them",
               Repair::drop_after, end, s.index->next_offset());
         } else {
-          add(name, s.path, page_size_ + end, page_size_ + segment_bytes,
-              "the segment ends at position " + std::to_string(end) + " without being sealed, but " +
-                  std::to_string(segments.size() - i - 1) + " segments follow it",
-              Repair::manual, end, s.index->next_offset());
+          add_segment_damage(i, page_size_ + end, page_size_ + segment_bytes,
+                             "the segment ends at position " + std::to_string(end) + " without being sealed, but " +
+                                 std::to_string(segments.size() - i - 1) + " segments follow it",
+                             end, s.index->next_offset());
         }
       } else if (last && s.stop == detail::ScanStop::end_of_data) {
         if (const std::optional<std::uint64_t> at = first_nonzero_after(data, end)) {
@@ -408,6 +526,7 @@ class Verifier {
   }
 
   std::string dir_;
+  bool check_every_segment_; // as the next writer's open recovers (writer_boot.hpp): every segment, frame by frame
   std::uint64_t page_size_ = 4096;
   std::vector<Finding> findings_;
   std::vector<TopicReport> reports_;
@@ -415,7 +534,7 @@ class Verifier {
 
 Verifier verify_all(const std::string& dir, const std::string& topic) {
   const TopicListing listing = list_topics(dir, topic);
-  Verifier v(dir);
+  Verifier v(dir, listing.check_every_segment);
   for (const std::string& name : listing.names) v.topic(listing.topics, name);
   return v;
 }
