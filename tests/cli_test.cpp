@@ -1041,6 +1041,48 @@ TEST_SUITE("cli") {
     CHECK(json_lines(run({"topics", dir.path(), "--format", "json"}).out)[0]["end_offset"].u64() == 128);
   }
 
+  // After a reboot a missing middle segment ends the log before it (a
+  // writer's recovery sets the later ones aside): dump and tail read that
+  // log, not the set-aside segments' records as if the writer had lapped them.
+  TEST_CASE("dump_and_tail_after_a_reboot_with_a_missing_segment_print_only_the_offsets_they_announce") {
+    TempBusDir dir;
+    {
+      Bus bus = open_bus(dir.path(), no_flusher());
+      bus.create_topic("t", persistent_small_ring(4)).check();
+      append_even(bus, "t", 200); // segments 0, 64, 128; 192 the tail
+    }
+    const std::vector<std::string> segments = dir.segments("t");
+    REQUIRE(segments.size() == 4);
+    std::filesystem::remove(segments[1]);
+    // The same boot: a segment is missing, named.
+    const Run same_boot = run({"dump", dir.path(), "t", "--from", "0", "--count", "1"});
+    CHECK(same_boot.code == 2);
+    CHECK(contains(same_boot.err, "a segment is missing or foreign"));
+
+    pretend_reboot(dir);
+    const Json listed = json_lines(run({"topics", dir.path(), "--format", "json"}).out)[0];
+    CHECK(listed["first_offset"].u64() == 0);
+    CHECK(listed["end_offset"].u64() == 64);
+    const Run first = run({"dump", dir.path(), "t", "--from", "0", "--count", "1", "--format", "json"});
+    CHECK_MESSAGE(first.code == 0, first.err);
+    const std::vector<Json> one = json_lines(first.out);
+    REQUIRE(one.size() == 1);
+    CHECK(one[0]["offset"].u64() == 0);
+    CHECK_MESSAGE(first.err.empty(), first.err); // no gap: nothing was lost, no writer blamed
+    const Run all = run({"dump", dir.path(), "t", "--format", "json"});
+    CHECK_MESSAGE(all.code == 0, all.err);
+    const std::vector<Json> records = json_lines(all.out);
+    REQUIRE(records.size() == 64);
+    for (std::size_t i = 0; i < records.size(); ++i) CHECK(records[i]["offset"].u64() == i);
+    CHECK_FALSE(contains(all.err, "the writer"));
+    const Run last = run({"tail", dir.path(), "t", "-n", "1", "--format", "json"});
+    CHECK_MESSAGE(last.code == 0, last.err);
+    const std::vector<Json> tail = json_lines(last.out);
+    REQUIRE(tail.size() == 1);
+    CHECK(tail[0]["offset"].u64() == 63);
+    CHECK(last.err.empty());
+  }
+
   TEST_CASE("verify_reports_segments_after_an_unsealed_one_and_repair_drops_them_as_recovery_does") {
     TempBusDir dir;
     {

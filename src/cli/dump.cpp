@@ -28,25 +28,49 @@ void check(const Status& st) {
   if (!st.ok()) throw Failure(std::string(st.message()));
 }
 
-// Prints what one poll returned (at most `limit` records); returns how many it printed.
-std::uint64_t print_poll(std::ostream& out, const Records& records, Format format, std::uint64_t limit) {
-  for (const Gap& g : records.gaps()) {
-    std::cerr << "ringbus: " << g.count << " records lost (offsets " << g.first_lost << " .. "
-              << g.first_lost + g.count - 1 << "): the writer deleted them before they were read\n";
+// Who took the records of a gap: a writer that holds DIR/LOCK laps a reader
+// or its retention deletes what it has yet to read; with none, the files
+// were gone from the directory before this read them.
+std::string gap_cause(const std::string& dir) {
+  if (const std::optional<long> writer = writer_pid(dir)) {
+    return "the writer (pid " + std::to_string(*writer) + ") deleted them before they were read";
   }
-  std::uint64_t printed = 0;
+  return "their segment files left the directory before they were read (no writer holds " + dir + "/LOCK)";
+}
+
+// What one poll printed: how many records, and whether it met a record at or
+// past end (the offset the tool announced as the end: it stops there).
+struct Printed {
+  std::uint64_t records = 0;
+  bool reached_end = false;
+};
+
+// Prints what one poll returned: at most `limit` records, none at or past end.
+Printed print_poll(std::ostream& out, const Records& records, Format format, std::uint64_t limit, std::uint64_t end,
+                   const std::string& dir) {
+  for (const Gap& g : records.gaps()) {
+    if (g.first_lost >= end) break; // past the announced range, as the records there
+    const std::uint64_t last = std::min(g.first_lost + g.count, end) - 1;
+    std::cerr << "ringbus: " << last - g.first_lost + 1 << " records lost (offsets " << g.first_lost << " .. " << last
+              << "): " << gap_cause(dir) << '\n';
+  }
+  Printed printed;
   for (const Record& r : records) {
-    if (printed == limit) break;
+    if (r.offset >= end) {
+      printed.reached_end = true;
+      break;
+    }
+    if (printed.records == limit) break;
     print_record(out, r, format);
-    ++printed;
+    ++printed.records;
   }
   return printed;
 }
 
 // Prints records from the consumer's position up to end (exclusive) or until
 // count were printed.
-void print_until(std::ostream& out, Consumer& c, const std::string& topic, std::uint64_t end, std::uint64_t count,
-                 Format format) {
+void print_until(std::ostream& out, Consumer& c, const std::string& dir, const std::string& topic, std::uint64_t end,
+                 std::uint64_t count, Format format) {
   std::uint64_t printed = 0;
   int empty = 0;
   while (printed < count && !stop_requested()) {
@@ -65,9 +89,11 @@ void print_until(std::ostream& out, Consumer& c, const std::string& topic, std::
       continue;
     }
     empty = 0;
-    printed += print_poll(out, *r, format, count - printed);
+    const Printed p = print_poll(out, *r, format, count - printed, end, dir);
+    printed += p.records;
     if (!out && stop_requested()) return; // Ctrl-C or SIGTERM ended a write blocked on a full pipe
     if (!out) throw Failure("writing the output failed");
+    if (p.reached_end) break; // a record past the announced range: not printed
   }
   out.flush();
 }
@@ -96,7 +122,7 @@ int run_dump(const DumpArgs& args, std::ostream& out) {
     }
     check(c.seek_to_time(args.topic, *t));
   }
-  print_until(out, c, args.topic, info->end_offset, args.count.value_or(UINT64_MAX), args.format);
+  print_until(out, c, args.dir, args.topic, info->end_offset, args.count.value_or(UINT64_MAX), args.format);
   return exit_ok;
 }
 
@@ -108,7 +134,7 @@ int run_tail(const TailArgs& args, std::ostream& out) {
   Consumer c = subscribe(bus, args.topic);
   const std::uint64_t held = info->end_offset - info->oldest_offset;
   check(c.seek(args.topic, info->end_offset - std::min(held, args.last)));
-  print_until(out, c, args.topic, info->end_offset, UINT64_MAX, args.format);
+  print_until(out, c, args.dir, args.topic, info->end_offset, UINT64_MAX, args.format);
   if (!args.follow) return exit_ok;
   // Caught up, the tool sleeps between polls instead of waiting in poll: the
   // writer is another process and rings no doorbell, and poll's backoff spins
@@ -127,7 +153,7 @@ int run_tail(const TailArgs& args, std::ostream& out) {
     }
     idle = std::chrono::microseconds(0);
     signals.release(); // a write blocked on a full pipe ends on Ctrl-C or SIGTERM
-    print_poll(out, *r, args.format, UINT64_MAX);
+    print_poll(out, *r, args.format, UINT64_MAX, UINT64_MAX, args.dir);
     out.flush();
     if (!out) return exit_ok; // the reader went away (tail -f | head), or a stop signal ended the write
   }

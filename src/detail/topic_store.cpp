@@ -419,6 +419,7 @@ Status TopicStore::recover(bool check_every_segment) {
   bool log_ended = false;
   const auto end_log_at = [&](std::uint64_t base_offset, std::string_view why) -> Status {
     if (report_.damage.empty()) report_.damage = segment_file_name(base_offset) + ": " + std::string(why);
+    note_left_log(base_offset);
     if (!segments_.empty()) {
       log_ended = true;
     } else {
@@ -443,6 +444,7 @@ Status TopicStore::recover(bool check_every_segment) {
     const std::optional<std::uint64_t> base = parse_segment_file_name(e.name);
     if (!base) continue; // .idx files, LOCK, topic.meta, anything else: not a segment
     if (log_ended) {
+      note_left_log(*base);
       if (Status st = drop_segment_files(*base, true); !st.ok()) return st;
       continue;
     }
@@ -700,6 +702,34 @@ Status TopicStore::recover(bool check_every_segment) {
   return {};
 }
 
+void TopicStore::note_left_log(const platform::FileDescriptor& fd) noexcept {
+  if (!read_only_) return;
+  try {
+    if (Result<platform::FileInfo> info = platform::file_info(fd); info.ok()) {
+      left_log_.emplace_back(info->device, info->inode);
+    }
+  } catch (const std::bad_alloc&) {
+    // not noted: a follower may take the file as a lap
+  }
+}
+
+void TopicStore::note_left_log(std::uint64_t base_offset) noexcept {
+  if (!read_only_) return;
+  try {
+    Result<platform::FileDescriptor> fd =
+        platform::open_file_at(dir_, segment_file_name(base_offset), platform::Access::read_only);
+    if (fd.ok()) note_left_log(*fd);
+  } catch (const std::bad_alloc&) {
+  }
+}
+
+bool TopicStore::left_the_log(const platform::FileDescriptor& fd) const {
+  if (left_log_.empty()) return false;
+  Result<platform::FileInfo> info = platform::file_info(fd);
+  if (!info.ok()) return true; // not known: not taken now (follow_next tries again)
+  return std::find(left_log_.begin(), left_log_.end(), std::pair{info->device, info->inode}) != left_log_.end();
+}
+
 Status TopicStore::drop_newest_segment(bool damaged) {
   Segment& dropped = segments_.back();
   (void)platform::map_zeros_into(ring_base_ + (dropped.position & (capacity_ - 1)), segment_bytes_);
@@ -835,6 +865,7 @@ Status TopicStore::cut_at_first_damaged_segment() {
       // checks the tail: an oldest that is also the tail is cut at its damage
       // by the tail's scan.)
       (void)platform::map_zeros_into(ring_base_ + (s.position & (capacity_ - 1)), segment_bytes_);
+      note_left_log(s.fd);
       if (Status st = drop_segment_files(s.base_offset, true); !st.ok()) return st;
       segments_.pop_front();
       ++report_.dropped_oldest_segments;
@@ -848,6 +879,7 @@ Status TopicStore::cut_at_first_damaged_segment() {
     // zeroes what follows it: a copy of it as it was is kept first.
     if (Status st = keep_copy(s); !st.ok()) return st;
     while (segments_.size() > i + 1) {
+      note_left_log(segments_.back().fd);
       if (Status st = drop_newest_segment(true); !st.ok()) return st;
       ++report_.dropped_damaged_segments;
     }
@@ -1446,6 +1478,11 @@ std::optional<std::uint64_t> TopicStore::oldest_segment_from(std::uint64_t first
 
 bool TopicStore::take_followed(platform::FileDescriptor fd, const std::string& name, bool lapped, std::uint64_t after,
                                std::uint64_t& position, std::uint64_t& offset, Log& log) {
+  // A file this follower's recovery after a reboot left out of the log (the
+  // log ends before it): a writer's recovery sets it aside, its records are
+  // not the log's. Taken as the next segment, or as a lap, it would hand out
+  // offsets past the log's end (a missing or damaged segment before it).
+  if (left_the_log(fd)) return false;
   // Read-locked before its header is read: from here the writer cannot
   // recycle it (drop_below), so the header read below stays true for as
   // long as it is mapped here. Refused: the writer is recycling it now.

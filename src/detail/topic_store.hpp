@@ -244,6 +244,13 @@ class TopicStore {
   Status keep_copy(const Segment& s);
   // <name>.damaged, or .damaged.1, ... : the first name not taken.
   Result<std::string> damaged_name(const std::string& name) const;
+  // Read-only, recovery after a reboot: the segment file fd (or named
+  // base_offset's) leaves the log for damage, as a writer's recovery sets it
+  // aside; follow_next never takes that file (by identity: the writer
+  // renames it aside and new files of its name are other files). Else nothing.
+  void note_left_log(const platform::FileDescriptor& fd) noexcept;
+  void note_left_log(std::uint64_t base_offset) noexcept;
+  [[nodiscard]] bool left_the_log(const platform::FileDescriptor& fd) const;
   // populate: fault the file's pages into the page cache now (the flusher).
   Result<Prepared*> prepare_segment(bool populate) noexcept;
   // begin_segment's cheap path: recycled_ becomes the segment at start.
@@ -302,6 +309,10 @@ class TopicStore {
   std::int64_t last_flush_ns_ = 0;       // flusher: time of the last interval flush
   std::int64_t last_listing_ns_ = 0;     // follower: last directory listing (follow_next)
   std::int64_t last_drop_check_ns_ = 0;  // follower stuck at damage: last look for its file
+  // Follower: (st_dev, st_ino) of the segment files its recovery after a
+  // reboot left out of the log for damage (note_left_log). Set by recover()
+  // only, before the store is shared.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> left_log_;
   std::atomic<bool> failed_{false};
   // recover(): the recovered tail segment's position, for maintain() to fault in; no_prefault when none.
   static constexpr std::uint64_t no_prefault = UINT64_MAX;

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "detail/topic_store.hpp"
@@ -499,4 +500,43 @@ TEST_CASE("a topic whose only segment lost its header after a reboot is refused 
   std::filesystem::rename(segments[0] + ".damaged", dir.path() + "/kept.damaged");
   Bus bus = open_bus(dir.path(), no_flusher());
   CHECK(bus.describe("t").value().end_offset == 0);
+}
+
+TEST_CASE(
+    "after a reboot a follower stops where the writer's recovery ends the log and follows what the writer appends") {
+  TempBusDir dir;
+  write_segments(dir, 4, 3); // segments 0-3 full, a tail of 3
+  const std::vector<std::string> segments = dir.segments("t");
+  REQUIRE(segments.size() == 5);
+  std::filesystem::remove(segments[2]); // a middle segment gone: the log ends with segment 1
+  pretend_reboot(dir);
+  Bus reader = open_reader(dir.path());
+  const TopicInfo info = reader.describe("t").value();
+  CHECK(info.oldest_offset == 0);
+  CHECK(info.end_offset == 2 * records_per_small_segment);
+  Result<Consumer> c = reader.consumer("t");
+  REQUIRE(c.ok());
+  // Not a lap: the segments after the missing one are what a writer's
+  // recovery sets aside, not the log's next records.
+  check_numbered(drain(*c), 0, 2 * records_per_small_segment, even_value_bytes);
+  CHECK(c->lost("t").value() == 0);
+  CHECK(c->poll(16, std::chrono::milliseconds(20)).value().empty());
+  CHECK(c->lost("t").value() == 0);
+  {
+    // The writer comes: it sets those segments aside and appends from the end.
+    Bus writer = open_bus(dir.path(), no_flusher());
+    CHECK(writer.describe("t").value().end_offset == 2 * records_per_small_segment);
+    Result<Producer> p = writer.producer("t");
+    REQUIRE(p.ok());
+    append_numbered(*p, records_per_small_segment + 5);
+  }
+  const std::uint64_t end = 3 * records_per_small_segment + 5;
+  std::vector<OwnedRecord> more;
+  for (int i = 0; i < 200 && (more.empty() || more.back().offset + 1 < end); ++i) {
+    std::vector<OwnedRecord> got = drain(*c);
+    if (got.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5)); // the follower lists files every 10 ms
+    more.insert(more.end(), got.begin(), got.end());
+  }
+  check_numbered(more, 2 * records_per_small_segment, end, even_value_bytes);
+  CHECK(c->lost("t").value() == 0);
 }
