@@ -1033,7 +1033,8 @@ TEST_SUITE("cli") {
     pretend_reboot(dir);
     const Json finding = only_line(json_lines(run({"verify", dir.path(), "--format", "json"}).out), "kind", "damage");
     CHECK(finding["repair"].str() == "recovery_after_reboot");
-    CHECK(contains(finding["problem"].str(), "the log ends at offset 128"));
+    CHECK(contains(finding["problem"].str(),
+                   "it ends the log at offset 128, with " + std::filesystem::path(segments[1]).filename().string()));
     CHECK(contains(finding["problem"].str(), "the 2 segments after it, this one included, aside"));
     const Run repaired = run({"verify", dir.path(), "--repair"});
     CHECK_MESSAGE(repaired.code == 0, repaired.out << repaired.err);

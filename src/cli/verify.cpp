@@ -160,7 +160,7 @@ struct RebootPlan {
   std::uint64_t head_offset = 0; // the first offset it keeps
   std::uint64_t end_offset = 0;  // the offset its next append gets
   std::size_t segments = 0;      // segments it keeps, from the one at head_offset
-  std::string refused;           // not "": its open refuses the topic, and why
+  std::string refused;           // not "": what its open does instead of opening the topic
 };
 
 RebootPlan plan_reboot_recovery(const platform::FileDescriptor& topics, const std::string& name) {
@@ -169,7 +169,10 @@ RebootPlan plan_reboot_recovery(const platform::FileDescriptor& topics, const st
   if (!store.ok()) {
     // Read-only, a topic left with no segment reads as one being created;
     // a writer refuses it (README "Recovery").
-    plan.refused = store.code() == Errc::topic_not_found ? "no segment would be left" : std::string(store.message());
+    plan.refused = store.code() == Errc::topic_not_found
+                       ? "it sets every segment aside (renamed .damaged), none being whole, and refuses the topic "
+                         "until those files are moved out"
+                       : "it refuses the topic: " + std::string(store.message());
     return plan;
   }
   plan.head_offset = (*store)->restored().head_offset;
@@ -241,8 +244,7 @@ class Verifier {
           "; writer.boot names another boot or directory, so the next writer's recovery checks every segment "
           "frame by frame: ";
       if (!plan->refused.empty()) {
-        return std::pair{intro + "it refuses the topic (" + plan->refused + "); --repair leaves that to you",
-                         Repair::manual};
+        return std::pair{intro + plan->refused + "; --repair leaves that to you", Repair::manual};
       }
       const std::uint64_t base = segments[i].base_offset;
       if (base < plan->head_offset) {
@@ -268,7 +270,7 @@ class Verifier {
                          Repair::reboot_recovery};
       }
       if (i > tail) {
-        return std::pair{intro + "the log ends at offset " + std::to_string(plan->end_offset) + ", in " +
+        return std::pair{intro + "it ends the log at offset " + std::to_string(plan->end_offset) + ", with " +
                              segments[tail].file_name + ", and sets " + later_segments +
                              ", this one included, aside (renamed .damaged; offsets " +
                              std::to_string(segments[tail + 1].base_offset) + " on); --repair does that now",
@@ -375,8 +377,9 @@ class Verifier {
           add(name, s.path, page_size_ + end, page_size_ + segment_bytes,
               "the segment ends at position " + std::to_string(end) + " without being sealed, so the " +
                   std::to_string(dropped) +
-                  " segments after it were never published (a crash during a batch across a roll); repair "
-                  "drops them",
+                  " segments after it were never published (a crash during a batch across a roll); repair " +
+                  (plan ? "sets them aside (renamed .damaged), as the next writer's recovery does after a reboot"
+                        : "drops them"),
               Repair::drop_after, end, s.index->next_offset());
         } else {
           add_segment_damage(i, page_size_ + end, page_size_ + segment_bytes,
