@@ -526,7 +526,10 @@ bool Log::offset_at_time(std::int64_t t, std::uint64_t pos, std::uint64_t first,
       p += length;
       continue;
     }
-    if (length < frame_header_bytes || length > segment_bytes_) break;
+    // Within its segment: overwrite topics may meet new-lap payload here,
+    // which read as a frame would run past the segment (the last one's past
+    // the ring); the head check at the end throws away what was read.
+    if (length < frame_header_bytes || length > segment_start(p) + segment_bytes_ - p) break;
     FrameHeader h;
     const std::uint64_t words[4] = {word, load_word_acquire(f + 8), load_word_acquire(f + 16),
                                     load_word_acquire(f + 24)}; // acquire: like copy_acquire

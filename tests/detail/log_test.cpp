@@ -351,4 +351,26 @@ TEST_SUITE("log") {
     CHECK(t <= after);
   }
 
+  // A seek_to_time the producer laps mid-scan may stand at a frame start of
+  // the old lap that now holds payload. A payload word that reads as a data
+  // frame of a segment's length, met in the last ring slot, must not lead the
+  // scan (which copies a general-form frame whole on overwrite topics) past
+  // that segment: here, past the ring's end.
+  TEST_CASE("offset_at_time_never_reads_a_frame_past_its_segment") {
+    const TopicOptions o = small_ring(2, OverflowPolicy::overwrite);
+    detail::Log log("t", o, mapping_for(o));
+    REQUIRE(log.open_writer());
+    const std::uint64_t word = S | (std::uint64_t{1} << 32); // length S, type data, flags 0: general form
+    std::string value(32, '\0');
+    for (std::size_t i = 0; i < 4; ++i) std::memcpy(value.data() + 8 * i, &word, 8);
+    for (int i = 0; i < 2 * 64; ++i) REQUIRE(put(log, value) == Errc::ok);
+    const std::uint64_t tail = log.tail_acquire();
+    REQUIRE(tail == 2 * S);
+    std::vector<std::byte> scratch(S);
+    std::uint64_t offset = 99;
+    const std::uint64_t pos = S + 32; // a payload word of the last slot's first frame
+    CHECK(log.offset_at_time(INT64_MAX, pos, 7, tail, scratch.data(), offset));
+    CHECK(offset == 7); // nothing read there: the offset given for pos
+  }
+
 } // TEST_SUITE
