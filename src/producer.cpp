@@ -163,8 +163,8 @@ Result<std::uint64_t> Producer::append_many(std::span<const Message> messages, b
   }
   // Same value size, no keys, no headers, one timestamp: the packed form.
   const BatchShape shape = shape_of(messages);
-  // Check sizes first: all or nothing. (+9: a timestamp delta takes at most
-  // 10 bytes where record_body_bytes counted 1.)
+  // Check sizes first: all or nothing, counting each record's body at the
+  // most its timestamp delta can make it (max_delta_growth).
   std::size_t total = 0;
   for (const Message& m : messages) {
     if (m.headers.size() > limits::max_headers) {
@@ -173,14 +173,14 @@ Result<std::uint64_t> Producer::append_many(std::span<const Message> messages, b
     }
     const std::size_t one =
         detail::frame_header_bytes +
-        (shape.packed ? m.value.size() : detail::record_body_bytes(m, 0) + (shape.one_time ? 0 : 9));
+        (shape.packed ? m.value.size()
+                      : detail::record_body_bytes(m, 0) + (shape.one_time ? 0 : detail::max_delta_growth));
     if (detail::align_up(one, detail::frame_alignment) > log->segment_bytes()) return too_large(one, m);
     total += one - detail::frame_header_bytes;
   }
   if (total > batch_limit_bytes()) return batch_too_large(total);
 
   detail::WriterState& w = log->writer();
-  const detail::Log::WriterMark saved = log->mark();
   const std::uint64_t first = w.next_offset;
   const std::int64_t now = stamp();
   const auto time_of = [now](const Message& m) { return m.timestamp_ns != timestamp_now ? m.timestamp_ns : now; };
@@ -222,6 +222,7 @@ Result<std::uint64_t> Producer::append_many(std::span<const Message> messages, b
     }
     if (Errc err = Errc::ok; !log->make_room(end, wait, err)) return batch_refused(err, total, end - w.pos);
   }
+  const detail::Log::WriterMark saved = log->mark(); // after make_room, which may publish a pad frame
 
   std::size_t i = 0;
   while (i < messages.size()) {
@@ -294,7 +295,6 @@ Result<std::uint64_t> Producer::append_packed(const void* data, std::size_t valu
   }
   if (total > batch_limit_bytes()) return batch_too_large(total);
   detail::WriterState& w = log->writer();
-  const detail::Log::WriterMark saved = log->mark();
   const std::uint64_t first = w.next_offset;
   const std::int64_t ts = timestamp_ns != timestamp_now ? timestamp_ns : stamp();
   const auto* src = static_cast<const std::byte*>(data);
@@ -326,6 +326,7 @@ Result<std::uint64_t> Producer::append_packed(const void* data, std::size_t valu
     }
     if (Errc err = Errc::ok; !log->make_room(end, wait, err)) return batch_refused(err, total, end - w.pos);
   }
+  const detail::Log::WriterMark saved = log->mark(); // after make_room, which may publish a pad frame
   std::size_t left = count;
   while (left != 0) {
     std::size_t k = frame_count(w.pos, w.segment_end, left);

@@ -920,7 +920,7 @@ class SharedCore {
         std::size_t bytes = 0;
         const std::size_t stop = next_ + std::min(count_ - next_, max - moved);
         while (end < stop && packed_[end] == 0) {
-          const std::size_t one = record_body_bytes(messages_[end], 0) + 9;
+          const std::size_t one = record_body_bytes(messages_[end], 0) + max_delta_growth;
           if (bytes + one > limit && end > next_) break;
           bytes += one;
           ++end;

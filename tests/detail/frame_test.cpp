@@ -131,6 +131,27 @@ TEST_SUITE("frame") {
     }
   }
 
+  // Batches size their records at delta 0 plus max_delta_growth before the
+  // frame's base timestamp is known. A record whose length prefix crosses a
+  // varint edge as the delta grows grows by 10: key "k" and 122 value bytes
+  // are 127 bytes after the prefix at delta 0 (a one-byte prefix), 136 at the
+  // largest delta (a two-byte one).
+  TEST_CASE("a_timestamp_delta_grows_a_record_by_at_most_max_delta_growth") {
+    const std::string key127(127, 'k');
+    const std::array<Message, 5> messages{Message{}, msg("k", std::string(122, 'v')), msg("", std::string(16378, 'v')),
+                                          msg(key127, ""), msg("k", "v")};
+    std::size_t most = 0;
+    for (const Message& m : messages) {
+      for (std::int64_t delta : signed_edges) {
+        CAPTURE(delta);
+        const std::size_t grown = detail::record_body_bytes(m, delta) - detail::record_body_bytes(m, 0);
+        CHECK(grown <= detail::max_delta_growth);
+        most = std::max(most, grown);
+      }
+    }
+    CHECK(most == detail::max_delta_growth); // the bound is reached: it is the least that holds
+  }
+
   TEST_CASE("encoded_record_decodes_to_the_same_record") {
     const std::string binary("\0\x80\xff", 3);
     const std::array<Header, 2> headers{Header{"trace", binary}, Header{"e", ""}};

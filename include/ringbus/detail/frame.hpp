@@ -67,6 +67,11 @@ inline std::size_t record_body_bytes(const Message& m, std::int64_t ts_delta) no
   return varint_size(rest) + rest;
 }
 
+// What a record's body may grow by over record_body_bytes(m, 0) once its
+// frame gives it a timestamp delta: the delta's varint takes up to 10 bytes
+// where 0 took 1, and the record's length prefix may take one byte more.
+inline constexpr std::size_t max_delta_growth = 10;
+
 // A message that can use the packed form alone in a frame: value only.
 inline bool packable(const Message& m) noexcept { return m.key.empty() && m.headers.empty(); }
 
