@@ -43,6 +43,7 @@ std::string gap_cause(const std::string& dir) {
 struct Printed {
   std::uint64_t records = 0;
   bool reached_end = false;
+  std::uint64_t first_unprinted = 0; // reached_end: the offset of the record met there
 };
 
 // Prints what one poll returned: at most `limit` records, none at or past end.
@@ -58,6 +59,7 @@ Printed print_poll(std::ostream& out, const Records& records, Format format, std
   for (const Record& r : records) {
     if (r.offset >= end) {
       printed.reached_end = true;
+      printed.first_unprinted = r.offset;
       break;
     }
     if (printed.records == limit) break;
@@ -93,7 +95,14 @@ void print_until(std::ostream& out, Consumer& c, const std::string& dir, const s
     printed += p.records;
     if (!out && stop_requested()) return; // Ctrl-C or SIGTERM ended a write blocked on a full pipe
     if (!out) throw Failure("writing the output failed");
-    if (p.reached_end) break; // a record past the announced range: not printed
+    if (p.reached_end) {
+      // A record past the announced range (after a gap): not printed here.
+      // tail -f goes on from it, so the consumer is put back there (a
+      // seek refused because the writer lapped it meanwhile: its next poll
+      // reports the gap).
+      (void)c.seek(topic, p.first_unprinted);
+      break;
+    }
   }
   out.flush();
 }
