@@ -124,41 +124,53 @@ void acknowledge(MemberState& s) noexcept {
   hold_from(s, c.pos);
 }
 
+// One abandoned record, now member_adopting and ours to take; nullptr when
+// none is abandoned (or another taker won each).
+MemberRecord* claim_abandoned(GroupState& g) noexcept {
+  for (MemberRecord& r : g.members) {
+    // relaxed peek; the CAS below (G6) is what acquires the hand-over.
+    if (r.state.load(std::memory_order_relaxed) != detail::member_abandoned) continue;
+    std::uint32_t expected = detail::member_abandoned;
+    if (r.state.compare_exchange_strong(expected, detail::member_adopting, std::memory_order_acquire,
+                                        std::memory_order_relaxed)) { // (G6) pairs with (G5) in close
+      return &r;
+    }
+  }
+  return nullptr;
+}
+
+// Moves an adopted record's reader slot and range into s (the record keeps
+// its held_offset: the caller says who holds the range from now on).
+void take_range(MemberState& s, MemberRecord& r) noexcept {
+  s.c.slot = r.log_slot;
+  // relaxed: the slot's last store was the leaving member's, before (G5).
+  s.c.released = s.c.log->slot(s.c.slot).position.load(std::memory_order_relaxed);
+  s.c.pos = s.batch_pos = r.pos;
+  s.c.skip = s.batch_skip = r.skip;
+  s.c.offset = s.batch_offset = r.offset;
+  s.range_end = r.range_end;
+  r.log_slot = -1;
+}
+
 // Takes over one abandoned record, if any. Only when we hold nothing
 // undelivered: our reader slot is then swapped for the abandoned one, which
 // holds the range (<= claim, so it holds everything unclaimed too).
 void adopt(MemberState& s) noexcept {
   GroupState& g = *s.group;
-  detail::Log& log = *s.c.log;
-  for (MemberRecord& r : g.members) {
-    // relaxed peek; the CAS below (G6) is what acquires the hand-over.
-    if (r.state.load(std::memory_order_relaxed) != detail::member_abandoned) continue;
-    std::uint32_t expected = detail::member_abandoned;
-    if (!r.state.compare_exchange_strong(expected, detail::member_adopting, std::memory_order_acquire,
-                                         std::memory_order_relaxed)) { // (G6) pairs with (G5) in close
-      continue;
-    }
-    // seq_cst: position() reads begun before its scan and again after it.
-    g.handovers_begun.fetch_add(1, std::memory_order_seq_cst);
-    const int mine = s.c.slot;
-    s.c.slot = r.log_slot;
-    // relaxed: the slot's last store was the leaving member's, before (G5).
-    s.c.released = log.slot(s.c.slot).position.load(std::memory_order_relaxed);
-    s.c.pos = s.batch_pos = r.pos;
-    s.c.skip = s.batch_skip = r.skip;
-    s.c.offset = s.batch_offset = r.offset;
-    s.range_end = r.range_end;
-    s.record->held_offset.store(r.offset, std::memory_order_seq_cst);  // (G3), before the abandoned one clears
-    r.held_offset.store(detail::no_offset, std::memory_order_seq_cst); // (G3) seq_cst: see position()
-    r.log_slot = -1;
-    log.unregister_reader(mine);
-    r.state.store(detail::member_free, std::memory_order_release); // a join may reuse it (acquire there)
-    // relaxed: a count for the pollers' peek in fill(); the record's state
-    // (G5)/(G6) carries the hand-over itself.
-    g.abandoned.fetch_sub(1, std::memory_order_relaxed);
-    g.handovers_done.fetch_add(1, std::memory_order_seq_cst); // pairs with position()'s loads
-    return;
-  }
+  MemberRecord* const r = claim_abandoned(g);
+  if (r == nullptr) return;
+  // seq_cst: position() reads begun before its scan and again after it.
+  g.handovers_begun.fetch_add(1, std::memory_order_seq_cst);
+  const int mine = s.c.slot;
+  take_range(s, *r);
+  s.record->held_offset.store(r->offset, std::memory_order_seq_cst);  // (G3), before the abandoned one clears
+  r->held_offset.store(detail::no_offset, std::memory_order_seq_cst); // (G3) seq_cst: see position()
+  s.c.log->unregister_reader(mine);
+  r->state.store(detail::member_free, std::memory_order_release); // a join may reuse it (acquire there)
+  // relaxed: a count for the pollers' peek in fill(); the record's state
+  // (G5)/(G6) carries the hand-over itself.
+  g.abandoned.fetch_sub(1, std::memory_order_relaxed);
+  g.handovers_done.fetch_add(1, std::memory_order_seq_cst); // pairs with position()'s loads
 }
 
 // A joining member takes over one abandoned record, if any, as its own: its
@@ -168,40 +180,24 @@ void adopt(MemberState& s) noexcept {
 // group out. Under g.membership; s has no record or slot yet.
 bool adopt_at_join(MemberState& s) noexcept {
   GroupState& g = *s.group;
-  detail::Log& log = *s.c.log;
-  for (MemberRecord& r : g.members) {
-    // relaxed peek; the CAS below (G6) is what acquires the hand-over.
-    if (r.state.load(std::memory_order_relaxed) != detail::member_abandoned) continue;
-    std::uint32_t expected = detail::member_abandoned;
-    if (!r.state.compare_exchange_strong(expected, detail::member_adopting, std::memory_order_acquire,
-                                         std::memory_order_relaxed)) { // (G6) pairs with (G5) in close
-      continue;                                                        // a poll's adopt() took it
-    }
-    // No range moves between records: the record stays the holder, and its
-    // held_offset (G3, r.offset since close) stays, so position() needs no
-    // hand-over bracket.
-    s.record = &r;
-    s.c.slot = r.log_slot;
-    // relaxed: the slot's last store was the leaving member's, before (G5).
-    s.c.released = log.slot(s.c.slot).position.load(std::memory_order_relaxed);
-    s.c.pos = s.batch_pos = r.pos;
-    s.c.skip = s.batch_skip = r.skip;
-    s.c.offset = s.batch_offset = r.offset;
-    s.range_end = r.range_end;
-    r.log_slot = -1;
-    if (g.anchor_slot >= 0) {
-      // The anchor held the claim while nobody was open; the adopted slot is
-      // <= claim and holds everything from the range on, so the anchor can go
-      // (kept, it would pin the producer at this claim for good).
-      log.unregister_reader(g.anchor_slot);
-      g.anchor_slot = -1;
-    }
-    // relaxed: a count for the pollers' peek in fill(); the record's state
-    // (G5)/(G6) carries the hand-over itself.
-    g.abandoned.fetch_sub(1, std::memory_order_relaxed);
-    return true;
+  MemberRecord* const r = claim_abandoned(g); // a poll's adopt() may win some
+  if (r == nullptr) return false;
+  // No range moves between records: the record stays the holder, and its
+  // held_offset (G3, r->offset since close) stays, so position() needs no
+  // hand-over bracket.
+  s.record = r;
+  take_range(s, *r);
+  if (g.anchor_slot >= 0) {
+    // The anchor held the claim while nobody was open; the adopted slot is
+    // <= claim and holds everything from the range on, so the anchor can go
+    // (kept, it would pin the producer at this claim for good).
+    s.c.log->unregister_reader(g.anchor_slot);
+    g.anchor_slot = -1;
   }
-  return false;
+  // relaxed: a count for the pollers' peek in fill(); the record's state
+  // (G5)/(G6) carries the hand-over itself.
+  g.abandoned.fetch_sub(1, std::memory_order_relaxed);
+  return true;
 }
 
 // Claims whole frames from the group's position and delivers up to budget

@@ -220,9 +220,9 @@ Result<std::uint64_t> Producer::append_many(std::span<const Message> messages, b
       pos += log->batch_frame_bytes_at(pos, detail::frame_header_bytes + body);
       at += k;
     }
-    if (Errc err = Errc::ok; !log->make_room(end, wait, err)) return batch_refused(err, total, end - w.pos);
+    if (Errc err = Errc::ok; !log->reclaim_for_batch(end, wait, err)) return batch_refused(err, total, end - w.pos);
   }
-  const detail::Log::WriterMark saved = log->mark(); // after make_room, which may publish a pad frame
+  const detail::Log::WriterMark saved = log->mark();
 
   std::size_t i = 0;
   while (i < messages.size()) {
@@ -324,9 +324,9 @@ Result<std::uint64_t> Producer::append_packed(const void* data, std::size_t valu
       pos += log->batch_frame_bytes_at(pos, detail::frame_header_bytes + k * value_bytes);
       left -= k;
     }
-    if (Errc err = Errc::ok; !log->make_room(end, wait, err)) return batch_refused(err, total, end - w.pos);
+    if (Errc err = Errc::ok; !log->reclaim_for_batch(end, wait, err)) return batch_refused(err, total, end - w.pos);
   }
-  const detail::Log::WriterMark saved = log->mark(); // after make_room, which may publish a pad frame
+  const detail::Log::WriterMark saved = log->mark();
   std::size_t left = count;
   while (left != 0) {
     std::size_t k = frame_count(w.pos, w.segment_end, left);

@@ -398,6 +398,19 @@ void append_even(Bus& bus, const std::string& topic, std::uint64_t n) {
   }
 }
 
+// Topic "t" of 4 small persistent segments holding 200 records (segments 0,
+// 64 and 128 sealed, 192 the tail), its writer gone; the segment files.
+std::vector<std::string> write_four_segments(TempBusDir& dir, TopicOptions o = persistent_small_ring(4)) {
+  {
+    Bus bus = open_bus(dir.path(), no_flusher());
+    bus.create_topic("t", o).check();
+    append_even(bus, "t", 200);
+  }
+  std::vector<std::string> segments = dir.segments("t");
+  REQUIRE(segments.size() == 4);
+  return segments;
+}
+
 void flip_byte(const std::string& path, std::uint64_t at) {
   std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
   REQUIRE(f.good());
@@ -915,13 +928,7 @@ TEST_SUITE("cli") {
 
   TEST_CASE("verify_refuses_to_repair_damage_in_a_sealed_segment_and_names_it") {
     TempBusDir dir;
-    {
-      Bus bus = open_bus(dir.path(), no_flusher());
-      bus.create_topic("t", persistent_small_ring(4)).check();
-      append_even(bus, "t", 200); // segments 0, 64, 128 sealed; 192 the tail
-    }
-    const std::vector<std::string> segments = dir.segments("t");
-    REQUIRE(segments.size() == 4);
+    const std::vector<std::string> segments = write_four_segments(dir);
     flip_byte(segments[0], 4096 + 3 * 64 + 20); // record 3's header (base_offset)
     const Run damaged = run({"verify", dir.path(), "--format", "json"});
     CHECK(damaged.code == 1);
@@ -942,15 +949,9 @@ TEST_SUITE("cli") {
   // do, and --repair does it, where the same boot's recovery passes by.
   TEST_CASE("verify_after_a_reboot_says_the_next_writer_cuts_the_log_at_a_damaged_sealed_segment_and_repair_does_it") {
     TempBusDir dir;
-    {
-      Bus bus = open_bus(dir.path(), no_flusher());
-      TopicOptions o = persistent_small_ring(4);
-      o.durability = Durability::interval;
-      bus.create_topic("t", o).check();
-      append_even(bus, "t", 200); // segments 0, 64, 128 sealed; 192 the tail
-    }
-    const std::vector<std::string> segments = dir.segments("t");
-    REQUIRE(segments.size() == 4);
+    TopicOptions o = persistent_small_ring(4);
+    o.durability = Durability::interval;
+    const std::vector<std::string> segments = write_four_segments(dir, o);
     flip_byte(segments[1], 4096 + 6 * 64 + 40); // inside record 70's value
     // The same boot: the writer's recovery does not scan it; --repair refuses.
     const Json same_boot = only_line(json_lines(run({"verify", dir.path(), "--format", "json"}).out), "kind", "damage");
@@ -988,13 +989,7 @@ TEST_SUITE("cli") {
     for (const bool header : {false, true}) { // a bad frame; a header that does not validate
       CAPTURE(header);
       TempBusDir dir;
-      {
-        Bus bus = open_bus(dir.path(), no_flusher());
-        bus.create_topic("t", persistent_small_ring(4)).check();
-        append_even(bus, "t", 200);
-      }
-      const std::vector<std::string> segments = dir.segments("t");
-      REQUIRE(segments.size() == 4);
+      const std::vector<std::string> segments = write_four_segments(dir);
       flip_byte(segments[0], header ? 0 : 4096 + 3 * 64 + 40);
       const Run same_boot = run({"verify", dir.path(), "--repair"});
       CHECK(same_boot.code == 1);
@@ -1020,13 +1015,7 @@ TEST_SUITE("cli") {
 
   TEST_CASE("verify_after_a_reboot_says_a_segment_header_that_does_not_validate_ends_the_log_and_repair_does_it") {
     TempBusDir dir;
-    {
-      Bus bus = open_bus(dir.path(), no_flusher());
-      bus.create_topic("t", persistent_small_ring(4)).check();
-      append_even(bus, "t", 200);
-    }
-    const std::vector<std::string> segments = dir.segments("t");
-    REQUIRE(segments.size() == 4);
+    const std::vector<std::string> segments = write_four_segments(dir);
     flip_byte(segments[2], 0); // segment 128's magic
     const Json same_boot = only_line(json_lines(run({"verify", dir.path(), "--format", "json"}).out), "kind", "damage");
     CHECK(same_boot["repair"].str() == "manual");
@@ -1047,13 +1036,7 @@ TEST_SUITE("cli") {
   // log, not the set-aside segments' records as if the writer had lapped them.
   TEST_CASE("dump_and_tail_after_a_reboot_with_a_missing_segment_print_only_the_offsets_they_announce") {
     TempBusDir dir;
-    {
-      Bus bus = open_bus(dir.path(), no_flusher());
-      bus.create_topic("t", persistent_small_ring(4)).check();
-      append_even(bus, "t", 200); // segments 0, 64, 128; 192 the tail
-    }
-    const std::vector<std::string> segments = dir.segments("t");
-    REQUIRE(segments.size() == 4);
+    const std::vector<std::string> segments = write_four_segments(dir);
     std::filesystem::remove(segments[1]);
     // The same boot: a segment is missing, named.
     const Run same_boot = run({"dump", dir.path(), "t", "--from", "0", "--count", "1"});

@@ -220,7 +220,7 @@ bool Log::roll(bool wait, Errc& err) noexcept {
       // relaxed: only this thread (the writer) stores head.
       if (head_.load(std::memory_order_relaxed) < need) store_head(need, offset_at_segment(need));
     } else if (head_.load(std::memory_order_relaxed) < need && !reclaim(need, wait, err)) {
-      // (relaxed: only this thread stores the head. At or past need, make_room
+      // (relaxed: only this thread stores the head. At or past need, reclaim_for_batch
       // reclaimed this slot for the batch rolling now: a reader that came
       // since reads from the head, and nothing behind it is held.)
       return false;
@@ -365,11 +365,13 @@ bool Log::reclaim(std::uint64_t need, bool wait, Errc& err) noexcept {
   return false;
 }
 
-bool Log::make_room(std::uint64_t last_end, bool wait, Errc& err) noexcept {
+bool Log::reclaim_for_batch(std::uint64_t last_end, bool wait, Errc& err) noexcept {
   if (overwrite_ || last_end <= capacity_) return true; // overwrite rolls never wait; a first lap frees all
   const std::uint64_t need = last_end - capacity_;
   if (head_.load(std::memory_order_relaxed) >= need) return true; // only this thread stores the head
-  if (need > writer_.published && writer_.has_pending) publish(); // a pad frame only: no batch frame yet
+  // Within batch_limit_bytes a batch never needs room behind the published
+  // tail (need <= the start of the writer's segment, which a pad frame an
+  // aborted claim left pending begins before): refused, not waited for.
   if (need > writer_.published) {
     err = Errc::record_too_large;
     return false;

@@ -316,9 +316,7 @@ class Log {
   // so a batch refused mid-way has overwritten nothing and the head stays
   // where it was; its rolls then find their room. Room behind the published
   // tail can never come (readers stop there): false with record_too_large.
-  // A pad frame an aborted claim left unpublished is published first (it
-  // holds readers back at its start).
-  bool make_room(std::uint64_t last_end, bool wait, Errc& err) noexcept;
+  bool reclaim_for_batch(std::uint64_t last_end, bool wait, Errc& err) noexcept;
   // The flag a batch frame of `length` bytes carries.
   [[nodiscard]] std::uint8_t batch_flags(std::size_t length) const noexcept {
     return pair_batches_ && length >= batch_pair_min_bytes ? frame_flags::pair_end : 0;
