@@ -245,6 +245,10 @@ Result<Bus> Bus::open(std::string_view directory, const BusOptions& options) {
   }
   if (!options.read_only && options.flusher_thread) {
     for (auto& [name, log] : bus.core_->registry) log->store()->close_deleted_files_in_maintain();
+    // The tag the flusher seals segments with, read here: its first reading
+    // builds the boot id's string, which the flusher's first pass would
+    // otherwise do at whatever time it runs, perhaps amid the writer's steady state.
+    (void)detail::seal_boot_tag();
     try {
       bus.core_->flusher = std::thread(run_flusher, bus.core_.get());
     } catch (const std::system_error& e) {

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <new>
 #include <span>
 #include <string>
@@ -299,8 +300,22 @@ TEST_CASE("steady state: a persistent topic's append and poll allocate nothing b
       if (!producer.append(ringbus::bytes_of(value)).ok()) ++failed;
       tally.take(consumer.poll().value());
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20)); // the flusher has prepared the next segment
-    const std::uint64_t n = 60'000;                             // 64-byte frames: under 4 MiB
+    // The flusher's first pass allocates (its lists of topics, the next
+    // segment it prepares): wait until it prepared that segment, however
+    // long a loaded machine keeps the thread from running, then a little
+    // more for the rest of the pass.
+    const auto prepared = [&] {
+      for (const auto& e : std::filesystem::directory_iterator(dir.topic_dir("p"))) {
+        if (e.path().filename().string().starts_with("next-")) return true;
+      }
+      return false;
+    };
+    for (int waited_ms = 0; !prepared() && waited_ms < 30'000; ++waited_ms) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    REQUIRE(prepared());
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const std::uint64_t n = 60'000; // 64-byte frames: under 4 MiB
     AllocationWindow window;
     for (std::uint64_t i = 0; i < n; ++i) {
       if (!producer.append(ringbus::bytes_of(value)).ok()) ++failed;
