@@ -76,7 +76,7 @@ bool is_peer(std::string_view impl) {
   return std::find(peer_names.begin(), peer_names.end(), impl) != peer_names.end();
 }
 
-bool is_floor(std::string_view impl) { return impl == "floor" || impl == "memcpy_floor"; }
+bool is_floor(std::string_view impl) { return impl == "floor" || impl == "floor_stamped" || impl == "memcpy_floor"; }
 
 bool is_ringbus(std::string_view scenario, std::string_view impl) {
   return impl.starts_with("ringbus") || scenario == "persist_append";

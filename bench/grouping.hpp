@@ -61,7 +61,7 @@ int repetitions_of(const std::vector<Scenario>& scenarios);
 // rwq, moodycamel_cq, atomic_queue, boost_spsc, rwq_copies: what ringbus is
 // measured against (not floor, memcpy_floor or ringbus's own rows).
 bool is_peer(std::string_view impl);
-// A physical limit shown for scale, not a peer: rtt/floor, replay/memcpy_floor.
+// A physical limit shown for scale, not a peer: rtt/floor, rtt/floor_stamped, replay/memcpy_floor.
 bool is_floor(std::string_view impl);
 // ringbus's own rows (persist_append's rows are all ringbus topics).
 bool is_ringbus(std::string_view scenario, std::string_view impl);

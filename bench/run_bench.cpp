@@ -169,6 +169,7 @@ void add_rtt_scenario(const RunConfig& config) {
   add_rtt<AtomicQueueRtt>("atomic_queue", config);
   add_rtt<BoostSpscRtt>("boost_spsc", config);
   add_rtt<FloorRtt>("floor", config);
+  add_rtt<FloorStampedRtt>("floor_stamped", config);
 }
 
 template <class Impl>

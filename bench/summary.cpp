@@ -127,6 +127,7 @@ class Table {
 
 std::string impl_label(const Row& row) {
   if (row.impl == "floor") return "floor (physical limit, not a peer)";
+  if (row.impl == "floor_stamped") return "floor_stamped (floor + a wall-clock stamp per message, not a peer)";
   if (row.impl == "ringbus_append_nots") return "ringbus_append_nots (extra: timestamps none)";
   if (row.impl == "ringbus_nots") return "ringbus_nots (extra: timestamps none)";
   return row.impl;
@@ -474,7 +475,11 @@ std::string setup_section(const SummaryInput& in, int repetitions) {
          "topic's busy_spin strategy; atomic_queue's pop() waits in its own spin loop. The echo thread keeps "
          "the impl pointer and its trip counts in locals: captured by reference, they were reloaded from the "
          "timing thread's stack after each call the compiler could not see into (ringbus's poll_one is one); "
-         "that cost rtt/ringbus ~50-90 ns a round trip, and moved no peer's row.\n";
+         "that cost rtt/ringbus ~50-90 ns a round trip, and moved no peer's row. floor_stamped: floor with a "
+         "wall-clock stamp (the clock a ringbus producer uses, "
+      << (ringbus::detail::tsc_clock_usable() ? "the TSC here" : "one clock_gettime here")
+      << ") written into the line before each send's store: floor_stamped - floor is what stamping a message "
+         "with its time of append costs a round trip on this machine, whatever carries it.\n";
   return out.str();
 }
 
