@@ -458,7 +458,7 @@ std::string setup_section(const SummaryInput& in, int repetitions) {
          "record published, zero copy). rwq (try_enqueue; try_dequeue for 8 B, peek / pop for 64 B) and "
          "atomic_queue (SPSC, MINIMIZE_CONTENTION off; push / pop) have no bulk API. "
          "ringbus_append: one Producer::append per record with wall-clock timestamps (the default: the TSC where "
-         "the kernel's clocksource is tsc; "
+         "the kernel's clock reads it, clocksource tsc, or kvm-clock with an invariant TSC; "
       << (ringbus::detail::tsc_clock_usable() ? "it is here" : "it is not here: one clock_gettime per record")
       << "); at 8 B on a "
          "topic with line_aligned_appends (each record's frame starts a cache line; its faster configuration there). "

@@ -91,9 +91,18 @@ std::int64_t TickClock::anchor(const ClockSample& s) noexcept {
   return start_interval(s.ticks, at, at - s.real_ns);
 }
 
+bool clocksource_reads_tsc(std::string_view clocksource, bool invariant_tsc) noexcept {
+  if (clocksource == "tsc") return true;
+  return clocksource == "kvm-clock" && invariant_tsc;
+}
+
 bool tsc_clock_usable() noexcept {
 #if RINGBUS_HAS_TSC
-  static const bool usable = platform::kernel_clocksource_is_tsc();
+  static const bool usable = [] {
+    char clocksource[32];
+    return platform::kernel_clocksource(clocksource, sizeof clocksource) &&
+           clocksource_reads_tsc(clocksource, platform::cpu_has_invariant_tsc());
+  }();
   return usable;
 #else
   return false;

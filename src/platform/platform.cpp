@@ -7,6 +7,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
+
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -78,14 +82,37 @@ std::int64_t monotonic_ns() noexcept {
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-bool kernel_clocksource_is_tsc() noexcept {
+bool kernel_clocksource(char* out, std::size_t size) noexcept {
+  if (size == 0) return false;
+  out[0] = '\0';
   // open/read, not iostreams: no heap (a topic's creation may be the first to ask).
   const int fd = ::open("/sys/devices/system/clocksource/clocksource0/current_clocksource", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
-  char text[16] = {};
-  const ssize_t n = ::read(fd, text, sizeof text - 1);
+  const ssize_t n = ::read(fd, out, size - 1);
   ::close(fd);
-  return n >= 3 && std::strncmp(text, "tsc", 3) == 0 && (n == 3 || text[3] == '\n');
+  if (n <= 0) {
+    out[0] = '\0';
+    return false;
+  }
+  // sysfs ends the name with a newline: without one in what fit, the name
+  // was longer than out (cut short, it could read as another name).
+  const void* newline = std::memchr(out, '\n', static_cast<std::size_t>(n));
+  if (newline == nullptr) {
+    out[0] = '\0';
+    return false;
+  }
+  const std::size_t length = static_cast<std::size_t>(static_cast<const char*>(newline) - out);
+  out[length] = '\0';
+  return length != 0;
+}
+
+bool cpu_has_invariant_tsc() noexcept {
+#if defined(__x86_64__) && defined(__GNUC__)
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(0x80000007, &a, &b, &c, &d) != 0 && (d & (1U << 8)) != 0;
+#else
+  return false;
+#endif
 }
 
 std::string boot_id() {

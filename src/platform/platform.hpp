@@ -37,9 +37,14 @@ inline std::int64_t deadline_after(std::int64_t timeout_ns) noexcept {
   const std::int64_t now = monotonic_ns();
   return timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
 }
-// Whether the kernel keeps time with the CPU's time-stamp counter (the
-// current clocksource in sysfs is "tsc"); false when it cannot tell.
-bool kernel_clocksource_is_tsc() noexcept;
+// The kernel's current clocksource as sysfs names it ("tsc", "kvm-clock",
+// "hpet", ...), without its newline, into out (NUL-terminated, at most
+// size - 1 bytes); false, with out empty, when it cannot tell.
+bool kernel_clocksource(char* out, std::size_t size) noexcept;
+// Whether the CPU says its time-stamp counter is invariant (CPUID
+// 0x80000007, EDX bit 8: one constant rate, ticking through every power
+// state; /proc/cpuinfo's constant_tsc and nonstop_tsc). False off x86-64.
+bool cpu_has_invariant_tsc() noexcept;
 // This boot's id (/proc/sys/kernel/random/boot_id: new at every boot), or
 // "" when the system does not say.
 std::string boot_id();

@@ -5,11 +5,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
 
-#if RINGBUS_HAS_TSC
-#include <cpuid.h>
-#endif
-
+#include "platform/platform.hpp"
 #include "test_support.hpp"
 
 namespace detail = ringbus::detail;
@@ -31,15 +29,6 @@ detail::ClockSample reading(std::uint64_t t, std::int64_t steady, std::int64_t r
 // Anchors c at time ns of exact clocks and returns what it gave.
 std::int64_t sample(TickClock& c, std::int64_t ns, std::uint64_t width = 90) {
   return c.anchor(reading(tick_at(ns), ns, ns, width));
-}
-
-bool cpu_has_invariant_tsc() {
-#if RINGBUS_HAS_TSC
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  return __get_cpuid(0x80000007, &a, &b, &c, &d) != 0 && (d & (1U << 8)) != 0;
-#else
-  return false;
-#endif
 }
 
 std::int64_t dist(std::int64_t a) { return a < 0 ? -a : a; }
@@ -274,6 +263,33 @@ TEST_SUITE("clock") {
     CHECK(c.calibrated());
   }
 
+  TEST_CASE("the_tsc_is_read_where_the_kernels_clock_is_the_tsc_scaled") {
+    CHECK(detail::clocksource_reads_tsc("tsc", true));
+    CHECK(detail::clocksource_reads_tsc("tsc", false)); // the kernel vouches for it
+    // kvm-clock: the host's scaling of the guest's TSC, which the anchors
+    // follow when its rate is one the CPU keeps.
+    CHECK(detail::clocksource_reads_tsc("kvm-clock", true));
+    CHECK_FALSE(detail::clocksource_reads_tsc("kvm-clock", false));
+    CHECK_FALSE(detail::clocksource_reads_tsc("hpet", true));
+    CHECK_FALSE(detail::clocksource_reads_tsc("acpi_pm", true));
+    CHECK_FALSE(detail::clocksource_reads_tsc("tsc-early", true)); // the boot's, never the kernel's for good
+    CHECK_FALSE(detail::clocksource_reads_tsc("", true));
+  }
+
+  TEST_CASE("this_process_reads_the_tsc_exactly_when_its_kernel_clock_and_cpu_say_so") {
+    char clocksource[32];
+    const bool known = ringbus::platform::kernel_clocksource(clocksource, sizeof clocksource);
+    MESSAGE("clocksource " << std::string(known ? clocksource : "(unknown)") << ", invariant TSC "
+                           << ringbus::platform::cpu_has_invariant_tsc() << ", stamps from the TSC "
+                           << detail::tsc_clock_usable());
+#if RINGBUS_HAS_TSC
+    CHECK(detail::tsc_clock_usable() ==
+          (known && detail::clocksource_reads_tsc(clocksource, ringbus::platform::cpu_has_invariant_tsc())));
+#else
+    CHECK_FALSE(detail::tsc_clock_usable());
+#endif
+  }
+
   TEST_CASE("wall_clock_without_the_tsc_reads_clock_realtime_every_time") {
     detail::WallClock c(false);
     for (int i = 0; i < 1000; ++i) {
@@ -289,7 +305,7 @@ TEST_SUITE("clock") {
   TEST_CASE("wall_clock_with_the_tsc_stays_near_clock_realtime_and_never_steps_back") {
     // Where the kernel keeps time otherwise, the counter is still read when
     // the CPU says it is invariant: the path runs on every such machine.
-    if (!detail::tsc_clock_usable() && !cpu_has_invariant_tsc()) {
+    if (!detail::tsc_clock_usable() && !ringbus::platform::cpu_has_invariant_tsc()) {
       MESSAGE("no invariant TSC here: every stamp is a clock_gettime (tested above)");
       return;
     }

@@ -3,8 +3,9 @@
 // clock_gettime(CLOCK_REALTIME) costs 22-30 ns here even through the vDSO:
 // it orders the CPU's time-stamp counter read (rdtscp or lfence; rdtsc), so
 // the pipeline drains behind it, and an append is otherwise ~30 ns. When the
-// kernel itself keeps time with the TSC (clocksource "tsc"), a producer reads
-// the counter directly (rdtsc, unordered) and converts it with its own anchor
+// kernel itself keeps time with the TSC (clocksource "tsc", or "kvm-clock"
+// with an invariant TSC: see clocksource_reads_tsc), a producer reads the
+// counter directly (rdtsc, unordered) and converts it with its own anchor
 // and rate, the way the vDSO does with the kernel's:
 //
 //   anchor   a (ticks, ns) sample of CLOCK_REALTIME, retaken whenever the
@@ -36,12 +37,13 @@
 // steps back. The clock is the topic writer's (detail::WriterState): the
 // producers of a topic, one after the other, and a SharedProducer's
 // sequencer share it. Until its first 1 ms baseline exists, and on every
-// machine where the kernel's clocksource is not the TSC (or not x86-64),
+// machine where the kernel's clock does not read the TSC (or not x86-64),
 // each stamp is a clock_gettime.
 #pragma once
 
 #include <cstdint>
 #include <ctime>
+#include <string_view>
 
 #include "ringbus/detail/config.hpp"
 
@@ -130,10 +132,20 @@ class TickClock {
   bool has_base_ = false;
 };
 
-// Whether this process reads the TSC for wall-clock stamps: x86-64 and the
-// kernel's clocksource is "tsc" (read once, from sysfs, when the first topic
-// is made; a kernel that later gives up on the TSC is not noticed, but the
-// anchors keep every stamp within a millisecond of CLOCK_REALTIME).
+// Whether the kernel's clock is the TSC scaled: clocksource "tsc", or
+// "kvm-clock" on a CPU whose TSC is invariant. kvm-clock is the host's
+// scaling of this guest's TSC (pvclock: a per-vCPU tsc_timestamp, system_time
+// and multiplier that the vDSO applies to an rdtsc); a kernel may still mark
+// the TSC itself unstable as a clocksource (tsc=unstable: the host may move
+// the guest, or restore it from a snapshot, onto another TSC), which is
+// exactly what the writer's anchors absorb: a counter that jumps or changes
+// rate is re-anchored within a millisecond and never steps a stamp back.
+bool clocksource_reads_tsc(std::string_view clocksource, bool invariant_tsc) noexcept;
+
+// Whether this process reads the TSC for wall-clock stamps: x86-64 and
+// clocksource_reads_tsc (read once, from sysfs and CPUID, when the first
+// topic is made; a kernel that later gives up on the TSC is not noticed, but
+// the anchors keep every stamp within a millisecond of CLOCK_REALTIME).
 bool tsc_clock_usable() noexcept;
 
 // One writer's wall clock (it lives in the writer's state: one thread at a
