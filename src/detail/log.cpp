@@ -266,8 +266,14 @@ bool Log::roll_files(std::uint64_t next_start, Errc& err) noexcept {
     }
   }
   // The segment leaving the slot the writer enters is recycled as the next one
-  // when it can be. relaxed: only this thread stores the head.
-  store_->drop_below(head_.load(std::memory_order_relaxed), next_start);
+  // when it can be. A batch's reclaim_for_batch may have moved the head past
+  // the segments of the slots its later rolls enter: those stay (below the
+  // head, unread) until their own roll recycles them, as single appends'
+  // rolls do. Segments retention moved the head past go now. relaxed: only
+  // this thread stores the head.
+  const std::uint64_t now_head = head_.load(std::memory_order_relaxed);
+  const std::uint64_t ring_need = next_start + segment_bytes_ > capacity_ ? next_start + segment_bytes_ - capacity_ : 0;
+  store_->drop_below(now_head > head ? now_head : std::min(now_head, ring_need), next_start);
   if (Status st = store_->begin_segment(next_start, writer_.next_offset, writer_.has_pending); !st.ok()) {
     roll_error_ = std::move(st);
     err = roll_error_.code();

@@ -162,6 +162,53 @@ std::uint64_t with_lap_of(std::uint64_t lap_word, std::uint64_t word) {
   return (word & ~lap) | (lap_word & lap);
 }
 
+// count messages numbered as append_timed numbers them (key, value, timestamp), from offset first.
+struct NumberedBatch {
+  NumberedBatch(std::uint64_t first, std::size_t count) {
+    for (std::size_t i = 0; i < count; ++i) {
+      keys.push_back(key_for(first + i));
+      values.push_back(value_for(first + i, even_value_bytes));
+    }
+    for (std::size_t i = 0; i < count; ++i) {
+      messages.push_back(msg(keys[i], values[i], static_cast<std::int64_t>(1000 * (first + i + 1))));
+    }
+  }
+  std::vector<std::string> keys;
+  std::vector<std::string> values;
+  std::vector<Message> messages;
+};
+
+// A topic of persistent_ring(8) filled until its 8 segment files exist and
+// the last is nearly full (the next roll enters the ring slot of the oldest),
+// with an open descriptor on each file so that no inode of theirs is reused
+// by a new file while it lives.
+struct FullRing {
+  explicit FullRing(const std::string& topic) : name(topic) {
+    REQUIRE(bus.create_topic(name, persistent_ring(8)).ok());
+    producer = bus.producer(name).value();
+    while (dir.segments(name).size() < 8) append_timed(producer, 1);
+    append_timed(producer, 45); // 46 of the 51 records a segment holds: near its end
+    for (const std::string& f : dir.segments(name)) {
+      const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
+      REQUIRE(fd >= 0);
+      held.push_back(fd);
+    }
+    first_lap = inodes_of(dir.segments(name));
+  }
+  ~FullRing() {
+    for (const int fd : held) ::close(fd);
+  }
+  FullRing(const FullRing&) = delete;
+  FullRing& operator=(const FullRing&) = delete;
+
+  std::string name;
+  TempBusDir dir;
+  Bus bus = open_bus(dir.path(), no_flusher());
+  Producer producer;
+  std::vector<int> held;
+  std::set<ino_t> first_lap;
+};
+
 } // namespace
 
 TEST_SUITE("topic_store") {
@@ -1362,5 +1409,60 @@ TEST_SUITE("topic_store") {
     REQUIRE(info.ok());
     CHECK(info->end_offset == 50);
     check_numbered(read_all(bus, "o"), 0, 50);
+  }
+
+  TEST_CASE("a_batch_rolling_through_three_segments_of_a_full_ring_recycles_their_files") {
+    FullRing ring("laps");
+    const std::uint64_t first = ring.producer.next_offset();
+    const std::size_t before = ring.dir.segments("laps").size();
+    NumberedBatch batch(first, 250); // ~12 KB of records: through three segments of 4 KiB or more
+    Result<std::uint64_t> r = ring.producer.append_batch(batch.messages);
+    REQUIRE_MESSAGE(r.ok(), r.message());
+    REQUIRE(*r == first);
+    std::size_t entered = 0; // segment files the batch began
+    for (const std::string& f : ring.dir.segments("laps")) {
+      if (std::stoull(std::filesystem::path(f).stem().string()) > first) ++entered;
+    }
+    REQUIRE(entered >= 3);
+    // As single appends leave it: the same eight files, each roll took the
+    // file leaving the slot it entered.
+    CHECK(ring.dir.segments("laps").size() == before);
+    CHECK(inodes_of(ring.dir.segments("laps")) == ring.first_lap);
+    const std::uint64_t end = ring.producer.next_offset();
+    const std::vector<OwnedRecord> live = read_all(ring.bus, "laps");
+    REQUIRE(!live.empty());
+    check_numbered(live, live.front().offset, static_cast<std::size_t>(end - live.front().offset));
+    ring.bus.close();
+    Bus reopened = open_bus(ring.dir.path());
+    const std::vector<OwnedRecord> recovered = read_all(reopened, "laps");
+    REQUIRE(!recovered.empty());
+    CHECK(recovered.front().offset == live.front().offset);
+    check_numbered(recovered, recovered.front().offset, static_cast<std::size_t>(end - recovered.front().offset));
+  }
+
+  TEST_CASE("a_batch_through_a_full_ring_needs_no_new_file_so_a_full_disk_does_not_refuse_it") {
+    FullRing ring("full");
+    const std::uint64_t first = ring.producer.next_offset();
+    std::vector<std::uint64_t> values(1500); // 12 KB: through three segments
+    for (std::size_t i = 0; i < values.size(); ++i) values[i] = first + i;
+    platform::testing::fail_next_preallocations(1 << 20); // every new file would fail
+    Result<std::uint64_t> r = ring.producer.append_values(std::span<const std::uint64_t>(values), 77);
+    platform::testing::fail_next_preallocations(0);
+    REQUIRE_MESSAGE(r.ok(), r.message());
+    CHECK(*r == first);
+    CHECK(inodes_of(ring.dir.segments("full")) == ring.first_lap);
+    Result<Consumer> c = ring.bus.consumer("full");
+    REQUIRE(c.ok());
+    REQUIRE(c->seek("full", first).ok());
+    const std::vector<OwnedRecord> got = drain(*c);
+    REQUIRE(got.size() == values.size());
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      REQUIRE(got[i].offset == first + i);
+      REQUIRE(got[i].timestamp_ns == 77);
+      std::uint64_t v = 0;
+      REQUIRE(got[i].value.size() == sizeof v);
+      std::memcpy(&v, got[i].value.data(), sizeof v);
+      REQUIRE(v == first + i);
+    }
   }
 }
