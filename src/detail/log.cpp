@@ -275,6 +275,19 @@ bool Log::roll_files(std::uint64_t next_start, Errc& err) noexcept {
   const std::uint64_t ring_need = next_start + segment_bytes_ > capacity_ ? next_start + segment_bytes_ - capacity_ : 0;
   store_->drop_below(now_head > head ? now_head : std::min(now_head, ring_need), next_start);
   if (Status st = store_->begin_segment(next_start, writer_.next_offset, writer_.has_pending); !st.ok()) {
+    // The head may be past segments no roll reached yet (a batch's
+    // reclaim_for_batch takes the slots of all its rolls at once): they are
+    // still held and whole, so the head goes back to the oldest of them and
+    // the refused call loses only the slots it entered, as a single append's
+    // failed roll does. The segments held run without a hole up to the one
+    // before next_start (none was begun here). Under overwrite, and for a
+    // single append, the oldest held is the head already.
+    const std::uint64_t held = store_->segment_count() * segment_bytes_;
+    // relaxed: only this thread stores the head.
+    if (held != 0 && held <= next_start && next_start - held < head_.load(std::memory_order_relaxed)) {
+      const std::uint64_t oldest = next_start - held;
+      store_head(oldest, offset_at_segment(oldest)); // (H) as reclaim's refusal: nothing was overwritten there
+    }
     roll_error_ = std::move(st);
     err = roll_error_.code();
     return false;

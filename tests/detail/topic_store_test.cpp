@@ -209,6 +209,23 @@ struct FullRing {
   std::set<ino_t> first_lap;
 };
 
+// An OFD read lock on a file, as a read-only follower takes on each segment
+// file it maps (the writer then cannot recycle the file). Released by closing
+// the descriptor returned.
+int hold_read_lock(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  struct flock request {};
+  request.l_type = F_RDLCK;
+  request.l_whence = SEEK_SET;
+  REQUIRE(::fcntl(fd, F_OFD_SETLK, &request) == 0);
+  return fd;
+}
+
+std::uint64_t base_offset_of(const std::string& segment) {
+  return std::stoull(std::filesystem::path(segment).stem().string());
+}
+
 } // namespace
 
 TEST_SUITE("topic_store") {
@@ -1463,6 +1480,47 @@ TEST_SUITE("topic_store") {
       REQUIRE(got[i].value.size() == sizeof v);
       std::memcpy(&v, got[i].value.data(), sizeof v);
       REQUIRE(v == first + i);
+    }
+  }
+
+  TEST_CASE("a_batch_refused_by_a_full_disk_at_a_roll_keeps_readable_every_segment_whose_slot_it_did_not_reach") {
+    // The batch takes its room (reclaim_for_batch) before it writes; a roll
+    // that then fails gives up only the segments of the slots it entered.
+    for (const int failing_roll : {1, 2}) {
+      CAPTURE(failing_roll);
+      FullRing ring("b");
+      const std::vector<std::string> old = ring.dir.segments("b");
+      // Rolls from failing_roll on make a new file (as with a follower holding the old one).
+      std::vector<int> locks;
+      for (int k = failing_roll - 1; k < 3; ++k) locks.push_back(hold_read_lock(old[static_cast<std::size_t>(k)]));
+      const std::uint64_t first = ring.producer.next_offset();
+      std::vector<std::uint64_t> values(1500, 5); // 12 KB: through three segments
+      platform::testing::fail_next_preallocations(1);
+      Result<std::uint64_t> r = ring.producer.append_values(std::span<const std::uint64_t>(values));
+      platform::testing::fail_next_preallocations(0);
+      REQUIRE(!r.ok());
+      CHECK(r.code() == Errc::no_space);
+      CHECK(contains(r.message(), "No space"));
+      CHECK(ring.producer.next_offset() == first);
+      // Every segment whose slot the batch did not reach is still there and read, from its first record on.
+      const std::uint64_t kept_from = base_offset_of(old[static_cast<std::size_t>(failing_roll)]);
+      Result<TopicInfo> info = ring.bus.describe("b");
+      REQUIRE(info.ok());
+      CHECK(info->oldest_offset == kept_from);
+      check_numbered(read_all(ring.bus, "b"), kept_from, static_cast<std::size_t>(first - kept_from));
+      for (const int fd : locks) ::close(fd);
+      // The topic takes appends again, and a reopen finds what a reader found.
+      append_timed(ring.producer, 100);
+      const std::uint64_t end = ring.producer.next_offset();
+      const std::vector<OwnedRecord> live = read_all(ring.bus, "b");
+      REQUIRE(!live.empty());
+      check_numbered(live, live.front().offset, static_cast<std::size_t>(end - live.front().offset));
+      ring.bus.close();
+      Bus reopened = open_bus(ring.dir.path());
+      const std::vector<OwnedRecord> recovered = read_all(reopened, "b");
+      REQUIRE(!recovered.empty());
+      CHECK(recovered.front().offset == live.front().offset);
+      check_numbered(recovered, recovered.front().offset, static_cast<std::size_t>(end - recovered.front().offset));
     }
   }
 }
