@@ -256,7 +256,11 @@ bool Log::roll(bool wait, Errc& err) noexcept {
 // is mapped into the slot.
 bool Log::roll_files(std::uint64_t next_start, Errc& err) noexcept {
   const std::uint64_t head = head_.load(std::memory_order_relaxed); // only this thread writes it
-  const std::uint64_t want = store_->retention_head(head, next_start);
+  // Never past the segment of the first unpublished frame: a batch that
+  // rolls through several segments publishes its first frame's word last
+  // (publish()), so the segment it began in is no sealed segment yet, and its
+  // slot must stay mapped for that store.
+  const std::uint64_t want = std::min(store_->retention_head(head, next_start), segment_start(writer_.published));
   if (want > head) {
     if (overwrite_) {
       store_head(want, offset_at_segment(want)); // (E) before the files go

@@ -1523,4 +1523,37 @@ TEST_SUITE("topic_store") {
       check_numbered(recovered, recovered.front().offset, static_cast<std::size_t>(end - recovered.front().offset));
     }
   }
+
+  TEST_CASE("retention_at_a_later_roll_of_a_batch_keeps_the_segment_holding_the_batch_start") {
+    // The batch's first frame is published last (its word, at publish()):
+    // until then the segment it starts in is no sealed segment retention may take.
+    TempBusDir dir;
+    std::uint64_t first = 0;
+    std::uint64_t end = 0;
+    {
+      Bus bus = open_bus(dir.path(), no_flusher());
+      TopicOptions o = persistent_ring(8);
+      o.retention.max_segments = 2; // the segment just sealed and the new one
+      REQUIRE(bus.create_topic("r", o).ok());
+      Producer p = bus.producer("r").value();
+      append_timed(p, 100); // into the second segment
+      first = p.next_offset();
+      NumberedBatch batch(first, 250); // ~12 KB: through three segments
+      Result<std::uint64_t> r = p.append_batch(batch.messages);
+      REQUIRE_MESSAGE(r.ok(), r.message());
+      REQUIRE(*r == first);
+      end = p.next_offset();
+      const std::vector<OwnedRecord> live = read_all(bus, "r");
+      REQUIRE(!live.empty());
+      CHECK(live.front().offset <= first);
+      check_numbered(live, live.front().offset, static_cast<std::size_t>(end - live.front().offset));
+      append_timed(p, 60); // the next roll applies retention again: only two segments stay
+      end = p.next_offset();
+      CHECK(dir.segments("r").size() == 2);
+    }
+    Bus bus = open_bus(dir.path());
+    const std::vector<OwnedRecord> recovered = read_all(bus, "r");
+    REQUIRE(!recovered.empty());
+    check_numbered(recovered, recovered.front().offset, static_cast<std::size_t>(end - recovered.front().offset));
+  }
 }
