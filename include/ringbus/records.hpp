@@ -121,7 +121,7 @@ class Records {
         if (packed_) {
           current_.value = ByteView(current_.value.data() + value_size_, value_size_);
         } else {
-          cursor_ = detail::decode_record(cursor_, frame_end_, base_ts_, current_);
+          decode_general(cursor_);
         }
         return *this;
       }
@@ -171,7 +171,21 @@ class Records {
         current_.value = ByteView(body + std::size_t{skip} * value_size_, value_size_);
       } else {
         for (std::uint32_t i = 0; i < skip && body != nullptr; ++i) body = detail::skip_record(body, frame_end_);
-        cursor_ = detail::decode_record(body, frame_end_, base_ts_, current_);
+        decode_general(body);
+      }
+    }
+    // The general-form record at `at` into current_, and where the next one
+    // starts. A malformed record (bytes changed in a segment file after they
+    // were published) and every record after it in its frame, whose starts
+    // cannot be found (at: nullptr), read as empty records with the frame's
+    // timestamp, as take_one_in_place gives them: never a read past the frame.
+    RINGBUS_ALWAYS_INLINE void decode_general(const std::byte* at) noexcept {
+      cursor_ = RINGBUS_LIKELY(at != nullptr) ? detail::decode_record(at, frame_end_, base_ts_, current_) : nullptr;
+      if (RINGBUS_UNLIKELY(cursor_ == nullptr)) {
+        current_.timestamp_ns = base_ts_;
+        current_.key = ByteView();
+        current_.value = ByteView();
+        current_.headers = HeadersView();
       }
     }
 

@@ -667,6 +667,41 @@ TEST_SUITE("topic_store") {
     check_numbered(drain(f.consumer), 20, 10);
   }
 
+  // A record inside a published batch changed in the file (its frame's
+  // header still whole, so follow() passes it): the reader gets that record
+  // and the rest of its frame as empty records (offset and the frame's
+  // timestamp, no key or value), as poll_one does, then the next frames
+  // intact; never a read through a null record pointer.
+  TEST_CASE("a_follower_reading_a_batch_with_a_record_changed_in_the_file_gets_empty_records_and_reads_on") {
+    FollowedTopic f;
+    const std::size_t at = frame_in_file(f.segment, 20); // the batch's frame
+    std::vector<std::string> keys;
+    std::vector<std::string> values;
+    for (std::uint64_t offset = 20; offset < 23; ++offset) {
+      keys.push_back(key_for(offset));
+      values.push_back(value_for(offset, even_value_bytes));
+    }
+    std::vector<Message> batch;
+    for (std::size_t i = 0; i < keys.size(); ++i)
+      batch.push_back(msg(keys[i], values[i], static_cast<std::int64_t>(1000 * (21 + i))));
+    REQUIRE(f.producer.append_batch(batch).value() == 20);
+    append_timed(f.producer, 2); // offsets 23 and 24, frames of their own
+    // Record 20's length prefix: continuation bytes all through, a varint
+    // longer than the frame.
+    put_word_in_file(f.segment, at + detail::frame_header_bytes, ~std::uint64_t{0});
+
+    const std::vector<OwnedRecord> got = drain(f.consumer);
+    REQUIRE(got.size() == 5);
+    for (std::uint64_t i = 0; i < 3; ++i) {
+      CAPTURE(i);
+      CHECK(got[i].offset == 20 + i);
+      CHECK(got[i].key.empty());
+      CHECK(got[i].value.empty());
+      CHECK(got[i].timestamp_ns == 21'000); // the frame's base timestamp
+    }
+    check_numbered({got.begin() + 3, got.end()}, 23, 2);
+  }
+
   // One of two subscribed topics stuck at damage: a waiting poll still gets
   // what the other one publishes meanwhile; with nothing to deliver the
   // damage is said at once without a timeout, and when the wait ends empty.
