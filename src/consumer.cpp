@@ -281,6 +281,16 @@ void hold_from_head(Cursor& c, std::uint64_t& head, std::uint64_t& oldest) noexc
   }
 }
 
+// A topic another process writes (a follower) knows what its writer
+// published only as of the last follow(), which polls do: catch up first
+// where the end or the held range is read, so that lag(), a seek's range
+// check, seek_to_end and subscribing at latest count every record published
+// so far. (Another consumer of the bus inside follow() makes this a no-op:
+// then it is the one catching up.)
+void catch_up(const Cursor& c) noexcept {
+  if (c.log->follower()) c.log->follow();
+}
+
 // Positions c at the segment that holds offset, to deliver from offset on.
 Status seek_cursor(Cursor& c, std::uint64_t offset) noexcept {
   detail::Log& log = *c.log;
@@ -323,10 +333,14 @@ Status seek_cursor_to_beginning(Cursor& c) noexcept {
   return {};
 }
 
-Status seek_cursor_to_end(Cursor& c) noexcept { return seek_cursor(c, c.log->end_offset()); }
+Status seek_cursor_to_end(Cursor& c) noexcept {
+  catch_up(c);
+  return seek_cursor(c, c.log->end_offset());
+}
 
 Status seek_cursor_to_time(Cursor& c, std::int64_t t) noexcept {
   detail::Log& log = *c.log;
+  catch_up(c);
   // Overwrite topics decode general-form frames from a copy (offset_at_time).
   struct Scratch {
     std::byte* bytes = nullptr;
@@ -724,6 +738,7 @@ std::size_t Consumer::subscription_count() const noexcept { return state_ == nul
 Status Consumer::seek(std::string_view topic, std::uint64_t offset) noexcept {
   Cursor* c = nullptr;
   if (Status st = cursor_for(state_, topic, c); !st.ok()) return st;
+  catch_up(*c);
   return seek_cursor(*c, offset);
 }
 
@@ -791,6 +806,7 @@ Result<std::uint64_t> Consumer::position(std::string_view topic) const noexcept 
 Result<std::uint64_t> Consumer::lag(std::string_view topic) const noexcept {
   Cursor* c = nullptr;
   if (Status st = cursor_for(state_, topic, c); !st.ok()) return st;
+  catch_up(*c);
   const std::uint64_t at = std::max(c->offset, c->skip_until);
   const std::uint64_t end = c->log->end_offset();
   return end > at ? end - at : 0;

@@ -667,6 +667,30 @@ TEST_SUITE("topic_store") {
     check_numbered(drain(f.consumer), 20, 10);
   }
 
+  // A reader's end is the writer's, not what the bus followed last: records
+  // the writer published since are in lag(), a seek may land on them, and
+  // subscribing at latest or seeking to the end starts after them.
+  TEST_CASE("a_follower_subscribing_at_latest_or_seeking_to_the_end_starts_after_what_the_writer_published") {
+    FollowedTopic f;              // f.consumer has read offsets [0, 20)
+    append_timed(f.producer, 10); // [20, 30): no consumer of the reader has polled since
+    CHECK(f.consumer.lag("t").value() == 10);
+    ConsumerOptions latest;
+    latest.topics = {"t"};
+    latest.start = StartPosition::latest;
+    Consumer late = f.reader.consumer(latest).value();
+    CHECK(late.position("t").value() == 30);
+    CHECK(late.lag("t").value() == 0);
+    CHECK(poll_once(late).empty());
+
+    append_timed(f.producer, 5); // [30, 35)
+    REQUIRE(f.consumer.seek("t", 34).ok());
+    CHECK(f.consumer.position("t").value() == 34);
+    REQUIRE(f.consumer.seek_to_end("t").ok());
+    CHECK(f.consumer.position("t").value() == 35);
+    CHECK(poll_once(f.consumer).empty());
+    check_numbered(drain(late), 30, 5);
+  }
+
   // A record inside a published batch changed in the file (its frame's
   // header still whole, so follow() passes it): the reader gets that record
   // and the rest of its frame as empty records (offset and the frame's
