@@ -285,7 +285,9 @@ void hold_from_head(Cursor& c, std::uint64_t& head, std::uint64_t& oldest) noexc
 // published only as of the last follow(), which polls do: catch up first
 // where the end or the held range is read, so that lag(), a seek's range
 // check, seek_to_end and subscribing at latest count every record published
-// so far. (Another consumer of the bus inside follow() makes this a no-op:
+// so far, and seek_to_beginning and subscribing at earliest start at the
+// writer's oldest held record (not at one it dropped since, which the first
+// poll would report as a gap this consumer never had). (Another consumer of the bus inside follow() makes this a no-op:
 // then it is the one catching up.)
 void catch_up(const Cursor& c) noexcept {
   if (c.log->follower()) c.log->follow();
@@ -322,6 +324,7 @@ Status seek_cursor(Cursor& c, std::uint64_t offset) noexcept {
 }
 
 Status seek_cursor_to_beginning(Cursor& c) noexcept {
+  catch_up(c);
   std::uint64_t head = 0;
   std::uint64_t oldest = 0;
   hold_from_head(c, head, oldest);

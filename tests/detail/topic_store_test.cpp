@@ -691,6 +691,30 @@ TEST_SUITE("topic_store") {
     check_numbered(drain(late), 30, 5);
   }
 
+  // The oldest record a reader can start at is the writer's oldest held
+  // one: a consumer subscribing at earliest (or seeking to the beginning)
+  // after the writer lapped the ring starts there and is told of no loss,
+  // as on the writer's own bus (it lost nothing since it subscribed).
+  TEST_CASE("a_follower_subscribing_at_earliest_after_the_writer_lapped_starts_at_its_oldest_record_with_no_gap") {
+    FollowedTopic f;                // f.consumer has read offsets [0, 20)
+    append_timed(f.producer, 1000); // the writer laps its 8 segments of 64 records
+    Consumer late = f.reader.consumer("t").value();
+    const std::uint64_t oldest = late.position("t").value();
+    CHECK(oldest > 20);
+    const Result<Records> first = late.poll(SIZE_MAX, 0ms);
+    REQUIRE_MESSAGE(first.ok(), first.message());
+    CHECK(first->gaps().empty());
+    REQUIRE_FALSE(first->empty());
+    CHECK(first->begin()->offset == oldest);
+
+    REQUIRE(f.consumer.seek_to_beginning("t").ok());
+    CHECK(f.consumer.position("t").value() == oldest);
+    const std::vector<OwnedRecord> all = drain(f.consumer);
+    check_numbered(all, oldest, static_cast<std::size_t>(1020 - oldest));
+    CHECK(f.consumer.lost("t").value() == 0);
+    CHECK(late.lost("t").value() == 0);
+  }
+
   // A record inside a published batch changed in the file (its frame's
   // header still whole, so follow() passes it): the reader gets that record
   // and the rest of its frame as empty records (offset and the frame's
