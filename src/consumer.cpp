@@ -287,8 +287,9 @@ void hold_from_head(Cursor& c, std::uint64_t& head, std::uint64_t& oldest) noexc
 // check, seek_to_end and subscribing at latest count every record published
 // so far, and seek_to_beginning and subscribing at earliest start at the
 // writer's oldest held record (not at one it dropped since, which the first
-// poll would report as a gap this consumer never had). (Another consumer of the bus inside follow() makes this a no-op:
-// then it is the one catching up.)
+// poll would report as a gap this consumer never had). While another
+// consumer of the bus is inside follow(), this is a no-op: that one is
+// catching up.
 void catch_up(const Cursor& c) noexcept {
   if (c.log->follower()) c.log->follow();
 }
