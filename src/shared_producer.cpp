@@ -1,7 +1,7 @@
 // SharedProducer: senders -> moodycamel::ConcurrentQueue (one ProducerToken
 // per sender slot) -> one sequencer -> the topic's Producer. The protocol and
 // its memory orders are drawn at the top of include/ringbus/shared_producer.hpp;
-// the labels (K1..K5, Q1/Q2, T1/T2, S1, U1/U2, P1/P2) are used below.
+// the labels (K1..K5, Q1/Q2, T1/T2, S1, H1..H4, U1/U2, P1/P2) are used below.
 #include "ringbus/shared_producer.hpp"
 
 #include <algorithm>
@@ -322,7 +322,24 @@ struct IngestQueueTraits : moodycamel::ConcurrentQueueDefaultTraits {
 };
 using IngestQueue = moodycamel::ConcurrentQueue<Cell, IngestQueueTraits>;
 
-enum sender_state : std::uint32_t { sender_free = 0, sender_open = 1 };
+// SenderSlot::state: free, open, or held for the thread that closed its
+// last Sender (SenderSlot::holder) until the sequencer has taken the `end`
+// cells that Sender left queued: held_state(end), end >= 1, so every held
+// value is at least 2.
+inline constexpr std::uint64_t sender_free = 0;
+inline constexpr std::uint64_t sender_open = 1;
+constexpr std::uint64_t held_state(std::uint64_t end_cells) noexcept { return end_cells << 1; }
+constexpr bool is_held(std::uint64_t state) noexcept { return state > sender_open; }
+constexpr std::uint64_t held_end(std::uint64_t state) noexcept { return state >> 1; }
+
+// A number for the calling thread, unique in the process (a std::thread::id
+// may be reused once its thread has ended): whom a held slot is kept for.
+inline std::uint64_t this_thread_token() noexcept {
+  static std::atomic<std::uint64_t> next{1};
+  // relaxed: only the uniqueness of each fetch_add's value matters.
+  thread_local const std::uint64_t token = next.fetch_add(1, std::memory_order_relaxed);
+  return token;
+}
 
 // A stretch of one slot's records that got consecutive offsets: the record
 // with ticket first_sequence got first_offset, the next one first_offset + 1,
@@ -347,10 +364,11 @@ struct SenderSlot {
   // The open Sender's line; its plain fields are handed to the next Sender
   // of the slot through `state` (S1).
   alignas(cache_line) std::atomic<std::uint32_t> busy{0}; // (K1)/(K3) inside a send
-  std::atomic<std::uint32_t> state{sender_free};
-  std::uint64_t sent_records = 0;   // tickets issued
-  std::uint64_t sent_cells = 0;     // cells enqueued
-  std::uint64_t cached_drained = 0; // last drained_cells read (Q2)
+  std::atomic<std::uint64_t> state{sender_free};          // (S1) free, open or held_state(end)
+  std::atomic<std::uint64_t> holder{0};                   // (H2) whom a held slot is kept for (this_thread_token)
+  std::uint64_t sent_records = 0;                         // tickets issued
+  std::uint64_t sent_cells = 0;                           // cells enqueued
+  std::uint64_t cached_drained = 0;                       // last drained_cells read (Q2)
 
   // Written by the sequencer.
   alignas(cache_line) std::atomic<std::uint64_t> drained_cells{0}; // (Q1)
@@ -483,26 +501,111 @@ class SharedCore {
     }
   }
 
+  // Each thread's order across the Senders it uses one after another.
+  //
+  // A slot's sub-queue is FIFO, and the sequencer appends in the order it
+  // takes cells (the takes of a gather in turn; a gather only once the last
+  // one's records are appended). So a thread's records keep their order if
+  // its next Sender either
+  //   (a) enqueues into the slot of its last one, behind that one's cells, or
+  //   (b) enqueues only after the take of the last cell its last Sender
+  //       enqueued happened (happens-before): the take that finds the new
+  //       cells cannot come before that one (it would happen before its own
+  //       enqueue), so it comes after, and so does their append.
+  // release_slot() and take_slot() make one of them hold without waiting
+  // for the sequencer (a caller-mode thread that pumps for itself cannot
+  // deadlock, and closing a Sender never blocks):
+  //   - A closing Sender whose cells are all taken ((H1) sees drained_cells
+  //     at sent_cells) frees its slot: (b) holds through H1's acquire and
+  //     what follows it on this thread.
+  //   - Otherwise the slot is held for the closing thread: holder = its
+  //     token (H2), state = held_state(sent_cells) (S1). That thread's next
+  //     sender() looks for a slot held for it first and takes it: (a).
+  //   - Another thread takes a held slot only once (H4) sees the sequencer
+  //     has taken its `end` cells, with an acq_rel CAS (H3). The holder's
+  //     next sender() then reads the slot's state with acquire (it reads
+  //     every slot's, and its own store of held_state(end) was earlier, so
+  //     it reads H3's value or a later one, which heads or continues a
+  //     release sequence back to a taker that saw the cells taken): (b).
+  //     (If that read still finds its own held_state(end) but a later
+  //     holder, H2's acquire gives it (b) the same way.)
+  //     A taker that sent nothing frees the slot again (H1: all taken), so
+  //     held_state(end) is never stored again once H3 took it, and a CAS
+  //     from it by the holder fails: no ABA.
+  // The cost: sender() on a thread that finds every slot open or held for
+  // another thread gets too_many_senders until the sequencer drains one.
   Result<SenderSlot*> take_slot() {
     if (closing()) return closed_error("cannot open a sender");
-    for (std::size_t i = 0; i < slots_.size(); ++i) {
-      std::uint32_t expected = sender_free;
-      // (S1) acquire: takes over the counters the last Sender of the slot released.
-      if (slots_[i].state.compare_exchange_strong(expected, sender_open, std::memory_order_acquire,
-                                                  std::memory_order_relaxed)) {
-        // (U1) seq_cst: before this Sender's first (K1) in the seq_cst order,
-        // so a close() that missed its busy flag has seen the slot count; see (U2).
-        std::uint32_t used = slots_used_.load(std::memory_order_relaxed);
-        const auto need = static_cast<std::uint32_t>(i + 1);
-        while (used < need &&
-               !slots_used_.compare_exchange_weak(used, need, std::memory_order_seq_cst, std::memory_order_relaxed)) {
-        }
-        return &slots_[i];
+    const std::uint64_t me = this_thread_token();
+    // (a): the slot this thread's last Sender left held.
+    for (SenderSlot& s : slots_) {
+      // (S1) acquire: pairs with the release stores of state (release_slot) and (H3).
+      std::uint64_t state = s.state.load(std::memory_order_acquire);
+      if (is_held(state) && s.holder.load(std::memory_order_acquire) == me && // (H2) pairs with H2's store
+          s.state.compare_exchange_strong(state, sender_open, std::memory_order_acquire,
+                                          std::memory_order_acquire)) { // (S1) both: as the load above
+        return opened(s);
       }
     }
-    return Status(Errc::too_many_senders, "all " + std::to_string(slots_.size()) +
-                                              " sender slots of the shared producer of topic '" + std::string(topic()) +
-                                              "' are open (SharedProducerOptions::max_senders)");
+    // Then a free slot, or one held for another thread whose cells are all taken.
+    std::uint32_t held = 0;
+    for (SenderSlot& s : slots_) {
+      std::uint64_t state = s.state.load(std::memory_order_acquire); // (S1) as above
+      if (state == sender_free) {
+        // (S1) acquire: takes over the counters the last Sender of the slot released.
+        if (s.state.compare_exchange_strong(state, sender_open, std::memory_order_acquire, std::memory_order_relaxed)) {
+          return opened(s);
+        }
+      } else if (is_held(state)) {
+        // (H4) acquire: pairs with (Q1); the take of the holder's last cell
+        // happens before what follows here.
+        if (s.drained_cells.load(std::memory_order_acquire) < held_end(state)) {
+          ++held;
+          continue;
+        }
+        // (H3) acq_rel: acquire as (S1); release hands H4 on to the holder's
+        // next sender(), whose (S1) loads and CAS read this value or a later one.
+        if (s.state.compare_exchange_strong(state, sender_open, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+          return opened(s);
+        }
+      }
+    }
+    std::string m = "all " + std::to_string(slots_.size()) + " sender slots of the shared producer of topic '" +
+                    std::string(topic()) + "' are ";
+    if (held == 0) {
+      m += "open";
+    } else {
+      m += "taken: " + std::to_string(held) +
+           " of them keep the records of a closed sender, not yet drained, for the next sender its thread opens";
+    }
+    return Status(Errc::too_many_senders, m + " (SharedProducerOptions::max_senders)");
+  }
+
+  // Sender::close(): frees the slot, or holds it for this thread while the
+  // sequencer has not taken every cell it holds (see take_slot).
+  void release_slot(SenderSlot& s) noexcept {
+    // (H1) acquire: pairs with (Q1); the take of the last cell sent happens before what follows.
+    if (s.drained_cells.load(std::memory_order_acquire) >= s.sent_cells) {
+      s.state.store(sender_free, std::memory_order_release); // (S1) hands the counters on
+      return;
+    }
+    // (H2) release: a thread that reads this holder (take_slot's acquire
+    // load) after another thread took the slot (H3) reads a later holder,
+    // and so learns that its cells were taken.
+    s.holder.store(this_thread_token(), std::memory_order_release);
+    s.state.store(held_state(s.sent_cells), std::memory_order_release); // (S1) hands the counters and H2 on
+  }
+
+  // take_slot() got slot s.
+  SenderSlot* opened(SenderSlot& s) noexcept {
+    // (U1) seq_cst: before this Sender's first (K1) in the seq_cst order,
+    // so a close() that missed its busy flag has seen the slot count; see (U2).
+    std::uint32_t used = slots_used_.load(std::memory_order_relaxed);
+    const auto need = static_cast<std::uint32_t>(&s - slots_.data() + 1);
+    while (used < need &&
+           !slots_used_.compare_exchange_weak(used, need, std::memory_order_seq_cst, std::memory_order_relaxed)) {
+    }
+    return &s;
   }
 
   // Why `what` is refused: the failure that stopped the sequencer (a closed
@@ -848,7 +951,7 @@ class SharedCore {
       at += need;
     }
     s.dequeued_cells += got;
-    s.drained_cells.store(s.dequeued_cells, std::memory_order_release); // (Q1) pairs with (Q2)
+    s.drained_cells.store(s.dequeued_cells, std::memory_order_release); // (Q1) pairs with (Q2), (H1), (H4)
     runs_[run_count_++] = Run{&s, run_begin, count_};
     return got;
   }
@@ -1181,7 +1284,7 @@ SharedProducer::Sender::~Sender() { (void)close(); }
 
 Status SharedProducer::Sender::close() noexcept {
   if (slot_ == nullptr) return Status(Errc::closed, "sender is already closed");
-  slot_->state.store(detail::sender_free, std::memory_order_release); // (S1) hands the counters on
+  slot_->core->release_slot(*slot_);
   slot_ = nullptr;
   core_.reset();
   return {};

@@ -11,7 +11,9 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -83,6 +85,73 @@ struct Fixture {
   SharedProducer shared;
   Consumer consumer;
 };
+
+// Record `seq` of writer `w` (a thread of a test) carries id = w << 32 | seq:
+// every third one as its whole 8-byte value (one queue slot), the others as
+// the first 8 bytes of a value that goes on with bytes derived from the id,
+// under the key "w" (several queue slots). A record out of its writer's
+// order, torn or of another form does not match.
+struct WriterRecord {
+  std::string key;
+  std::string value;
+};
+
+WriterRecord writer_record(unsigned w, std::uint64_t seq) {
+  const std::uint64_t id = std::uint64_t{w} << 32 | seq;
+  std::string value(8, '\0');
+  std::memcpy(value.data(), &id, 8);
+  if (seq % 3 == 0) return {"", value};
+  return {"w", value + ringbus::test::value_for(id, 1 + seq % 40)};
+}
+
+Result<Ticket> send_record(SharedProducer::Sender& sender, unsigned w, std::uint64_t seq) {
+  const WriterRecord r = writer_record(w, seq);
+  return sender.send(ByteView(r.key), ByteView(r.value));
+}
+
+// Checks records as they arrive: each one is the next of its writer, byte
+// for byte. Stops at the first that is not and says why.
+class WriterOrder {
+ public:
+  explicit WriterOrder(unsigned writers) : next_(writers, 0) {}
+
+  bool check(std::string_view key, std::string_view value) {
+    if (!error_.empty()) return false;
+    std::uint64_t id = 0;
+    if (value.size() < 8) return fail("a record of " + std::to_string(value.size()) + " bytes carries no id");
+    std::memcpy(&id, value.data(), 8);
+    const auto w = static_cast<unsigned>(id >> 32);
+    const std::uint64_t seq = id & 0xffff'ffff;
+    if (w >= next_.size()) return fail("a record of writer " + std::to_string(w) + ", which does not exist");
+    if (seq != next_[w]) {
+      return fail("writer " + std::to_string(w) + " record " + std::to_string(seq) + " where " +
+                  std::to_string(next_[w]) + " was next");
+    }
+    const WriterRecord want = writer_record(w, seq);
+    if (key != want.key || value != want.value) {
+      return fail("writer " + std::to_string(w) + " record " + std::to_string(seq) + " is not intact");
+    }
+    ++next_[w];
+    return true;
+  }
+  [[nodiscard]] const std::string& error() const noexcept { return error_; }
+  [[nodiscard]] std::uint64_t next(unsigned w) const noexcept { return next_[w]; }
+
+ private:
+  bool fail(std::string why) {
+    error_ = std::move(why);
+    return false;
+  }
+  std::vector<std::uint64_t> next_;
+  std::string error_;
+};
+
+// Opens a Sender on a thread of its own (which ends at once).
+Result<SharedProducer::Sender> sender_of_another_thread(SharedProducer& shared) {
+  std::optional<Result<SharedProducer::Sender>> opened;
+  std::thread([&] { opened.emplace(shared.sender()); }).join();
+  return std::move(*opened);
+}
 
 } // namespace
 
@@ -599,6 +668,60 @@ TEST_SUITE("shared_producer") {
     CHECK_FALSE(b.is_open()); // NOLINT: moved-from is closed by design
     CHECK(b.send("x").code() == Errc::closed);
     CHECK(moved.send("x").ok());
+  }
+
+  TEST_CASE("a_thread_that_closes_its_sender_and_opens_another_keeps_its_order") {
+    // Caller mode: where each record lands is decided by the pumps below. A
+    // gather takes at most 64 queue slots, so the first takes only part of
+    // what a left queued, and the next starts at another slot (it rotates).
+    SharedProducerOptions options = caller_mode();
+    options.max_senders = 2;
+    options.sequencer_batch_slots = 64;
+    Fixture f(options);
+    std::uint64_t sent = 0; // writer 0: this thread
+    SharedProducer::Sender a = f.shared.sender().value();
+    for (; sent < 100; ++sent) REQUIRE(send_record(a, 0, sent).ok());
+    REQUIRE(a.close().ok()); // its records are all still queued
+    // Another thread opens a Sender and sends while they wait.
+    Result<SharedProducer::Sender> other = sender_of_another_thread(f.shared);
+    REQUIRE_MESSAGE(other.ok(), other.message());
+    for (std::uint64_t i = 0; i < 10; ++i) REQUIRE(send_record(*other, 1, i).ok());
+    SharedProducer::Sender b = f.shared.sender().value(); // this thread again
+    for (; sent < 110; ++sent) REQUIRE(send_record(b, 0, sent).ok());
+    CHECK(pump_all(f.shared) == 120); // this thread pumps: nothing waits for it
+    WriterOrder order(2);
+    for (const OwnedRecord& r : ringbus::test::drain(f.consumer)) {
+      if (!order.check(r.key, r.value)) break;
+    }
+    CHECK_MESSAGE(order.error().empty(), order.error());
+    CHECK(order.next(0) == 110);
+    CHECK(order.next(1) == 10);
+  }
+
+  TEST_CASE("another_thread_gets_a_closed_senders_slot_once_its_records_are_drained") {
+    SharedProducerOptions options = caller_mode();
+    options.max_senders = 1;
+    Fixture f(options);
+    SharedProducer::Sender a = f.shared.sender().value();
+    REQUIRE(a.send("a0").ok());
+    REQUIRE(a.send("a1").ok());
+    REQUIRE(a.close().ok());
+    // The slot is kept for this thread's next Sender while a's records are queued.
+    const Result<SharedProducer::Sender> refused = sender_of_another_thread(f.shared);
+    CHECK(refused.code() == Errc::too_many_senders);
+    CHECK(contains(refused.message(), "max_senders"));
+    CHECK(contains(refused.message(), "not yet drained"));
+    CHECK(pump_all(f.shared) == 2);
+    Result<SharedProducer::Sender> c = sender_of_another_thread(f.shared);
+    REQUIRE_MESSAGE(c.ok(), c.message());
+    CHECK(c->next_ticket().sequence == 2); // a's slot, a's counters
+    REQUIRE(c->send("c0").ok());
+    CHECK(pump_all(f.shared) == 1);
+    const std::vector<OwnedRecord> got = ringbus::test::drain(f.consumer);
+    REQUIRE(got.size() == 3);
+    CHECK(got[0].value == "a0");
+    CHECK(got[1].value == "a1");
+    CHECK(got[2].value == "c0");
   }
 
   TEST_CASE("options_out_of_their_limits_are_refused_by_name") {
@@ -1259,6 +1382,112 @@ void stress(SequencerMode mode, unsigned senders, std::uint64_t per_sender) {
   }
 }
 
+// Writers that keep closing their Sender (or dropping it) and opening
+// another, with twice as many writer threads as sender slots, so slots
+// change hands all the time: every record arrives once, intact, in its
+// writer's order.
+void reopening_writers(SequencerMode mode) {
+  constexpr unsigned writers = 6;
+  const std::uint64_t per_writer = ringbus::stress::scaled(20'000, 2'000);
+  Bus bus;
+  REQUIRE(bus.create_topic("t", medium_ring()).ok());
+  SharedProducerOptions options;
+  options.sequencer = mode;
+  options.max_senders = 3;
+  options.sender_queue_slots = 300;
+  options.max_record_bytes = 256;
+  options.sequencer_batch_slots = 64;
+  SharedProducer shared = bus.shared_producer("t", options).value();
+  Consumer consumer = bus.consumer("t").value();
+
+  std::vector<std::string> errors(writers);
+  std::atomic<bool> stop{false}; // a writer failed, or the reader did
+  std::vector<std::thread> threads;
+  for (unsigned w = 0; w < writers; ++w) {
+    threads.emplace_back([&, w] {
+      ringbus::stress::Rng rng(ringbus::stress::test_seed() + w);
+      std::vector<WriterRecord> records;
+      std::vector<Message> messages;
+      std::uint64_t seq = 0;
+      const auto fail = [&](std::string why) {
+        errors[w] = std::move(why);
+        stop.store(true, std::memory_order_relaxed);
+      };
+      while (seq < per_writer && !stop.load(std::memory_order_relaxed)) {
+        Result<SharedProducer::Sender> opened = shared.sender();
+        if (opened.code() == Errc::too_many_senders) {
+          std::this_thread::yield();
+          continue;
+        }
+        if (!opened.ok()) {
+          return fail("sender(): " + std::string(opened.message()));
+        }
+        SharedProducer::Sender sender = std::move(*opened);
+        const std::uint64_t end = std::min<std::uint64_t>(seq + 1 + rng.below(40), per_writer);
+        while (seq < end) {
+          Result<Ticket> sent = Ticket{};
+          std::uint64_t n = 1;
+          if (rng.one_in(4)) { // a batch of the next few records
+            n = std::min<std::uint64_t>(1 + rng.below(8), end - seq);
+            records.clear();
+            messages.clear();
+            for (std::uint64_t i = 0; i < n; ++i) records.push_back(writer_record(w, seq + i));
+            for (const WriterRecord& r : records) messages.push_back(msg(ByteView(r.key), ByteView(r.value)));
+            sent = sender.send_batch(messages);
+          } else {
+            sent = send_record(sender, w, seq);
+          }
+          if (!sent.ok()) {
+            return fail("send of record " + std::to_string(seq) + ": " + std::string(sent.message()));
+          }
+          seq += n;
+        }
+        if (rng.one_in(2)) (void)sender.close(); // else its destructor closes it
+      }
+    });
+  }
+  // This thread reads (and pumps, in caller mode) until every record is in,
+  // one is out of order or a writer failed; then closing the bus stops the
+  // writers' waits.
+  WriterOrder order(writers);
+  std::uint64_t received = 0;
+  std::string error;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (received < writers * per_writer && error.empty() && !stop.load(std::memory_order_relaxed)) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      error = "only " + std::to_string(received) + " records arrived within 60 s";
+      break;
+    }
+    if (mode == SequencerMode::caller) {
+      Result<std::size_t> moved = shared.pump();
+      if (!moved.ok()) error = "pump: " + std::string(moved.message());
+    }
+    Result<Records> polled = consumer.poll(SIZE_MAX, mode == SequencerMode::caller ? 0ms : 10ms);
+    if (!polled.ok()) {
+      error = "poll: " + std::string(polled.message());
+      break;
+    }
+    for (const Record& r : *polled) {
+      if (!order.check(r.key.str(), r.value.str())) {
+        error = "offset " + std::to_string(r.offset) + ": " + order.error();
+        break;
+      }
+      ++received;
+    }
+  }
+  if (received != writers * per_writer) {
+    stop.store(true, std::memory_order_relaxed);
+    bus.close();
+  }
+  for (std::thread& t : threads) t.join();
+  CHECK_MESSAGE(error.empty(), error);
+  if (!error.empty()) return; // the writers then met the closed bus
+  for (const std::string& e : errors) CHECK_MESSAGE(e.empty(), e);
+  if (received != writers * per_writer) return;
+  CHECK(shared.close().ok());
+  CHECK(bus.describe("t").value().end_offset == writers * per_writer); // nothing more, nothing less
+}
+
 } // namespace
 
 TEST_SUITE("shared_producer") {
@@ -1268,5 +1497,12 @@ TEST_SUITE("shared_producer") {
 
   TEST_CASE("four_senders_and_a_pumping_consumer_deliver_every_record_once_in_each_senders_order") {
     stress(SequencerMode::caller, 4, ringbus::stress::scaled(1'000'000, 20'000));
+  }
+
+  TEST_CASE("threads_that_keep_reopening_senders_keep_their_order_in_both_modes") {
+    for (const SequencerMode mode : {SequencerMode::thread, SequencerMode::caller}) {
+      CAPTURE(ringbus::to_string(mode));
+      reopening_writers(mode);
+    }
   }
 }

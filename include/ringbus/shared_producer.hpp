@@ -6,8 +6,9 @@
 // sub-queue of a moodycamel::ConcurrentQueue (one ProducerToken per Sender
 // slot); one sequencer drains the sub-queues in bulk and appends what it
 // drained with the Producer's batch API, so many records share one
-// publication. Each Sender's records keep their order in the log; records of
-// different Senders interleave.
+// publication. Each Sender's records keep their order in the log, and so do
+// each thread's across the Senders it uses one after another; records of
+// different threads interleave (see Guarantees).
 //
 //   Bus bus; bus.create_topic("events").check();
 //   SharedProducer shared = bus.shared_producer("events").value(); // sequencer thread started
@@ -45,7 +46,18 @@
 //     record that never got in never resolves: offset_of says why (with the
 //     failure's code) as soon as the sequencer has given up, instead of
 //     would_block.
-//   - Per Sender, offsets increase with the tickets (its order is kept).
+//   - Order. Per Sender, offsets increase with the tickets. Per thread,
+//     across the Senders it uses one after another: the records a thread
+//     sent through a Sender it then closed (or destroyed) come before those
+//     it sends through the next one it opens, in both sequencer modes.
+//     Closing never waits for the sequencer (a caller-mode thread that pumps
+//     for itself cannot deadlock): a closed Sender whose records are not all
+//     drained yet leaves its slot held for its thread, whose next Sender
+//     takes it and queues behind them; another thread gets a held slot only
+//     once the sequencer has drained them (until then, with no slot free,
+//     sender() says Errc::too_many_senders). A Sender counts for the thread
+//     that closes it. Two Senders a thread keeps open at once are two
+//     streams: their records interleave.
 //   - Back-pressure, not unbounded memory: each Sender slot may have at most
 //     `sender_queue_slots` queue slots outstanding (sent, not yet drained).
 //     When the log is full under OverflowPolicy::block the sequencer stops
@@ -117,10 +129,23 @@
 //   (T3) not sequenced yet: stopped.load     (T3) stopped.store(release) once nothing more
 //        (acquire), then sequenced again:          will be sequenced (a failure, or the end
 //        pairs with T3; still not: never           of close()), after the last (T1)
-//   (S1) state CAS free->open (acquire) on   sender(): slots_used CAS (release) (U1);
-//        sender(); state.store(free, release)     gather: slots_used.load(acquire) (U2)
-//        on close: hands the slot's counters
-//        to the next Sender of the slot
+//   (S1) state CAS free/held->open (acquire) sender(): slots_used CAS (release) (U1);
+//        on sender(); state.store(free or         gather: slots_used.load(acquire) (U2)
+//        held, release) on close: hands the
+//        slot's counters to the next Sender
+//   (H1) close: drained.load(acquire), pairs (Q1) as above: the take of a Sender's last
+//        with Q1: all taken -> free the slot;     cell happens before an H1 or H4 that
+//        else (H2) holder.store(release), then    sees it taken
+//        state = held(end) (S1): kept for this
+//        thread's next sender()
+//   (H4) another thread's sender():
+//        drained.load(acquire) >= end, then
+//        (H3) state CAS held->open (acq_rel):
+//        the holder's next sender() reads the
+//        state, or (H2) holder, with acquire:
+//        its sends follow that take. Why this
+//        keeps each thread's order: the comment
+//        above take_slot in the .cpp.
 #pragma once
 
 #include <chrono>
@@ -152,7 +177,9 @@ enum class SequencerMode : std::uint8_t {
 
 struct SharedProducerOptions {
   SequencerMode sequencer = SequencerMode::thread;
-  // Senders open at once (each holds one slot and its ProducerToken); 1..256.
+  // Senders open at once (each holds one slot and its ProducerToken; a
+  // closed one's slot stays held for its thread until the sequencer has
+  // drained its records); 1..256.
   // Memory grows with its square: moodycamel sizes each producer's block
   // index for the whole block pool (16 B per pool block per sender).
   std::size_t max_senders = 16;
@@ -195,8 +222,11 @@ struct Ticket {
 class SharedProducer {
  public:
   // One thread's way into the topic. Used by one thread at a time, like a
-  // Producer. Destroying or closing it frees its slot for another Sender;
-  // records it sent stay accepted.
+  // Producer. Destroying or closing it frees its slot (records it sent stay
+  // accepted): at once for the next Sender its thread opens (which, while
+  // some of them are still queued, takes this slot and continues its
+  // tickets); for another thread's once the sequencer has drained them (the
+  // order guarantee above).
   class Sender {
    public:
     Sender() noexcept = default; // not open: every call says closed
@@ -277,8 +307,9 @@ class SharedProducer {
   SharedProducer& operator=(const SharedProducer&) = delete;
   ~SharedProducer(); // close()
 
-  // A Sender for the calling thread (cold: takes a free slot).
-  // Errc::too_many_senders when max_senders are open.
+  // A Sender for the calling thread (cold: takes the slot this thread's last
+  // Sender left held, else a free one). Errc::too_many_senders when
+  // max_senders are open or held for other threads (see Sender).
   Result<Sender> sender();
 
   // SequencerMode::caller: moves up to max_records accepted records into the
