@@ -201,6 +201,21 @@ struct FullRing {
   FullRing(const FullRing&) = delete;
   FullRing& operator=(const FullRing&) = delete;
 
+  // Every numbered record from the oldest held to the last appended, read
+  // live, then the same range after closing the bus and reopening it. Closes bus.
+  void check_every_record_live_and_after_a_reopen() {
+    const std::uint64_t end = producer.next_offset();
+    const std::vector<OwnedRecord> live = read_all(bus, name);
+    REQUIRE(!live.empty());
+    check_numbered(live, live.front().offset, static_cast<std::size_t>(end - live.front().offset));
+    bus.close();
+    Bus reopened = open_bus(dir.path());
+    const std::vector<OwnedRecord> recovered = read_all(reopened, name);
+    REQUIRE(!recovered.empty());
+    CHECK(recovered.front().offset == live.front().offset);
+    check_numbered(recovered, recovered.front().offset, static_cast<std::size_t>(end - recovered.front().offset));
+  }
+
   std::string name;
   TempBusDir dir;
   Bus bus = open_bus(dir.path(), no_flusher());
@@ -1528,16 +1543,7 @@ TEST_SUITE("topic_store") {
     // file leaving the slot it entered.
     CHECK(ring.dir.segments("laps").size() == before);
     CHECK(inodes_of(ring.dir.segments("laps")) == ring.first_lap);
-    const std::uint64_t end = ring.producer.next_offset();
-    const std::vector<OwnedRecord> live = read_all(ring.bus, "laps");
-    REQUIRE(!live.empty());
-    check_numbered(live, live.front().offset, static_cast<std::size_t>(end - live.front().offset));
-    ring.bus.close();
-    Bus reopened = open_bus(ring.dir.path());
-    const std::vector<OwnedRecord> recovered = read_all(reopened, "laps");
-    REQUIRE(!recovered.empty());
-    CHECK(recovered.front().offset == live.front().offset);
-    check_numbered(recovered, recovered.front().offset, static_cast<std::size_t>(end - recovered.front().offset));
+    ring.check_every_record_live_and_after_a_reopen();
   }
 
   TEST_CASE("a_batch_through_a_full_ring_needs_no_new_file_so_a_full_disk_does_not_refuse_it") {
@@ -1594,16 +1600,7 @@ TEST_SUITE("topic_store") {
       for (const int fd : locks) ::close(fd);
       // The topic takes appends again, and a reopen finds what a reader found.
       append_timed(ring.producer, 100);
-      const std::uint64_t end = ring.producer.next_offset();
-      const std::vector<OwnedRecord> live = read_all(ring.bus, "b");
-      REQUIRE(!live.empty());
-      check_numbered(live, live.front().offset, static_cast<std::size_t>(end - live.front().offset));
-      ring.bus.close();
-      Bus reopened = open_bus(ring.dir.path());
-      const std::vector<OwnedRecord> recovered = read_all(reopened, "b");
-      REQUIRE(!recovered.empty());
-      CHECK(recovered.front().offset == live.front().offset);
-      check_numbered(recovered, recovered.front().offset, static_cast<std::size_t>(end - recovered.front().offset));
+      ring.check_every_record_live_and_after_a_reopen();
     }
   }
 
